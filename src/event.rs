@@ -1,0 +1,133 @@
+//! Which event to sample and how: turns a validated event description into
+//! the `perf_event_attr` the kernel takes. Pure, so the encoding is unit-tested.
+
+use crate::perfdata::attr::{event_type, flag, sample, software, EventAttr};
+
+/// How often to sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Samples per second per CPU (`-F`); the kernel adapts the period.
+    Frequency(u64),
+    /// One sample every N events (`-c`); ns for cpu-clock.
+    Period(u64),
+}
+
+impl Default for Sampling {
+    /// perf's default: 4000 Hz.
+    fn default() -> Self {
+        Sampling::Frequency(4000)
+    }
+}
+
+/// How call chains are collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallGraph {
+    /// Only the sampled instruction pointer.
+    #[default]
+    None,
+    /// Kernel-walked frame-pointer chains (`-g`, `--call-graph fp`).
+    FramePointer,
+}
+
+/// The call-chain depth cap perf uses (`kernel.perf_event_max_stack` default).
+pub const MAX_STACK: u16 = 127;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Name shown in reports (`cpu-clock`).
+    pub name: String,
+    pub kind: u32,
+    pub config: u64,
+    pub sampling: Sampling,
+    pub call_graph: CallGraph,
+    /// Leave kernel samples out (needed without privilege at paranoid 2).
+    pub exclude_kernel: bool,
+}
+
+impl EventSpec {
+    /// The software timer rprof records by default.
+    pub fn cpu_clock(sampling: Sampling, call_graph: CallGraph) -> EventSpec {
+        EventSpec {
+            name: "cpu-clock".to_string(),
+            kind: event_type::SOFTWARE,
+            config: software::CPU_CLOCK,
+            sampling,
+            call_graph,
+            exclude_kernel: false,
+        }
+    }
+
+    /// The unit of a sample's weight (its period).
+    pub fn weight_unit(&self) -> &'static str {
+        weight_unit(self.kind, self.config)
+    }
+
+    /// The attr for sampling this event. The record session adds the
+    /// target-dependent bits (disabled, inherit, enable_on_exec).
+    pub fn to_attr(&self) -> EventAttr {
+        let mut sample_type = sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD;
+        let mut flags = flag::MMAP
+            | flag::MMAP2
+            | flag::COMM
+            | flag::COMM_EXEC
+            | flag::TASK
+            | flag::SAMPLE_ID_ALL
+            | flag::BUILD_ID;
+        let sample_period_or_freq = match self.sampling {
+            Sampling::Frequency(hz) => {
+                flags |= flag::FREQ;
+                hz
+            }
+            Sampling::Period(period) => period,
+        };
+        if self.call_graph == CallGraph::FramePointer {
+            sample_type |= sample::CALLCHAIN;
+        }
+        if self.exclude_kernel {
+            flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
+        }
+        EventAttr {
+            kind: self.kind,
+            config: self.config,
+            sample_period_or_freq,
+            sample_type,
+            flags,
+            sample_max_stack: if self.call_graph == CallGraph::None { 0 } else { MAX_STACK },
+            ..EventAttr::default()
+        }
+    }
+}
+
+/// Unit of the period of an event, for report headers.
+pub fn weight_unit(kind: u32, config: u64) -> &'static str {
+    match (kind, config) {
+        (event_type::SOFTWARE, software::CPU_CLOCK | software::TASK_CLOCK) => "ns",
+        (event_type::HARDWARE | event_type::HW_CACHE | event_type::RAW, _) => "events",
+        _ => "events",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_clock_frequency_with_frame_pointers_sets_callchain_and_freq() {
+        let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+        assert_eq!(attr.kind, event_type::SOFTWARE);
+        assert_eq!(attr.config, software::CPU_CLOCK);
+        assert!(attr.is_freq());
+        assert_eq!(attr.sample_period_or_freq, 999);
+        assert_ne!(attr.sample_type & sample::CALLCHAIN, 0);
+        assert!(attr.has_flag(flag::SAMPLE_ID_ALL) && attr.has_flag(flag::MMAP2));
+        assert_eq!(attr.sample_max_stack, MAX_STACK);
+    }
+
+    #[test]
+    fn fixed_period_without_callgraph_has_no_callchain() {
+        let attr = EventSpec::cpu_clock(Sampling::Period(250_000), CallGraph::None).to_attr();
+        assert!(!attr.is_freq());
+        assert_eq!(attr.sample_period_or_freq, 250_000);
+        assert_eq!(attr.sample_type & sample::CALLCHAIN, 0);
+    }
+}

@@ -1,0 +1,30 @@
+//! rprof: a Linux sampling profiler.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! sys        perf_event_open, ioctls, mmap rings        (the only unsafe code)
+//!  -> record    launch / attach / system-wide, drain rings into a file
+//!  -> perfdata  the recording file (perf.data layout, PERFILE2): writer + reader
+//!  -> process   threads, comms and mappings over time (pure, no OS access)
+//!  -> unwind    call chains split into kernel / user frames
+//!  -> symbolize per-module lazy contexts: ELF, DWARF lines + inlines, kallsyms, JIT maps
+//!  -> aggregate interned stacks with explicit weights
+//!  -> output    top table, folded stacks, flame graph SVG
+//! ```
+//!
+//! `commands` glues the stages together for each subcommand; `src/bin/rprof.rs`
+//! only parses flags, runs a command and prints the error chain.
+#![deny(unsafe_code)]
+
+pub mod aggregate;
+pub mod cli;
+pub mod commands;
+pub mod event;
+pub mod output;
+pub mod perfdata;
+pub mod process;
+pub mod record;
+pub mod symbolize;
+pub mod sys;
+pub mod unwind;

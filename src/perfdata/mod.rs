@@ -1,0 +1,18 @@
+//! The recording file: the perf.data layout (`PERFILE2`), written by
+//! `record` and read by `report`. One reader serves rprof's files and files
+//! written by Linux `perf record`.
+//!
+//! rprof adds one feature section, [`format::feature::RPROF_SYMBOLS`], a bit
+//! far above anything perf defines; perf only walks the bits it knows, so it
+//! skips the section while rprof finds its symbol table there.
+
+pub mod attr;
+pub mod format;
+pub mod reader;
+pub mod records;
+pub mod writer;
+
+pub use attr::EventAttr;
+pub use reader::{PerfFile, ReadError};
+pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
+pub use writer::{FeatureData, PerfDataWriter, WriteError};
