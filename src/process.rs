@@ -1,1 +1,265 @@
-//! TODO
+//! The process model: which threads belong to which process, what each is
+//! called, and what is mapped where, as the records replay in time order.
+//! Pure: it never reads /proc; everything comes from the recording.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::perfdata::records::{CpuMode, Mmap, Record};
+use crate::symbolize::{ModuleKind, ModuleRef};
+use crate::unwind::{RawFrame, Space};
+
+/// Index into [`ProcessModel::modules`].
+pub type ModuleId = u32;
+
+/// An executable mapping in a process (AVMA range -> file offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mapping {
+    end: u64,
+    pgoff: u64,
+    module: ModuleId,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Process {
+    /// Keyed by start address.
+    mappings: BTreeMap<u64, Mapping>,
+}
+
+/// A frame located in a module: what the symbolizer is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleAddr {
+    pub module: ModuleId,
+    /// File offset for ELF modules; raw address for kernel and JIT.
+    pub addr: u64,
+}
+
+/// The path the kernel module is stored under in symbol tables.
+pub const KERNEL_MODULE_PATH: &str = "[kernel.kallsyms]";
+
+#[derive(Debug, Default)]
+pub struct ProcessModel {
+    processes: HashMap<u32, Process>,
+    /// tid -> comm
+    comms: HashMap<u32, String>,
+    /// tid -> pid
+    thread_pid: HashMap<u32, u32>,
+    modules: Vec<ModuleRef>,
+    /// Interned by what identifies the file, not by which process mapped
+    /// it, so a library shared by many processes is symbolized once.
+    module_ids: HashMap<(ModuleKind, String, Option<Vec<u8>>), ModuleId>,
+    kernel: Option<ModuleId>,
+}
+
+impl ProcessModel {
+    pub fn new() -> ProcessModel {
+        ProcessModel::default()
+    }
+
+    pub fn modules(&self) -> &[ModuleRef] {
+        &self.modules
+    }
+
+    pub fn module(&self, id: ModuleId) -> &ModuleRef {
+        &self.modules[id as usize]
+    }
+
+    fn intern(&mut self, module: ModuleRef) -> ModuleId {
+        let key = (module.kind, module.path.clone(), module.build_id.clone());
+        if let Some(&id) = self.module_ids.get(&key) {
+            return id;
+        }
+        let id = self.modules.len() as ModuleId;
+        self.module_ids.insert(key, id);
+        self.modules.push(module);
+        id
+    }
+
+    /// Applies one record. Samples are ignored (see [`ProcessModel::locate`]).
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Comm(c) => {
+                if c.exec {
+                    // exec replaces the address space; the new image's mmaps follow.
+                    self.processes.insert(c.pid, Process::default());
+                }
+                self.comms.insert(c.tid, c.comm.clone());
+                self.thread_pid.insert(c.tid, c.pid);
+            }
+            Record::Fork(t) => {
+                self.thread_pid.insert(t.tid, t.pid);
+                if let Some(parent_comm) = self.comms.get(&t.ptid).cloned() {
+                    self.comms.entry(t.tid).or_insert(parent_comm);
+                }
+                if t.pid != t.ppid {
+                    // A new process starts with a copy of its parent's address space.
+                    let parent = self.processes.get(&t.ppid).cloned().unwrap_or_default();
+                    self.processes.insert(t.pid, parent);
+                }
+            }
+            Record::Mmap(m) => self.add_mmap(m),
+            _ => {}
+        }
+    }
+
+    fn add_mmap(&mut self, m: &Mmap) {
+        if m.len == 0 {
+            return;
+        }
+        if m.cpumode == CpuMode::Kernel || m.pid == u32::MAX {
+            // `[kernel.kallsyms]_text` and kernel modules: named via kallsyms.
+            let id = self.kernel_module();
+            self.kernel = Some(id);
+            return;
+        }
+        let module = self.intern(elf_or_jit_module(m));
+        let process = self.processes.entry(m.pid).or_default();
+        let start = m.start;
+        let end = m.start.saturating_add(m.len);
+        // A new mapping replaces whatever it overlaps (mmap semantics).
+        let overlapping: Vec<u64> = process
+            .mappings
+            .range(..end)
+            .rev()
+            .take_while(|(_, old)| old.end > start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in overlapping {
+            process.mappings.remove(&s);
+        }
+        process.mappings.insert(start, Mapping { end, pgoff: m.pgoff, module });
+    }
+
+    fn kernel_module(&mut self) -> ModuleId {
+        if let Some(id) = self.kernel {
+            return id;
+        }
+        let id = self.intern(ModuleRef {
+            kind: ModuleKind::Kernel,
+            path: KERNEL_MODULE_PATH.to_string(),
+            build_id: None,
+            pid: None,
+        });
+        self.kernel = Some(id);
+        id
+    }
+
+    /// The thread's current name, falling back to its process's, then `:TID`.
+    pub fn comm(&self, pid: u32, tid: u32) -> String {
+        self.comms
+            .get(&tid)
+            .or_else(|| self.comms.get(&pid))
+            .cloned()
+            .unwrap_or_else(|| format!(":{tid}"))
+    }
+
+    /// Finds the module and module-relative address of a frame of `pid`.
+    /// User addresses outside every file mapping go to the process's JIT map
+    /// (`/tmp/perf-PID.map`), which the symbolizer reads if it exists.
+    pub fn locate(&mut self, pid: u32, frame: &RawFrame) -> ModuleAddr {
+        let addr = frame.lookup_addr();
+        if frame.space == Space::Kernel {
+            return ModuleAddr { module: self.kernel_module(), addr };
+        }
+        let found = self.processes.get(&pid).and_then(|p| {
+            p.mappings
+                .range(..=addr)
+                .next_back()
+                .filter(|(_, m)| addr < m.end)
+                .map(|(&start, m)| (start, *m))
+        });
+        match found {
+            Some((start, m)) if self.modules[m.module as usize].kind == ModuleKind::Elf => {
+                ModuleAddr { module: m.module, addr: addr - start + m.pgoff }
+            }
+            Some((_, m)) => ModuleAddr { module: m.module, addr },
+            None => ModuleAddr { module: self.intern(jit_module(pid)), addr },
+        }
+    }
+}
+
+fn jit_module(pid: u32) -> ModuleRef {
+    ModuleRef { kind: ModuleKind::Jit, path: format!("/tmp/perf-{pid}.map"), build_id: None, pid: Some(pid) }
+}
+
+/// File-backed mappings and `[vdso]` are ELF images; anonymous memory
+/// (`//anon`, `[anon:...]`, memfds of JITs) is looked up in the JIT map.
+fn elf_or_jit_module(m: &Mmap) -> ModuleRef {
+    let name = m.filename.as_str();
+    let is_file = name.starts_with('/') && !name.starts_with("//anon") && !name.starts_with("/memfd:");
+    if is_file || name == "[vdso]" {
+        ModuleRef { kind: ModuleKind::Elf, path: name.to_string(), build_id: m.build_id.clone(), pid: Some(m.pid) }
+    } else {
+        jit_module(m.pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perfdata::records::{Comm, TaskEvent};
+
+    fn mmap(pid: u32, start: u64, len: u64, pgoff: u64, name: &str) -> Record {
+        Record::Mmap(Mmap {
+            cpumode: CpuMode::User,
+            pid,
+            tid: pid,
+            start,
+            len,
+            pgoff,
+            filename: name.to_string(),
+            ..Mmap::default()
+        })
+    }
+
+    fn user(addr: u64, is_return_address: bool) -> RawFrame {
+        RawFrame { addr, space: Space::User, is_return_address }
+    }
+
+    #[test]
+    fn user_address_maps_to_file_offset() {
+        let mut model = ProcessModel::new();
+        model.apply(&mmap(10, 0x40_0000, 0x1000, 0x2000, "/bin/app"));
+        let located = model.locate(10, &user(0x40_0010, false));
+        assert_eq!(model.module(located.module).path, "/bin/app");
+        assert_eq!(located.addr, 0x2010);
+        // Return addresses are looked up minus one.
+        assert_eq!(model.locate(10, &user(0x40_0010, true)).addr, 0x200f);
+    }
+
+    #[test]
+    fn later_mapping_replaces_overlapped_one() {
+        let mut model = ProcessModel::new();
+        model.apply(&mmap(10, 0x1000, 0x3000, 0, "/lib/old.so"));
+        model.apply(&mmap(10, 0x2000, 0x1000, 0, "/lib/new.so"));
+        let at = model.locate(10, &user(0x2800, false));
+        assert_eq!(model.module(at.module).path, "/lib/new.so");
+        // The old mapping is gone entirely (not split), so its tail is unknown: JIT map.
+        let tail = model.locate(10, &user(0x3800, false));
+        assert_eq!(model.module(tail.module).kind, ModuleKind::Jit);
+    }
+
+    #[test]
+    fn forked_child_inherits_mappings_and_exec_clears_them() {
+        let mut model = ProcessModel::new();
+        model.apply(&mmap(10, 0x1000, 0x1000, 0, "/bin/parent"));
+        model.apply(&Record::Fork(TaskEvent { pid: 11, ppid: 10, tid: 11, ptid: 10, ..TaskEvent::default() }));
+        let at = model.locate(11, &user(0x1100, false));
+        assert_eq!(model.module(at.module).path, "/bin/parent");
+        model.apply(&Record::Comm(Comm { pid: 11, tid: 11, comm: "child".into(), exec: true, ..Comm::default() }));
+        model.apply(&mmap(11, 0x5000, 0x1000, 0, "/bin/child"));
+        assert_eq!(model.comm(11, 11), "child");
+        let at = model.locate(11, &user(0x5004, false));
+        assert_eq!(model.module(at.module).path, "/bin/child");
+        let gone = model.locate(11, &user(0x1100, false));
+        assert_eq!(model.module(gone.module).kind, ModuleKind::Jit);
+    }
+
+    #[test]
+    fn kernel_frames_go_to_kallsyms_with_raw_address() {
+        let mut model = ProcessModel::new();
+        let f = RawFrame { addr: 0xffff_ffff_8100_0000, space: Space::Kernel, is_return_address: false };
+        let at = model.locate(1, &f);
+        assert_eq!(model.module(at.module).kind, ModuleKind::Kernel);
+        assert_eq!(at.addr, 0xffff_ffff_8100_0000);
+    }
+}

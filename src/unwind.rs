@@ -1,1 +1,115 @@
-//! TODO
+//! Unwinding: turns a sample into its frames, leaf first.
+//!
+//! In frame-pointer mode the kernel walks the stacks and hands us a call chain
+//! with `PERF_CONTEXT_*` markers between the kernel and the user part; this
+//! stage splits it, drops the markers, and says which addresses are return
+//! addresses (looked up minus one so they land in the call instruction).
+//! Pure: no OS access.
+
+use crate::perfdata::format::context;
+use crate::perfdata::records::{CpuMode, Sample};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Space {
+    Kernel,
+    User,
+}
+
+/// One frame as sampled: an address in the process (AVMA) and its space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawFrame {
+    pub addr: u64,
+    pub space: Space,
+    /// True for caller frames: the address is where the call returns to.
+    pub is_return_address: bool,
+}
+
+impl RawFrame {
+    /// The address to symbolize: return addresses minus one, so the lookup
+    /// lands inside the call instruction (and its inline context).
+    pub fn lookup_addr(&self) -> u64 {
+        if self.is_return_address {
+            self.addr.saturating_sub(1)
+        } else {
+            self.addr
+        }
+    }
+}
+
+/// The frames of a sample, leaf first. Without a call chain it is the
+/// sampled IP alone, in the space the sample's cpumode says.
+pub fn frames(sample: &Sample) -> Vec<RawFrame> {
+    let mut out = Vec::with_capacity(sample.callchain.len().max(1));
+    frames_into(sample, &mut out);
+    out
+}
+
+/// As [`frames`], reusing `out` (cleared first) to spare an allocation per sample.
+pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
+    out.clear();
+    let default_space = match sample.cpumode {
+        CpuMode::Kernel | CpuMode::GuestKernel | CpuMode::Hypervisor => Space::Kernel,
+        _ => Space::User,
+    };
+    if sample.callchain.is_empty() {
+        out.push(RawFrame { addr: sample.ip, space: default_space, is_return_address: false });
+        return;
+    }
+    let mut space = default_space;
+    // The first address after a context marker is where that context was
+    // interrupted (a real PC); the ones after it are return addresses.
+    let mut first_in_context = true;
+    for &addr in &sample.callchain {
+        if addr >= context::MAX {
+            space = match addr {
+                context::KERNEL | context::GUEST_KERNEL | context::HV => Space::Kernel,
+                _ => Space::User,
+            };
+            first_in_context = true;
+            continue;
+        }
+        out.push(RawFrame { addr, space, is_return_address: !first_in_context });
+        first_in_context = false;
+    }
+    if out.is_empty() {
+        out.push(RawFrame { addr: sample.ip, space: default_space, is_return_address: false });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(callchain: Vec<u64>) -> Sample {
+        Sample { ip: 0xffff_ffff_8100_0010, cpumode: CpuMode::Kernel, callchain, ..Sample::default() }
+    }
+
+    #[test]
+    fn kernel_then_user_chain_is_split_and_markers_dropped() {
+        let s = sample(vec![
+            context::KERNEL,
+            0xffff_ffff_8100_0010,
+            0xffff_ffff_8100_0200,
+            context::USER,
+            0x40_1000,
+            0x40_2000,
+        ]);
+        let f = frames(&s);
+        assert_eq!(f.len(), 4);
+        assert_eq!((f[0].space, f[0].is_return_address), (Space::Kernel, false));
+        assert_eq!((f[1].space, f[1].is_return_address), (Space::Kernel, true));
+        // The user PC at the syscall/interrupt point is not a return address.
+        assert_eq!((f[2].space, f[2].is_return_address), (Space::User, false));
+        assert_eq!((f[3].space, f[3].is_return_address), (Space::User, true));
+        assert_eq!(f[3].lookup_addr(), 0x40_1fff);
+        assert_eq!(f[2].lookup_addr(), 0x40_1000);
+    }
+
+    #[test]
+    fn no_callchain_uses_ip_and_cpumode() {
+        let mut s = sample(vec![]);
+        s.cpumode = CpuMode::User;
+        s.ip = 0x1234;
+        assert_eq!(frames(&s), vec![RawFrame { addr: 0x1234, space: Space::User, is_return_address: false }]);
+    }
+}

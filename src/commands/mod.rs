@@ -1,1 +1,67 @@
-//! TODO
+//! One function per subcommand: validate the flags into stage configs, run
+//! the stages, print. Errors are `anyhow` with context; the binary prints
+//! the chain.
+
+pub mod record;
+pub mod report;
+
+use anyhow::{bail, Context, Result};
+
+/// Parses `1,2,3` into numbers, naming the flag on error.
+pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
+    let list: Vec<u32> = text
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            part.trim().parse::<u32>().with_context(|| format!("{flag}: '{part}' is not a number (expected e.g. 1234,5678)"))
+        })
+        .collect::<Result<_>>()?;
+    if list.is_empty() {
+        bail!("{flag}: empty list");
+    }
+    Ok(list)
+}
+
+/// Parses a CPU list such as `0-3,6`.
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("-C: '{part}' is not a CPU or range (expected e.g. 0-3,6)");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: u32 = a.trim().parse().with_context(bad)?;
+                let b: u32 = b.trim().parse().with_context(bad)?;
+                if a > b {
+                    bail!(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().with_context(bad)?),
+        }
+    }
+    if cpus.is_empty() {
+        bail!("-C: empty CPU list");
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_expand_ranges() {
+        assert_eq!(parse_cpu_list("0-2,5,1").unwrap(), vec![0, 1, 2, 5]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+
+    #[test]
+    fn number_lists_name_the_flag() {
+        assert_eq!(parse_number_list("-p", "1,22").unwrap(), vec![1, 22]);
+        let err = parse_number_list("-p", "1,abc").unwrap_err().to_string();
+        assert!(err.contains("-p") && err.contains("abc"), "{err}");
+    }
+}

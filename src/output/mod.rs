@@ -1,1 +1,18 @@
-//! TODO
+//! Outputs: every format is one [`Output`] in a file of its own.
+
+pub mod folded;
+pub mod svg;
+pub mod top;
+
+use std::io::{self, Write};
+
+use crate::aggregate::Profile;
+
+pub use folded::Folded;
+pub use svg::FlameGraphSvg;
+pub use top::{SortKey, Top, TopOptions};
+
+/// Writes a profile in one format.
+pub trait Output {
+    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()>;
+}

@@ -1,0 +1,182 @@
+//! `rprof record`.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::{parse_cpu_list, parse_number_list};
+use crate::cli::RecordArgs;
+use crate::event::{CallGraph, EventSpec, Sampling};
+use crate::record::{self, RecordConfig, RecordOutcome, Target};
+
+/// Where the kernel's sampling-rate ceiling lives (`-F max`).
+const MAX_RATE_PATH: &str = "/proc/sys/kernel/perf_event_max_sample_rate";
+
+fn sampling(args: &RecordArgs) -> Result<Sampling> {
+    if let Some(period) = args.count {
+        if period == 0 {
+            bail!("-c 0: the period must be at least 1 event");
+        }
+        return Ok(Sampling::Period(period));
+    }
+    match args.freq.as_deref() {
+        None => Ok(Sampling::default()),
+        Some("max") => {
+            let max = std::fs::read_to_string(MAX_RATE_PATH).ok().and_then(|t| t.trim().parse().ok());
+            Ok(Sampling::Frequency(max.unwrap_or(4000)))
+        }
+        Some(text) => match text.parse::<u64>() {
+            Ok(0) => bail!("-F 0: the frequency must be at least 1 Hz (perf's default is 4000; use -c PERIOD for a fixed period)"),
+            Ok(hz) => Ok(Sampling::Frequency(hz)),
+            Err(_) => bail!("-F {text}: expected a number of samples per second, or `max`"),
+        },
+    }
+}
+
+fn call_graph(args: &RecordArgs) -> Result<CallGraph> {
+    match args.call_graph.as_deref() {
+        None if args.call_graph_fp => Ok(CallGraph::FramePointer),
+        None => Ok(CallGraph::None),
+        Some("fp") => Ok(CallGraph::FramePointer),
+        Some(mode) if mode.starts_with("dwarf") => {
+            bail!("--call-graph {mode}: DWARF unwinding is not available in this version; use -g (frame pointers)")
+        }
+        Some(mode) => bail!("--call-graph {mode}: unknown mode (use fp)"),
+    }
+}
+
+fn target(args: &RecordArgs) -> Result<Target> {
+    let argv = (!args.command.is_empty()).then(|| args.command.clone());
+    if let Some(pids) = &args.pid {
+        return Ok(Target::Pids { pids: parse_number_list("-p", pids)?, argv });
+    }
+    if let Some(tids) = &args.tid {
+        return Ok(Target::Tids { tids: parse_number_list("-t", tids)?, argv });
+    }
+    if args.all_cpus || args.cpu.is_some() {
+        return Ok(Target::SystemWide { argv });
+    }
+    match argv {
+        Some(argv) => Ok(Target::Launch { argv }),
+        None => bail!("nothing to record: give a command after `--`, or -p PID, -t TID, or -a (e.g. `rprof record -g -- ./app`)"),
+    }
+}
+
+/// Validates the flags into a [`RecordConfig`].
+pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
+    let duration = match args.duration {
+        Some(secs) if !(secs > 0.0 && secs.is_finite()) => bail!("--duration {secs}: expected a positive number of seconds"),
+        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        None => None,
+    };
+    if !args.mmap_pages.is_power_of_two() {
+        bail!("--mmap-pages {}: must be a power of two (e.g. 128)", args.mmap_pages);
+    }
+    Ok(RecordConfig {
+        event: EventSpec::cpu_clock(sampling(args)?, call_graph(args)?),
+        target: target(args)?,
+        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
+        duration,
+        output: args.output.clone(),
+        mmap_pages: args.mmap_pages,
+        embed_symbols: !args.no_embed_symbols,
+        cmdline: std::env::args().collect(),
+    })
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The one-line summary printed when a recording ends.
+pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String {
+    let secs = outcome.duration.as_secs_f64();
+    let overhead = if secs > 0.0 { 100.0 * outcome.profiler_cpu.as_secs_f64() / secs } else { 0.0 };
+    let lost_share =
+        if outcome.samples + outcome.lost > 0 { 100.0 * outcome.lost as f64 / (outcome.samples + outcome.lost) as f64 } else { 0.0 };
+    format!(
+        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; rprof CPU {:.1}% of the recording ]",
+        outcome.samples,
+        outcome.lost,
+        human_bytes(outcome.file_size),
+        output.display(),
+        overhead,
+    )
+}
+
+/// Runs `rprof record`; returns the launched command's exit code, if any.
+pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
+    let config = config(args)?;
+    let outcome = record::run(&config)?;
+    eprintln!("{}", summary_line(&outcome, &config.output));
+    if outcome.throttle_events > 0 {
+        eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);
+    }
+    if outcome.lost > 0 {
+        eprintln!("rprof: warning: {} samples were lost (ring buffer full); try a larger --mmap-pages or a lower -F", outcome.lost);
+    }
+    for warning in &outcome.warnings {
+        eprintln!("rprof: warning: {warning}");
+    }
+    Ok(outcome.child_exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(line: &[&str]) -> RecordArgs {
+        let mut argv = vec!["rprof", "record"];
+        argv.extend_from_slice(line);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Record(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn zero_frequency_is_refused_with_advice() {
+        let err = config(&parse(&["-F", "0", "--", "true"])).unwrap_err().to_string();
+        assert!(err.contains("-F 0") && err.contains("at least 1 Hz"), "{err}");
+    }
+
+    #[test]
+    fn pid_with_command_keeps_the_command_as_window() {
+        let cfg = config(&parse(&["-p", "12,13", "-g", "--", "sleep", "5"])).unwrap();
+        assert_eq!(cfg.target, Target::Pids { pids: vec![12, 13], argv: Some(vec!["sleep".into(), "5".into()]) });
+        assert_eq!(cfg.event.call_graph, CallGraph::FramePointer);
+    }
+
+    #[test]
+    fn defaults_match_perf() {
+        let cfg = config(&parse(&["--", "true"])).unwrap();
+        assert_eq!(cfg.event.sampling, Sampling::Frequency(4000));
+        assert_eq!(cfg.output, std::path::PathBuf::from("rprof.data"));
+        assert!(matches!(cfg.target, Target::Launch { .. }));
+    }
+
+    #[test]
+    fn no_target_is_an_error_that_says_what_to_give() {
+        let err = config(&parse(&[])).unwrap_err().to_string();
+        assert!(err.contains("-p PID"), "{err}");
+    }
+
+    #[test]
+    fn cpu_list_implies_system_wide() {
+        let cfg = config(&parse(&["-C", "0"])).unwrap();
+        assert_eq!(cfg.target, Target::SystemWide { argv: None });
+        assert_eq!(cfg.cpus, Some(vec![0]));
+    }
+}

@@ -1,0 +1,94 @@
+//! Folded stacks: `comm;caller;...;leaf WEIGHT`, one line per unique stack,
+//! sorted, as FlameGraph, inferno, speedscope and Pyroscope read them.
+//! Suffixes follow inferno-collapse-perf: `_[k]` kernel, `_[j]` JIT, `_[i]` inlined.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use super::Output;
+use crate::aggregate::{CodeKind, FrameInfo, Profile};
+
+/// Options for folded output.
+#[derive(Debug, Clone, Default)]
+pub struct Folded {
+    /// Count samples instead of summing weights (default false: weights).
+    pub sample_counts: bool,
+}
+
+/// The frame as it appears in a folded line. `;` separates frames and the
+/// last space separates the count, so `;` becomes `:` and spaces are kept
+/// (FlameGraph treats everything before the last space as the stack).
+pub fn folded_frame_name(frame: &FrameInfo) -> String {
+    let mut name = frame.name.replace(';', ":");
+    if frame.inlined {
+        name.push_str("_[i]");
+    } else if frame.resolved {
+        match frame.kind {
+            CodeKind::Kernel => name.push_str("_[k]"),
+            CodeKind::Jit => name.push_str("_[j]"),
+            CodeKind::User => {}
+        }
+    } else if frame.kind == CodeKind::Kernel {
+        name.push_str("_[k]");
+    }
+    name
+}
+
+impl Folded {
+    /// The folded lines (stack, count), merged and sorted by stack.
+    pub fn lines(&self, profile: &Profile) -> BTreeMap<String, u64> {
+        let names: Vec<String> = profile.frames.iter().map(folded_frame_name).collect();
+        let mut lines: BTreeMap<String, u64> = BTreeMap::new();
+        for stack in &profile.stacks {
+            let mut line = stack.comm.replace(';', ":");
+            for &frame in stack.frames.iter().rev() {
+                line.push(';');
+                line.push_str(&names[frame as usize]);
+            }
+            let count = if self.sample_counts { stack.samples } else { stack.weight };
+            *lines.entry(line).or_insert(0) += count;
+        }
+        lines
+    }
+}
+
+impl Output for Folded {
+    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+        for (stack, count) in self.lines(profile) {
+            writeln!(out, "{stack} {count}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Stack;
+
+    fn frame(name: &str, kind: CodeKind, inlined: bool) -> FrameInfo {
+        FrameInfo { name: name.into(), module: "m".into(), kind, inlined, resolved: true }
+    }
+
+    #[test]
+    fn lines_are_caller_first_with_suffixes_and_merged() {
+        let profile = Profile {
+            frames: vec![
+                frame("leaf;x", CodeKind::User, true),
+                frame("main", CodeKind::User, false),
+                frame("do_syscall_64", CodeKind::Kernel, false),
+                frame("jitted", CodeKind::Jit, false),
+            ],
+            stacks: vec![
+                Stack { comm: "app".into(), pid: 1, frames: vec![0, 1], weight: 10, samples: 1 },
+                Stack { comm: "app".into(), pid: 2, frames: vec![0, 1], weight: 5, samples: 1 },
+                Stack { comm: "app".into(), pid: 1, frames: vec![2, 3, 1], weight: 7, samples: 1 },
+            ],
+            ..Profile::default()
+        };
+        let mut out = Vec::new();
+        Folded::default().write(&profile, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "app;main;jitted_[j];do_syscall_64_[k] 7\napp;main;leaf:x_[i] 15\n");
+    }
+}

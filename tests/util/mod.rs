@@ -1,0 +1,148 @@
+//! Shared helpers for the integration tests: building the C workloads,
+//! running rprof, and the skip rule for perf_event_open.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Recordings are run one at a time: two CPU burners on a 2-core VM would
+/// make each other's timings and sample rates noisy.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn rprof_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rprof"))
+}
+
+pub fn rprof(args: &[&str]) -> Output {
+    Command::new(rprof_bin()).args(args).output().expect("run rprof")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh directory under the cargo target dir for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Frame-pointer build flags for the workloads.
+pub const FP_FLAGS: &[&str] = &["-O2", "-g", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer"];
+
+/// The compiled workloads (built once per test run).
+pub struct Workloads {
+    pub work: PathBuf,
+    pub dlwork: PathBuf,
+}
+
+pub fn workloads() -> &'static Workloads {
+    static BUILT: OnceLock<Workloads> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workloads");
+        std::fs::create_dir_all(&dir).expect("workload dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads");
+        let work = dir.join("work");
+        let dlwork = dir.join("libdlwork.so");
+        cc(&[&src.join("work.c")], &work, &["-ldl"]);
+        cc(&[&src.join("dlwork.c")], &dlwork, &["-shared", "-fPIC"]);
+        Workloads { work, dlwork }
+    })
+}
+
+pub fn cc(sources: &[&Path], out: &Path, extra: &[&str]) {
+    let status = Command::new("cc")
+        .args(FP_FLAGS)
+        .args(sources)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .status()
+        .expect("run cc (install gcc)");
+    assert!(status.success(), "cc failed for {}", out.display());
+}
+
+/// Whether this test may skip when perf_event_open is refused: only when
+/// RPROF_REQUIRE_PERF is unset (CI sets it, so there the tests must run).
+pub fn perf_events_usable() -> bool {
+    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(2);
+    let root = nix_uid() == 0;
+    let usable = root || paranoid <= 1;
+    if !usable && std::env::var_os("RPROF_REQUIRE_PERF").is_some() {
+        panic!("perf_event_open is not usable (paranoid={paranoid}, not root) but RPROF_REQUIRE_PERF is set");
+    }
+    usable
+}
+
+fn nix_uid() -> u32 {
+    // Avoid a libc dependency in tests: the real uid is in /proc/self/status.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Whether Linux perf can be used for cross-checks (required under RPROF_REQUIRE_PERF).
+pub fn linux_perf_available() -> bool {
+    let ok = Command::new("perf").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok && std::env::var_os("RPROF_REQUIRE_PERF").is_some() {
+        panic!("Linux perf is not installed but RPROF_REQUIRE_PERF is set (apt-get install linux-perf)");
+    }
+    ok
+}
+
+macro_rules! require_perf {
+    () => {
+        if !$crate::util::perf_events_usable() {
+            eprintln!("skipped: perf_event_open not permitted here (set RPROF_REQUIRE_PERF=1 to fail instead)");
+            return;
+        }
+    };
+}
+pub(crate) use require_perf;
+
+/// Parses `truth name=NS name=NS` lines from a workload's stdout.
+pub fn truth(stdout: &str) -> Vec<(String, f64)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("truth "))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+        .collect()
+}
+
+/// Parses folded output into (stack, count) pairs.
+pub fn folded(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(s, c)| Some((s.to_string(), c.parse().ok()?))))
+        .collect()
+}
+
+/// Self share (percent) per symbol from `report --sort symbol --no-children`.
+pub fn self_shares(top: &str) -> Vec<(String, f64)> {
+    top.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() < 5 {
+                return None;
+            }
+            let self_pct: f64 = cols[1].trim_end_matches('%').parse().ok()?;
+            Some((cols[4..].join(" "), self_pct))
+        })
+        .collect()
+}

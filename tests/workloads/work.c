@@ -1,0 +1,131 @@
+/* rprof's test workload: burns CPU in known functions and prints its own
+ * ground truth, measured with CLOCK_THREAD_CPUTIME_ID, so tests can check a
+ * profile against what really happened.
+ *
+ *   work split SECS         burn_a and burn_b in a 3:1 split; prints
+ *                           "truth burn_a=NS burn_b=NS"
+ *   work inline SECS        time spent in an always-inlined helper (mix_inline)
+ *   work dlopen LIB SECS    dlopen LIB and run its dl_burn
+ *   work fork SECS          fork + exec this binary as "child SECS"
+ *   work child SECS         child_burn for SECS
+ *   work spin SECS          prints "ready PID" then runs split (for -p attach)
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile unsigned long sink;
+
+static long long thread_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static double wall_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+__attribute__((noinline)) void burn_a(long n) {
+    unsigned long x = sink;
+    for (long i = 0; i < n; i++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+    sink = x;
+}
+
+__attribute__((noinline)) void burn_b(long n) {
+    unsigned long x = sink;
+    for (long i = 0; i < n; i++) x = x * 2862933555777941757UL + 3037000493UL;
+    sink = x;
+}
+
+static inline __attribute__((always_inline)) unsigned long mix_inline(unsigned long x, long n) {
+    for (long i = 0; i < n; i++) x = (x ^ (x >> 7)) * 0x9E3779B97F4A7C15UL;
+    return x;
+}
+
+__attribute__((noinline)) void inline_host(long n) { sink = mix_inline(sink, n); }
+
+__attribute__((noinline)) void child_burn(long n) {
+    unsigned long x = sink;
+    for (long i = 0; i < n; i++) x = x * 1103515245UL + 12345UL;
+    sink = x;
+}
+
+/* Runs `fn(chunk)` repeatedly for about `secs` of wall time. */
+static long long run_for(void (*fn)(long), double secs) {
+    long long spent = 0;
+    double end = wall_s() + secs;
+    while (wall_s() < end) {
+        long long t0 = thread_ns();
+        fn(200000);
+        spent += thread_ns() - t0;
+    }
+    return spent;
+}
+
+static void split(double secs) {
+    long long a = 0, b = 0;
+    double end = wall_s() + secs;
+    while (wall_s() < end) {
+        long long t0 = thread_ns();
+        burn_a(300000);
+        long long t1 = thread_ns();
+        burn_b(100000);
+        long long t2 = thread_ns();
+        a += t1 - t0;
+        b += t2 - t1;
+    }
+    printf("truth burn_a=%lld burn_b=%lld\n", a, b);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s split|inline|fork|child|spin SECS | dlopen LIB SECS\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1];
+    if (!strcmp(mode, "split")) {
+        split(atof(argv[2]));
+    } else if (!strcmp(mode, "inline")) {
+        printf("truth inline_host=%lld\n", run_for(inline_host, atof(argv[2])));
+    } else if (!strcmp(mode, "child")) {
+        printf("truth child_burn=%lld\n", run_for(child_burn, atof(argv[2])));
+    } else if (!strcmp(mode, "spin")) {
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+        split(atof(argv[2]));
+    } else if (!strcmp(mode, "fork")) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/proc/self/exe", argv[0], "child", argv[2], (char *)NULL);
+            perror("exec");
+            _exit(127);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    } else if (!strcmp(mode, "dlopen") && argc >= 4) {
+        void *lib = dlopen(argv[2], RTLD_NOW);
+        if (!lib) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 1;
+        }
+        long long (*dl_burn)(double) = (long long (*)(double))dlsym(lib, "dl_burn");
+        if (!dl_burn) {
+            fprintf(stderr, "dlsym: %s\n", dlerror());
+            return 1;
+        }
+        printf("truth dl_burn=%lld\n", dl_burn(atof(argv[3])));
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    return 0;
+}
