@@ -221,14 +221,14 @@ impl<'a> Records<'a> {
         }
     }
 
-    fn truncated(left: usize) -> Option<String> {
-        Some(format!(
+    fn truncated(left: usize) -> Step<'a> {
+        Step::Stop(format!(
             "file is truncated: {left} bytes at the end could not be decoded; showing what it holds"
         ))
     }
 
-    /// The next record's (type, misc, body) and how far to advance past it.
-    fn frame(&self) -> Result<Option<(u32, u16, &'a [u8], usize)>, Option<String>> {
+    /// Frames the record at `pos` without decoding its body.
+    fn frame(&self) -> Step<'a> {
         let file: &'a PerfFile = self.file;
         let rest = file
             .bytes
@@ -236,36 +236,57 @@ impl<'a> Records<'a> {
             .get(self.pos..file.data.end)
             .unwrap_or_default();
         if rest.is_empty() {
-            return Ok(None);
+            return Step::End;
         }
         let mut c = Cursor::new(rest);
         let (Some(kind), Some(misc), Some(size)) = (c.u32(), c.u16(), c.u16()) else {
-            return Err(Self::truncated(rest.len()));
+            return Self::truncated(rest.len());
         };
         let size = usize::from(size);
         if size < EVENT_HEADER_SIZE {
-            return Err(Some(format!(
+            return Step::Stop(format!(
                 "record at file offset {} has size {size}, less than its own header: the data \
                  is corrupt from here on; showing the records before it",
                 self.pos
-            )));
+            ));
         }
         let Some(body) = rest.get(EVENT_HEADER_SIZE..size) else {
-            return Err(Self::truncated(rest.len()));
+            return Self::truncated(rest.len());
         };
-        let mut advance = size;
+        let mut len = size;
         if kind == record_type::AUXTRACE {
             // The AUX payload follows the record, outside its size.
             let payload = Cursor::new(body)
                 .u64()
                 .and_then(|n| usize::try_from(n).ok());
-            match payload.and_then(|n| advance.checked_add(n)) {
-                Some(total) if total <= rest.len() => advance = total,
-                _ => return Err(Self::truncated(rest.len())),
+            match payload.and_then(|n| len.checked_add(n)) {
+                Some(total) if total <= rest.len() => len = total,
+                _ => return Self::truncated(rest.len()),
             }
         }
-        Ok(Some((kind, misc, body, advance)))
+        Step::Record(Frame {
+            kind,
+            misc,
+            body,
+            len,
+        })
     }
+}
+
+/// One record in the data section, framed but not decoded.
+struct Frame<'a> {
+    kind: u32,
+    misc: u16,
+    body: &'a [u8],
+    /// Bytes to the next record.
+    len: usize,
+}
+
+enum Step<'a> {
+    Record(Frame<'a>),
+    End,
+    /// The data cannot be framed past here; the reason, as a warning.
+    Stop(String),
 }
 
 impl Iterator for Records<'_> {
@@ -273,22 +294,22 @@ impl Iterator for Records<'_> {
 
     fn next(&mut self) -> Option<Record> {
         while !self.done {
-            let (kind, misc, body, advance) = match self.frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => {
+            let frame = match self.frame() {
+                Step::Record(frame) => frame,
+                Step::End => {
                     self.finish(None);
                     break;
                 }
-                Err(problem) => {
-                    self.finish(problem);
+                Step::Stop(problem) => {
+                    self.finish(Some(problem));
                     break;
                 }
             };
-            self.pos += advance;
-            if kind == record_type::COMPRESSED {
+            self.pos += frame.len;
+            if frame.kind == record_type::COMPRESSED {
                 self.compressed += 1;
             }
-            match self.file.decoder.decode(kind, misc, body) {
+            match self.file.decoder.decode(frame.kind, frame.misc, frame.body) {
                 Some(record) => return Some(record),
                 None => self.malformed += 1,
             }
