@@ -39,6 +39,8 @@ pub(crate) struct Decoder {
     attrs: Vec<EventAttr>,
     ids: HashMap<u64, usize>,
     lookup: IdLookup,
+    /// Stands in for a missing attr (a file with none decodes nothing).
+    fallback: EventAttr,
 }
 
 impl Decoder {
@@ -66,7 +68,12 @@ impl Decoder {
             }
             _ => IdLookup::FirstAttr,
         };
-        Decoder { attrs, ids, lookup }
+        Decoder {
+            attrs,
+            ids,
+            lookup,
+            fallback: EventAttr::default(),
+        }
     }
 
     pub fn attrs(&self) -> &[EventAttr] {
@@ -78,7 +85,7 @@ impl Decoder {
     pub fn decode(&self, kind: u32, misc: u16, body: &[u8]) -> Option<Record> {
         if kind == record_type::SAMPLE {
             let index = self.sample_attr_index(body);
-            return decode_sample(misc, body, &self.attr(index), index).map(Record::Sample);
+            return decode_sample(misc, body, self.attr(index), index).map(Record::Sample);
         }
         if !is_kernel_record_with_trailer(kind) {
             return Some(match kind {
@@ -87,12 +94,12 @@ impl Decoder {
             });
         }
         let attr = self.attr(self.trailer_attr_index(body));
-        let (payload, sample_id) = split_trailer(body, &attr)?;
+        let (payload, sample_id) = split_trailer(body, attr)?;
         decode_non_sample(kind, misc, payload, sample_id)
     }
 
-    fn attr(&self, index: usize) -> EventAttr {
-        self.attrs.get(index).copied().unwrap_or_default()
+    fn attr(&self, index: usize) -> &EventAttr {
+        self.attrs.get(index).unwrap_or(&self.fallback)
     }
 
     fn index_of(&self, id: Option<u64>) -> usize {

@@ -323,7 +323,11 @@ fn flushed_recording_is_readable_before_finish() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(read, records[..4]);
     assert!(file.metadata().hostname.is_none());
-    drop(w); // a killed recording: never finished
+    // Dropped without finish (an error path): buffered records still land.
+    drop(w);
+    let (read, warnings) = PerfFile::open(&path).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(read, records);
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub struct PerfDataWriter {
     /// Data bytes accepted so far, buffered ones included.
     data_size: u64,
     buf: Vec<u8>,
+    finished: bool,
 }
 
 /// Data is written in chunks of about this size.
@@ -95,6 +96,7 @@ impl PerfDataWriter {
             data_offset: 0,
             data_size: 0,
             buf: Vec::with_capacity(BUFFER_SIZE),
+            finished: false,
         };
         writer.write_prologue()?;
         Ok(writer)
@@ -206,7 +208,18 @@ impl PerfDataWriter {
         self.file.write_all(&table.buf).map_err(|e| self.io(e))?;
         let header = self.header_bytes(&bitmap);
         self.file.write_all_at(&header, 0).map_err(|e| self.io(e))?;
+        self.finished = true;
         Ok(content_at)
+    }
+}
+
+impl Drop for PerfDataWriter {
+    /// A writer dropped without `finish` (an error path) still leaves the
+    /// records it accepted readable.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.flush();
+        }
     }
 }
 
@@ -235,7 +248,7 @@ fn create_file(path: &Path) -> Result<File, WriteError> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|source| match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => WriteError::Symlink {
@@ -358,7 +371,9 @@ pub mod encode {
 
     pub fn comm(sample_type: u64, c: &Comm) -> Vec<u8> {
         let mut body = ByteWriter::default();
-        body.u32(c.pid).u32(c.tid).padded_c_string(&c.comm, 8);
+        body.u32(c.pid)
+            .u32(c.tid)
+            .padded_c_string(truncate_str(&c.comm, MAX_FILENAME), 8);
         let id = with_task(c.sample_id, c.pid, c.tid);
         let misc = if c.exec { misc::COMM_EXEC } else { 0 };
         finish(record_type::COMM, misc, body, sample_type, &id)
