@@ -2,6 +2,9 @@
 //! file format share this layout, but keeping our own type means the file
 //! code never depends on the bindings' struct size.
 
+use super::cursor::{ByteWriter, Cursor};
+use super::format::{ATTR_SIZE_VER0, ATTR_SIZE_VER7};
+
 /// `PERF_SAMPLE_*` bits.
 pub mod sample {
     pub const IP: u64 = 1 << 0;
@@ -138,14 +141,248 @@ impl EventAttr {
 
     /// Encodes the attr as the kernel/file layout, `ABI_SIZE` bytes, native endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("perfdata helper")
+        self.to_bytes_sized(Self::ABI_SIZE)
+    }
+
+    /// The first `size` bytes of the layout (`size` clamped to
+    /// `ATTR_SIZE_VER0..=ABI_SIZE`), with the `size` field saying so.
+    /// Older readers (perf 6.1 knows 128 bytes) refuse attrs larger than
+    /// their own, so files use the smallest size that holds every field.
+    pub fn to_bytes_sized(&self, size: u32) -> Vec<u8> {
+        let size = size.clamp(ATTR_SIZE_VER0, Self::ABI_SIZE);
+        let mut w = ByteWriter::default();
+        w.u32(self.kind)
+            .u32(size)
+            .u64(self.config)
+            .u64(self.sample_period_or_freq)
+            .u64(self.sample_type)
+            .u64(self.read_format)
+            .u64(self.flags)
+            .u32(self.wakeup_events_or_watermark)
+            .u32(self.bp_type)
+            .u64(self.config1)
+            .u64(self.config2)
+            .u64(self.branch_sample_type)
+            .u64(self.sample_regs_user)
+            .u32(self.sample_stack_user)
+            .i32(self.clockid)
+            .u64(self.sample_regs_intr)
+            .u32(self.aux_watermark)
+            .u16(self.sample_max_stack)
+            .u16(0) // __reserved_2
+            .u32(self.aux_sample_size)
+            .u32(0) // __reserved_3
+            .u64(self.sig_data)
+            .u64(self.config3);
+        debug_assert_eq!(w.buf.len(), Self::ABI_SIZE as usize);
+        w.buf.truncate(size as usize);
+        w.buf
+    }
+
+    /// The size to store this attr with in a file: `PERF_ATTR_SIZE_VER7`
+    /// unless a later field is in use.
+    pub fn file_size(&self) -> u32 {
+        if self.config3 != 0 {
+            Self::ABI_SIZE
+        } else {
+            ATTR_SIZE_VER7
+        }
     }
 
     /// Decodes an attr of any size (older files have shorter attrs; missing
     /// fields are zero). Fails only when `bytes` is shorter than its own
     /// declared size or shorter than `PERF_ATTR_SIZE_VER0` (64).
     pub fn from_bytes(bytes: &[u8]) -> Option<EventAttr> {
-        let _ = bytes;
-        todo!("perfdata helper")
+        let declared = u32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?);
+        // A size of 0 means the original ABI (VER0).
+        let size = usize::try_from(declared.max(ATTR_SIZE_VER0)).ok()?;
+        if bytes.len() < size {
+            return None;
+        }
+        // Copy into a full-size zeroed layout so absent fields read as zero
+        // and fields newer than ours are ignored.
+        let mut full = [0u8; Self::ABI_SIZE as usize];
+        let n = size.min(full.len());
+        full[..n].copy_from_slice(bytes.get(..n)?);
+        Self::decode_full(&full)
+    }
+
+    fn decode_full(full: &[u8; Self::ABI_SIZE as usize]) -> Option<EventAttr> {
+        let mut c = Cursor::new(full);
+        let kind = c.u32()?;
+        let _size = c.u32()?;
+        let attr = EventAttr {
+            kind,
+            config: c.u64()?,
+            sample_period_or_freq: c.u64()?,
+            sample_type: c.u64()?,
+            read_format: c.u64()?,
+            flags: c.u64()?,
+            wakeup_events_or_watermark: c.u32()?,
+            bp_type: c.u32()?,
+            config1: c.u64()?,
+            config2: c.u64()?,
+            branch_sample_type: c.u64()?,
+            sample_regs_user: c.u64()?,
+            sample_stack_user: c.u32()?,
+            clockid: c.i32()?,
+            sample_regs_intr: c.u64()?,
+            aux_watermark: c.u32()?,
+            sample_max_stack: {
+                let v = c.u16()?;
+                c.skip(2)?; // __reserved_2
+                v
+            },
+            aux_sample_size: {
+                let v = c.u32()?;
+                c.skip(4)?; // __reserved_3
+                v
+            },
+            sig_data: c.u64()?,
+            config3: c.u64()?,
+        };
+        Some(attr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_attr() -> EventAttr {
+        EventAttr {
+            kind: event_type::SOFTWARE,
+            config: software::CPU_CLOCK,
+            sample_period_or_freq: 99,
+            sample_type: sample::IP | sample::TID | sample::TIME | sample::CALLCHAIN,
+            read_format: 0x14,
+            flags: flag::DISABLED | flag::FREQ | flag::SAMPLE_ID_ALL | flag::MMAP2,
+            wakeup_events_or_watermark: 7,
+            bp_type: 8,
+            config1: 9,
+            config2: 10,
+            branch_sample_type: 11,
+            sample_regs_user: 0xff0fff,
+            sample_stack_user: 8192,
+            clockid: 1,
+            sample_regs_intr: 13,
+            aux_watermark: 14,
+            sample_max_stack: 127,
+            aux_sample_size: 15,
+            sig_data: 16,
+            config3: 17,
+        }
+    }
+
+    fn u64_at(b: &[u8], off: usize) -> u64 {
+        u64::from_ne_bytes(b[off..off + 8].try_into().unwrap())
+    }
+
+    fn u32_at(b: &[u8], off: usize) -> u32 {
+        u32::from_ne_bytes(b[off..off + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn round_trips_every_field() {
+        let attr = sample_attr();
+        let bytes = attr.to_bytes();
+        assert_eq!(bytes.len(), EventAttr::ABI_SIZE as usize);
+        assert_eq!(EventAttr::from_bytes(&bytes), Some(attr));
+    }
+
+    #[test]
+    fn fields_sit_at_kernel_offsets() {
+        // Offsets from linux/perf_event.h (checked against the bindgen layout).
+        let attr = sample_attr();
+        let b = attr.to_bytes();
+        assert_eq!(u32_at(&b, 0), event_type::SOFTWARE);
+        assert_eq!(u32_at(&b, 4), EventAttr::ABI_SIZE);
+        assert_eq!(u64_at(&b, 8), software::CPU_CLOCK);
+        assert_eq!(u64_at(&b, 16), 99);
+        assert_eq!(u64_at(&b, 24), attr.sample_type);
+        assert_eq!(u64_at(&b, 32), 0x14);
+        assert_eq!(u64_at(&b, 40), attr.flags);
+        assert_eq!(u32_at(&b, 48), 7);
+        assert_eq!(u32_at(&b, 52), 8);
+        assert_eq!(u64_at(&b, 56), 9);
+        assert_eq!(u64_at(&b, 64), 10);
+        assert_eq!(u64_at(&b, 72), 11);
+        assert_eq!(u64_at(&b, 80), 0xff0fff);
+        assert_eq!(u32_at(&b, 88), 8192);
+        assert_eq!(u32_at(&b, 92), 1);
+        assert_eq!(u64_at(&b, 96), 13);
+        assert_eq!(u32_at(&b, 104), 14);
+        assert_eq!(u16::from_ne_bytes([b[108], b[109]]), 127);
+        assert_eq!(u16::from_ne_bytes([b[110], b[111]]), 0);
+        assert_eq!(u32_at(&b, 112), 15);
+        assert_eq!(u64_at(&b, 120), 16);
+        assert_eq!(u64_at(&b, 128), 17);
+    }
+
+    #[test]
+    fn layout_matches_bindings_size() {
+        // The bindings carry config4 too (VER9, 144 bytes); ours stops before it.
+        assert_eq!(
+            std::mem::size_of::<perf_event_open_sys::bindings::perf_event_attr>(),
+            EventAttr::ABI_SIZE as usize + 8
+        );
+    }
+
+    #[test]
+    fn short_attrs_zero_fill_missing_fields() {
+        let attr = sample_attr();
+        let b = attr.to_bytes_sized(ATTR_SIZE_VER0);
+        assert_eq!(b.len(), 64);
+        assert_eq!(u32_at(&b, 4), 64);
+        let back = EventAttr::from_bytes(&b).unwrap();
+        assert_eq!(back.config1, 9);
+        assert_eq!(back.config2, 0);
+        assert_eq!(back.sample_regs_user, 0);
+        assert_eq!(back.config3, 0);
+        assert_eq!(back.sample_type, attr.sample_type);
+    }
+
+    #[test]
+    fn declared_size_is_honoured_even_in_a_longer_slice() {
+        let attr = sample_attr();
+        let mut b = attr.to_bytes_sized(ATTR_SIZE_VER7);
+        b.extend_from_slice(&[0xaa; 16]); // e.g. the ids section after it
+        let back = EventAttr::from_bytes(&b).unwrap();
+        assert_eq!(back.sig_data, 16);
+        assert_eq!(back.config3, 0);
+    }
+
+    #[test]
+    fn size_zero_means_ver0() {
+        let mut b = sample_attr().to_bytes();
+        b[4..8].copy_from_slice(&0u32.to_ne_bytes());
+        let back = EventAttr::from_bytes(&b[..64]).unwrap();
+        assert_eq!(back.config1, 9);
+        assert_eq!(back.config2, 0);
+    }
+
+    #[test]
+    fn too_short_or_lying_sizes_fail() {
+        let b = sample_attr().to_bytes();
+        assert_eq!(EventAttr::from_bytes(&b[..63]), None);
+        // Declares 136 bytes but only 100 are there.
+        assert_eq!(EventAttr::from_bytes(&b[..100]), None);
+        assert_eq!(EventAttr::from_bytes(&[]), None);
+    }
+
+    #[test]
+    fn larger_newer_attrs_are_accepted() {
+        let mut b = sample_attr().to_bytes();
+        b.extend_from_slice(&[1; 8]); // config4
+        b[4..8].copy_from_slice(&144u32.to_ne_bytes());
+        assert_eq!(EventAttr::from_bytes(&b), Some(sample_attr()));
+    }
+
+    #[test]
+    fn file_size_is_ver7_unless_config3_is_used() {
+        let mut attr = sample_attr();
+        assert_eq!(attr.file_size(), EventAttr::ABI_SIZE);
+        attr.config3 = 0;
+        assert_eq!(attr.file_size(), ATTR_SIZE_VER7);
     }
 }

@@ -1,6 +1,42 @@
 //! perf.data layout constants (tools/perf/util/header.h, include/uapi/linux/perf_event.h).
 
 pub const MAGIC: &[u8; 8] = b"PERFILE2";
+/// `MAGIC` as written by a host of the other byte order.
+pub const MAGIC_SWAPPED: &[u8; 8] = b"2ELIFREP";
+
+/// `struct perf_file_header`: magic, size, attr_size, three sections, 256-bit feature bitmap.
+pub const FILE_HEADER_SIZE: u64 = 104;
+/// Header size of files from before feature bits existed (no bitmap).
+pub const FILE_HEADER_SIZE_NO_FEATURES: u64 = 72;
+/// `struct perf_pipe_file_header`: magic and size only.
+pub const PIPE_HEADER_SIZE: u64 = 16;
+/// Byte offsets inside the file header.
+pub const HEADER_DATA_OFFSET_AT: u64 = 40;
+pub const HEADER_DATA_SIZE_AT: u64 = 48;
+pub const HEADER_FEATURES_AT: usize = 72;
+/// `struct perf_file_section`: u64 offset, u64 size.
+pub const FILE_SECTION_SIZE: u64 = 16;
+/// `struct perf_event_header`: u32 type, u16 misc, u16 size.
+pub const EVENT_HEADER_SIZE: usize = 8;
+/// Strings in feature sections are padded to this (`NAME_ALIGN`).
+pub const NAME_ALIGN: usize = 64;
+
+/// `PERF_ATTR_SIZE_VER0`: the smallest attr any file holds.
+pub const ATTR_SIZE_VER0: u32 = 64;
+/// `PERF_ATTR_SIZE_VER7` (up to `sig_data`): the largest attr perf 6.1 reads.
+pub const ATTR_SIZE_VER7: u32 = 128;
+
+/// `PERF_FORMAT_*` bits of `read_format`.
+pub mod read_format {
+    pub const TOTAL_TIME_ENABLED: u64 = 1 << 0;
+    pub const TOTAL_TIME_RUNNING: u64 = 1 << 1;
+    pub const ID: u64 = 1 << 2;
+    pub const GROUP: u64 = 1 << 3;
+    pub const LOST: u64 = 1 << 4;
+}
+
+/// `PERF_SAMPLE_BRANCH_HW_INDEX`: branch stacks carry a u64 hw_idx.
+pub const BRANCH_HW_INDEX: u64 = 1 << 17;
 
 /// `PERF_RECORD_*` (kernel) and perf's user record types (64 and up).
 pub mod record_type {
@@ -26,6 +62,8 @@ pub mod record_type {
     pub const TEXT_POKE: u32 = 20;
     pub const HEADER_ATTR: u32 = 64;
     pub const FINISHED_ROUND: u32 = 68;
+    /// Followed by `size` bytes of AUX data that the header's size omits.
+    pub const AUXTRACE: u32 = 71;
     pub const COMPRESSED: u32 = 81;
     pub const FINISHED_INIT: u32 = 82;
 }
@@ -41,8 +79,12 @@ pub mod misc {
     pub const GUEST_USER: u16 = 5;
     /// On COMM: the comm changed because of exec.
     pub const COMM_EXEC: u16 = 1 << 13;
+    /// On MMAP/MMAP2 (same bit as COMM_EXEC): a data, not an executable, mapping.
+    pub const MMAP_DATA: u16 = 1 << 13;
     /// On MMAP2: the record carries a build id instead of dev/inode.
     pub const MMAP_BUILD_ID: u16 = 1 << 14;
+    /// On HEADER_BUILD_ID entries: the build id's length is in its `size` byte.
+    pub const BUILD_ID_SIZE: u16 = 1 << 15;
 }
 
 /// `PERF_CONTEXT_*` markers inside call chains.

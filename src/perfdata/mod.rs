@@ -7,12 +7,17 @@
 //! skips the section while rprof finds its symbol table there.
 
 pub mod attr;
+mod cursor;
+mod decode;
 pub mod format;
 pub mod reader;
 pub mod records;
 pub mod writer;
 
 pub use attr::EventAttr;
-pub use reader::{PerfFile, ReadError};
+pub use reader::{Metadata, PerfFile, ReadError, Records};
 pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
 pub use writer::{FeatureData, PerfDataWriter, WriteError};
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,8 @@ pub struct Sample {
     pub tid: u32,
     pub time: u64,
     pub cpu: u32,
-    /// Weight in the event's unit (ns for cpu-clock); 1 when absent.
+    /// Weight in the event's unit (ns for cpu-clock). Without
+    /// PERF_SAMPLE_PERIOD: the attr's fixed period, or 1 in frequency mode.
     pub period: u64,
     /// Raw kernel call chain (PERF_SAMPLE_CALLCHAIN) including the
     /// `PERF_CONTEXT_*` markers; empty when not sampled.
@@ -111,7 +112,9 @@ pub enum Record {
     Throttle(Throttle),
     FinishedRound,
     /// Any record type rprof does not interpret; kept so counts add up.
-    Other { kind: u32 },
+    Other {
+        kind: u32,
+    },
 }
 
 impl Record {

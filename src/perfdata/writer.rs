@@ -8,18 +8,32 @@
 //! [`PerfDataWriter::flush`], so a recording killed mid-way is still a
 //! readable file.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::attr::EventAttr;
+use super::cursor::{align_up, ByteWriter};
+use super::format::{
+    feature, misc, ATTR_SIZE_VER7, EVENT_HEADER_SIZE, FILE_HEADER_SIZE, FILE_SECTION_SIZE,
+    HEADER_DATA_SIZE_AT, MAGIC, NAME_ALIGN,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{path}: is a symbolic link; rprof does not write through symlinks (choose another -o path)")]
     Symlink { path: PathBuf },
     #[error("cannot create {path}: {source} (choose a writable path with -o)")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("writing {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Feature sections written at the end (`HEADER_*`). Empty fields are omitted.
@@ -48,63 +62,420 @@ pub struct AttrEntry {
 }
 
 pub struct PerfDataWriter {
-    _private: (),
+    file: File,
+    path: PathBuf,
+    attrs: Vec<AttrEntry>,
+    /// Bytes per attr in this file (see [`EventAttr::file_size`]).
+    attr_size: u32,
+    attrs_section: (u64, u64),
+    data_offset: u64,
+    /// Data bytes accepted so far, buffered ones included.
+    data_size: u64,
+    buf: Vec<u8>,
+    finished: bool,
 }
+
+/// Data is written in chunks of about this size.
+const BUFFER_SIZE: usize = 1 << 20;
 
 impl PerfDataWriter {
     /// Creates `path` safely (see module docs) and writes the header and attrs.
     pub fn create(path: &Path, attrs: &[AttrEntry]) -> Result<PerfDataWriter, WriteError> {
-        let _ = (path, attrs);
-        todo!("perfdata helper")
+        let file = create_file(path)?;
+        let attr_size = attrs
+            .iter()
+            .map(|e| e.attr.file_size())
+            .max()
+            .unwrap_or(ATTR_SIZE_VER7);
+        let mut writer = PerfDataWriter {
+            file,
+            path: path.to_path_buf(),
+            attrs: attrs.to_vec(),
+            attr_size,
+            attrs_section: (0, 0),
+            data_offset: 0,
+            data_size: 0,
+            buf: Vec::with_capacity(BUFFER_SIZE),
+            finished: false,
+        };
+        writer.write_prologue()?;
+        Ok(writer)
+    }
+
+    /// Header, then each attr's ids, then the attrs (perf's order); the file
+    /// position ends where the data section starts.
+    fn write_prologue(&mut self) -> Result<(), WriteError> {
+        let mut w = ByteWriter::default();
+        w.bytes(&[0; FILE_HEADER_SIZE as usize]);
+        let mut id_sections = Vec::new();
+        for entry in &self.attrs {
+            id_sections.push((w.buf.len() as u64, 8 * entry.ids.len() as u64));
+            for &id in &entry.ids {
+                w.u64(id);
+            }
+        }
+        let attrs_offset = w.buf.len() as u64;
+        for (entry, (offset, size)) in self.attrs.iter().zip(id_sections) {
+            w.bytes(&entry.attr.to_bytes_sized(self.attr_size))
+                .u64(offset)
+                .u64(size);
+        }
+        self.attrs_section = (attrs_offset, w.buf.len() as u64 - attrs_offset);
+        self.data_offset = w.buf.len() as u64;
+        let header = self.header_bytes(&[0; 32]);
+        w.buf[..header.len()].copy_from_slice(&header);
+        self.file.write_all(&w.buf).map_err(|e| self.io(e))
+    }
+
+    fn header_bytes(&self, features: &[u8; 32]) -> Vec<u8> {
+        let mut w = ByteWriter::default();
+        w.bytes(MAGIC)
+            .u64(FILE_HEADER_SIZE)
+            .u64(u64::from(self.attr_size) + FILE_SECTION_SIZE)
+            .u64(self.attrs_section.0)
+            .u64(self.attrs_section.1)
+            .u64(self.data_offset)
+            .u64(self.data_size)
+            .u64(0) // event_types: unused by perf
+            .u64(0)
+            .bytes(features);
+        w.buf
+    }
+
+    fn io(&self, source: std::io::Error) -> WriteError {
+        WriteError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Appends raw records (already in perf record format, e.g. copied from a ring).
     pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
-        let _ = bytes;
-        todo!("perfdata helper")
+        if self.buf.len() + bytes.len() > BUFFER_SIZE {
+            self.write_buffer()?;
+        }
+        if bytes.len() >= BUFFER_SIZE {
+            self.file.write_all(bytes).map_err(|e| self.io(e))?;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        self.data_size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn write_buffer(&mut self) -> Result<(), WriteError> {
+        if let Err(e) = self.file.write_all(&self.buf) {
+            return Err(self.io(e));
+        }
+        self.buf.clear();
+        Ok(())
     }
 
     /// Bytes of data section written so far.
     pub fn data_size(&self) -> u64 {
-        todo!("perfdata helper")
+        self.data_size
     }
 
     /// Flushes buffered data and rewrites the header's data size.
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        todo!("perfdata helper")
+        self.write_buffer()?;
+        self.file
+            .write_all_at(&self.data_size.to_ne_bytes(), HEADER_DATA_SIZE_AT)
+            .map_err(|e| self.io(e))
     }
 
     pub fn path(&self) -> &Path {
-        todo!("perfdata helper")
+        &self.path
     }
 
     /// Writes feature sections and the final header; returns the file size.
-    pub fn finish(self, features: &FeatureData) -> Result<u64, WriteError> {
-        let _ = features;
-        todo!("perfdata helper")
+    pub fn finish(mut self, features: &FeatureData) -> Result<u64, WriteError> {
+        self.write_buffer()?;
+        let sections = encode_features(features, &self.attrs, self.attr_size);
+        // The table sits right after the data; perf finds it there.
+        let table_at = self.data_offset + self.data_size;
+        let mut content_at = table_at + FILE_SECTION_SIZE * sections.len() as u64;
+        let mut table = ByteWriter::default();
+        let mut bitmap = [0u8; 32];
+        for (bit, bytes) in &sections {
+            table.u64(content_at).u64(bytes.len() as u64);
+            content_at += bytes.len() as u64;
+            bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+        for (_, bytes) in &sections {
+            table.bytes(bytes);
+        }
+        self.file.write_all(&table.buf).map_err(|e| self.io(e))?;
+        let header = self.header_bytes(&bitmap);
+        self.file.write_all_at(&header, 0).map_err(|e| self.io(e))?;
+        self.finished = true;
+        Ok(content_at)
     }
+}
+
+impl Drop for PerfDataWriter {
+    /// A writer dropped without `finish` (an error path) still leaves the
+    /// records it accepted readable.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Refuses symlinks, moves an existing file to `PATH.old`, then creates
+/// the file exclusively (so nothing swapped in meanwhile is followed).
+fn create_file(path: &Path) -> Result<File, WriteError> {
+    let create_err = |source| WriteError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(WriteError::Symlink {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(meta) if meta.is_file() => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".old");
+            std::fs::rename(path, old).map_err(create_err)?;
+        }
+        // Anything else (a directory, nothing) fails or succeeds at create.
+        _ => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => WriteError::Symlink {
+                path: path.to_path_buf(),
+            },
+            _ => create_err(source),
+        })
+}
+
+/// Feature sections `(bit, bytes)` in increasing bit order, as perf 6.1
+/// encodes them (tools/perf/util/header.c).
+fn encode_features(f: &FeatureData, attrs: &[AttrEntry], attr_size: u32) -> Vec<(u32, Vec<u8>)> {
+    let string = |s: &str| {
+        let mut w = ByteWriter::default();
+        w.perf_string(s);
+        w.buf
+    };
+    let mut out = Vec::new();
+    if !f.build_ids.is_empty() {
+        out.push((feature::BUILD_ID, encode_build_ids(&f.build_ids)));
+    }
+    let strings = [
+        (feature::HOSTNAME, &f.hostname),
+        (feature::OSRELEASE, &f.osrelease),
+        (feature::VERSION, &f.version),
+        (feature::ARCH, &f.arch),
+    ];
+    for (bit, value) in strings {
+        if let Some(value) = value {
+            out.push((bit, string(value)));
+        }
+    }
+    if let Some((online, available)) = f.nrcpus {
+        let mut w = ByteWriter::default();
+        w.u32(available).u32(online); // perf's order
+        out.push((feature::NRCPUS, w.buf));
+    }
+    if !f.cmdline.is_empty() {
+        let mut w = ByteWriter::default();
+        w.u32(f.cmdline.len() as u32);
+        for arg in &f.cmdline {
+            w.perf_string(arg);
+        }
+        out.push((feature::CMDLINE, w.buf));
+    }
+    if !f.event_names.is_empty() && !attrs.is_empty() {
+        out.push((
+            feature::EVENT_DESC,
+            encode_event_desc(&f.event_names, attrs, attr_size),
+        ));
+    }
+    if let Some(symbols) = &f.rprof_symbols {
+        out.push((feature::RPROF_SYMBOLS, symbols.clone()));
+    }
+    out.sort_by_key(|(bit, _)| *bit);
+    out
+}
+
+/// HEADER_EVENT_DESC: u32 nr, u32 attr size, then per event: attr, u32
+/// nr_ids, name, ids. Only attrs that have a name are described.
+fn encode_event_desc(names: &[String], attrs: &[AttrEntry], attr_size: u32) -> Vec<u8> {
+    let n = names.len().min(attrs.len());
+    let mut w = ByteWriter::default();
+    w.u32(n as u32).u32(attr_size);
+    for (name, entry) in names.iter().zip(attrs) {
+        w.bytes(&entry.attr.to_bytes_sized(attr_size))
+            .u32(entry.ids.len() as u32);
+        w.perf_string(name);
+        for &id in &entry.ids {
+            w.u64(id);
+        }
+    }
+    w.buf
+}
+
+/// HEADER_BUILD_ID: one `perf_record_header_build_id` per file. perf marks
+/// the kernel's (pid -1) with MISC_KERNEL, the rest with MISC_USER.
+fn encode_build_ids(ids: &[(i32, Vec<u8>, String)]) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    for (pid, build_id, name) in ids {
+        let len = build_id.len().min(20);
+        let name_len = align_up(name.len().min(4000) + 1, NAME_ALIGN);
+        let cpumode = if *pid == -1 { misc::KERNEL } else { misc::USER };
+        let mut area = [0u8; 24];
+        area[..len].copy_from_slice(&build_id[..len]);
+        area[20] = len as u8;
+        w.u32(0)
+            .u16(cpumode | misc::BUILD_ID_SIZE)
+            .u16((EVENT_HEADER_SIZE + 4 + 24 + name_len) as u16)
+            .i32(*pid)
+            .bytes(&area);
+        w.padded_c_string(truncate_str(name, 4000), NAME_ALIGN);
+    }
+    w.buf
+}
+
+/// At most `max` bytes of `s`, cut at a char boundary.
+fn truncate_str(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Encoders for records rprof synthesizes (from /proc for running targets).
 /// `sample_type` is the attr's, so the `sample_id_all` trailer matches what
-/// the kernel writes for the same attr.
+/// the kernel writes for the same attr; pass 0 when the attr does not set
+/// `sample_id_all`. Trailer fields left `None` are written as the record's
+/// own pid/tid/time where it has them, else 0.
 pub mod encode {
-    use super::super::records::{Comm, Mmap, TaskEvent};
+    use super::super::attr::sample;
+    use super::super::cursor::ByteWriter;
+    use super::super::format::{misc, record_type};
+    use super::super::records::{Comm, CpuMode, Mmap, SampleId, TaskEvent};
+    use super::truncate_str;
+
+    /// Longest file name written (PATH_MAX less the NUL), so records fit in u16.
+    const MAX_FILENAME: usize = 4095;
 
     pub fn comm(sample_type: u64, c: &Comm) -> Vec<u8> {
-        let _ = (sample_type, c);
-        todo!("perfdata helper")
+        let mut body = ByteWriter::default();
+        body.u32(c.pid)
+            .u32(c.tid)
+            .padded_c_string(truncate_str(&c.comm, MAX_FILENAME), 8);
+        let id = with_task(c.sample_id, c.pid, c.tid);
+        let misc = if c.exec { misc::COMM_EXEC } else { 0 };
+        finish(record_type::COMM, misc, body, sample_type, &id)
     }
+
     /// Always MMAP2; uses the build-id form when `m.build_id` is set.
     pub fn mmap2(sample_type: u64, m: &Mmap) -> Vec<u8> {
-        let _ = (sample_type, m);
-        todo!("perfdata helper")
+        let mut body = ByteWriter::default();
+        body.u32(m.pid)
+            .u32(m.tid)
+            .u64(m.start)
+            .u64(m.len)
+            .u64(m.pgoff);
+        let mut misc = cpumode_bits(m.cpumode);
+        match &m.build_id {
+            Some(id) => {
+                misc |= misc::MMAP_BUILD_ID;
+                let len = id.len().min(20);
+                let mut area = [0u8; 20];
+                area[..len].copy_from_slice(&id[..len]);
+                body.u8(len as u8).bytes(&[0; 3]).bytes(&area);
+            }
+            // maj, min, ino, ino_generation: unknown for synthesized maps.
+            None => {
+                body.bytes(&[0; 24]);
+            }
+        }
+        body.u32(m.prot).u32(m.flags);
+        body.padded_c_string(truncate_str(&m.filename, MAX_FILENAME), 8);
+        let id = with_task(m.sample_id, m.pid, m.tid);
+        finish(record_type::MMAP2, misc, body, sample_type, &id)
     }
+
     pub fn fork(sample_type: u64, t: &TaskEvent) -> Vec<u8> {
-        let _ = (sample_type, t);
-        todo!("perfdata helper")
+        let mut body = ByteWriter::default();
+        body.u32(t.pid)
+            .u32(t.ppid)
+            .u32(t.tid)
+            .u32(t.ptid)
+            .u64(t.time);
+        let mut id = with_task(t.sample_id, t.pid, t.tid);
+        id.time = id.time.or(Some(t.time));
+        finish(record_type::FORK, 0, body, sample_type, &id)
     }
+
     pub fn finished_round() -> Vec<u8> {
-        todo!("perfdata helper")
+        finish(
+            record_type::FINISHED_ROUND,
+            0,
+            ByteWriter::default(),
+            0,
+            &SampleId::default(),
+        )
+    }
+
+    fn with_task(mut id: SampleId, pid: u32, tid: u32) -> SampleId {
+        id.pid = id.pid.or(Some(pid));
+        id.tid = id.tid.or(Some(tid));
+        id
+    }
+
+    pub(crate) fn cpumode_bits(mode: CpuMode) -> u16 {
+        match mode {
+            CpuMode::Unknown => misc::CPUMODE_UNKNOWN,
+            CpuMode::Kernel => misc::KERNEL,
+            CpuMode::User => misc::USER,
+            CpuMode::Hypervisor => misc::HYPERVISOR,
+            CpuMode::GuestKernel => misc::GUEST_KERNEL,
+            CpuMode::GuestUser => misc::GUEST_USER,
+        }
+    }
+
+    /// Appends the `sample_id_all` trailer and prepends the header.
+    fn finish(
+        kind: u32,
+        misc: u16,
+        mut body: ByteWriter,
+        sample_type: u64,
+        id: &SampleId,
+    ) -> Vec<u8> {
+        let has = |bit: u64| sample_type & bit != 0;
+        if has(sample::TID) {
+            body.u32(id.pid.unwrap_or(0)).u32(id.tid.unwrap_or(0));
+        }
+        if has(sample::TIME) {
+            body.u64(id.time.unwrap_or(0));
+        }
+        if has(sample::ID) {
+            body.u64(id.id.unwrap_or(0));
+        }
+        if has(sample::STREAM_ID) {
+            body.u64(id.id.unwrap_or(0));
+        }
+        if has(sample::CPU) {
+            body.u32(id.cpu.unwrap_or(0)).u32(0);
+        }
+        if has(sample::IDENTIFIER) {
+            body.u64(id.id.unwrap_or(0));
+        }
+        let size = super::EVENT_HEADER_SIZE + body.buf.len();
+        let mut out = ByteWriter::default();
+        out.u32(kind).u16(misc).u16(size as u16).bytes(&body.buf);
+        out.buf
     }
 }

@@ -106,7 +106,10 @@ impl Symbolizer {
     /// Resolves every requested address, modules in parallel. Addresses that
     /// cannot be named still get an entry (a frame with `function: None`) so
     /// callers can print `[unknown]` with the module name.
-    pub fn symbolize(&self, requests: Vec<ModuleRequest>) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
+    pub fn symbolize(
+        &self,
+        requests: Vec<ModuleRequest>,
+    ) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
         let _ = requests;
         todo!("symbolize helper")
     }

@@ -1,0 +1,378 @@
+//! Record bodies -> [`Record`]s, given the file's attrs. Framing (headers,
+//! sizes, truncation) is the reader's job; this only interprets one body.
+
+use std::collections::HashMap;
+
+use super::attr::{flag, sample, EventAttr};
+use super::cursor::{c_string, Cursor};
+use super::format::{misc, read_format, record_type, BRANCH_HW_INDEX};
+use super::records::{Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
+
+/// `PROT_READ` / `PROT_EXEC`, for MMAP (v1) records that carry no prot.
+const PROT_READ: u32 = 1;
+const PROT_EXEC: u32 = 4;
+
+/// The `sample_id_all` trailer fields, in kernel order.
+const TRAILER_FIELDS: [u64; 6] = [
+    sample::TID,
+    sample::TIME,
+    sample::ID,
+    sample::STREAM_ID,
+    sample::CPU,
+    sample::IDENTIFIER,
+];
+
+/// How a record names the attr it belongs to (perf's `id_pos`/`is_pos`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdLookup {
+    /// One attr, or no way to tell: everything is attr 0.
+    FirstAttr,
+    /// Every attr samples IDENTIFIER: first u64 of a sample, last of a trailer.
+    Identifier,
+    /// Identical sample types with ID: the id sits at the same place in all.
+    SameLayoutId,
+}
+
+/// Decodes record bodies for one file's set of events.
+#[derive(Debug, Clone)]
+pub(crate) struct Decoder {
+    attrs: Vec<EventAttr>,
+    ids: HashMap<u64, usize>,
+    lookup: IdLookup,
+    /// Stands in for a missing attr (a file with none decodes nothing).
+    fallback: EventAttr,
+}
+
+impl Decoder {
+    /// `ids[i]` are the sample ids of `attrs[i]`.
+    pub fn new(attrs: Vec<EventAttr>, ids: &[Vec<u64>]) -> Decoder {
+        let ids = ids
+            .iter()
+            .enumerate()
+            .flat_map(|(index, ids)| ids.iter().map(move |&id| (id, index)))
+            .collect();
+        let lookup = match attrs.first() {
+            Some(first) if attrs.len() > 1 => {
+                if attrs
+                    .iter()
+                    .all(|a| a.sample_type & sample::IDENTIFIER != 0)
+                {
+                    IdLookup::Identifier
+                } else if first.sample_type & sample::ID != 0
+                    && attrs.iter().all(|a| a.sample_type == first.sample_type)
+                {
+                    IdLookup::SameLayoutId
+                } else {
+                    IdLookup::FirstAttr
+                }
+            }
+            _ => IdLookup::FirstAttr,
+        };
+        Decoder {
+            attrs,
+            ids,
+            lookup,
+            fallback: EventAttr::default(),
+        }
+    }
+
+    pub fn attrs(&self) -> &[EventAttr] {
+        &self.attrs
+    }
+
+    /// Decodes one record body; `None` when the body is too short for what
+    /// its attr says it holds.
+    pub fn decode(&self, kind: u32, misc: u16, body: &[u8]) -> Option<Record> {
+        if kind == record_type::SAMPLE {
+            let index = self.sample_attr_index(body);
+            return decode_sample(misc, body, self.attr(index), index).map(Record::Sample);
+        }
+        if !is_kernel_record_with_trailer(kind) {
+            return Some(match kind {
+                record_type::FINISHED_ROUND => Record::FinishedRound,
+                _ => Record::Other { kind },
+            });
+        }
+        let attr = self.attr(self.trailer_attr_index(body));
+        let (payload, sample_id) = split_trailer(body, attr)?;
+        decode_non_sample(kind, misc, payload, sample_id)
+    }
+
+    fn attr(&self, index: usize) -> &EventAttr {
+        self.attrs.get(index).unwrap_or(&self.fallback)
+    }
+
+    fn index_of(&self, id: Option<u64>) -> usize {
+        id.and_then(|id| self.ids.get(&id).copied()).unwrap_or(0)
+    }
+
+    fn sample_attr_index(&self, body: &[u8]) -> usize {
+        let first = self.attr(0).sample_type;
+        let offset = match self.lookup {
+            IdLookup::FirstAttr => return 0,
+            IdLookup::Identifier => 0,
+            IdLookup::SameLayoutId => {
+                let before_id = sample::IP | sample::TID | sample::TIME | sample::ADDR;
+                8 * (first & before_id).count_ones() as usize
+            }
+        };
+        self.index_of(Cursor::new(body.get(offset..).unwrap_or_default()).u64())
+    }
+
+    fn trailer_attr_index(&self, body: &[u8]) -> usize {
+        let first = self.attr(0);
+        if !first.has_flag(flag::SAMPLE_ID_ALL) {
+            return 0;
+        }
+        let from_end = match self.lookup {
+            IdLookup::FirstAttr => return 0,
+            IdLookup::Identifier => 8,
+            IdLookup::SameLayoutId => {
+                let after_id = sample::STREAM_ID | sample::CPU;
+                8 * (1 + (first.sample_type & after_id).count_ones() as usize)
+            }
+        };
+        let at = body.len().checked_sub(from_end);
+        self.index_of(at.and_then(|at| Cursor::new(body.get(at..)?).u64()))
+    }
+}
+
+/// Kernel record types that carry a `sample_id_all` trailer. perf's own
+/// records (64 and up) never do.
+fn is_kernel_record_with_trailer(kind: u32) -> bool {
+    kind < record_type::HEADER_ATTR && kind != record_type::SAMPLE
+}
+
+fn cpumode(misc: u16) -> CpuMode {
+    match misc & misc::CPUMODE_MASK {
+        misc::KERNEL => CpuMode::Kernel,
+        misc::USER => CpuMode::User,
+        misc::HYPERVISOR => CpuMode::Hypervisor,
+        misc::GUEST_KERNEL => CpuMode::GuestKernel,
+        misc::GUEST_USER => CpuMode::GuestUser,
+        _ => CpuMode::Unknown,
+    }
+}
+
+/// Splits off the `sample_id_all` trailer (when the attr asks for one).
+fn split_trailer<'a>(body: &'a [u8], attr: &EventAttr) -> Option<(&'a [u8], SampleId)> {
+    if !attr.has_flag(flag::SAMPLE_ID_ALL) {
+        return Some((body, SampleId::default()));
+    }
+    let st = attr.sample_type;
+    let fields = TRAILER_FIELDS.iter().filter(|&&f| st & f != 0).count();
+    let at = body.len().checked_sub(8 * fields)?;
+    let (payload, trailer) = body.split_at(at);
+    let mut c = Cursor::new(trailer);
+    let mut id = SampleId::default();
+    if st & sample::TID != 0 {
+        id.pid = Some(c.u32()?);
+        id.tid = Some(c.u32()?);
+    }
+    if st & sample::TIME != 0 {
+        id.time = Some(c.u64()?);
+    }
+    if st & sample::ID != 0 {
+        id.id = Some(c.u64()?);
+    }
+    if st & sample::STREAM_ID != 0 {
+        c.skip(8)?;
+    }
+    if st & sample::CPU != 0 {
+        id.cpu = Some(c.u32()?);
+        c.skip(4)?;
+    }
+    if st & sample::IDENTIFIER != 0 {
+        id.id = Some(c.u64()?);
+    }
+    Some((payload, id))
+}
+
+/// A `PERF_RECORD_SAMPLE` body, fields in the kernel's output order.
+fn decode_sample(misc: u16, body: &[u8], attr: &EventAttr, attr_index: usize) -> Option<Sample> {
+    let st = attr.sample_type;
+    let has = |bit: u64| st & bit != 0;
+    let mut c = Cursor::new(body);
+    let mut s = Sample {
+        attr_index,
+        cpumode: cpumode(misc),
+        period: default_period(attr),
+        ..Sample::default()
+    };
+    if has(sample::IDENTIFIER) {
+        s.id = Some(c.u64()?);
+    }
+    if has(sample::IP) {
+        s.ip = c.u64()?;
+    }
+    if has(sample::TID) {
+        s.pid = c.u32()?;
+        s.tid = c.u32()?;
+    }
+    if has(sample::TIME) {
+        s.time = c.u64()?;
+    }
+    if has(sample::ADDR) {
+        c.skip(8)?;
+    }
+    if has(sample::ID) {
+        s.id = Some(c.u64()?);
+    }
+    if has(sample::STREAM_ID) {
+        c.skip(8)?;
+    }
+    if has(sample::CPU) {
+        s.cpu = c.u32()?;
+        c.skip(4)?; // reserved
+    }
+    if has(sample::PERIOD) {
+        s.period = c.u64()?;
+    }
+    if has(sample::READ) {
+        skip_read_values(&mut c, attr.read_format)?;
+    }
+    if has(sample::CALLCHAIN) {
+        let nr = c.u64()?;
+        s.callchain = c.u64s(nr)?;
+    }
+    // The rest is not kept, but walking it checks the record is consistent.
+    skip_sample_tail(&mut c, attr)?;
+    Some(s)
+}
+
+/// perf's rule: without PERF_SAMPLE_PERIOD a sample weighs the attr's fixed
+/// period; frequency-mode attrs have no fixed period, so 1.
+fn default_period(attr: &EventAttr) -> u64 {
+    if attr.is_freq() || attr.sample_period_or_freq == 0 {
+        1
+    } else {
+        attr.sample_period_or_freq
+    }
+}
+
+/// `struct read_format` as laid out for the attr's `read_format`.
+fn skip_read_values(c: &mut Cursor<'_>, format: u64) -> Option<()> {
+    let has = |bit: u64| format & bit != 0;
+    let times = usize::from(has(read_format::TOTAL_TIME_ENABLED))
+        + usize::from(has(read_format::TOTAL_TIME_RUNNING));
+    let per_value = 1 + usize::from(has(read_format::ID)) + usize::from(has(read_format::LOST));
+    if has(read_format::GROUP) {
+        let nr = c.u64()?;
+        c.skip(8 * times)?;
+        c.skip_n(nr, 8 * per_value)
+    } else {
+        c.skip(8 * (per_value + times))
+    }
+}
+
+/// RAW, BRANCH_STACK, REGS_USER and STACK_USER; later fields are fixed-size
+/// or not needed, and trailing bytes are ignored.
+fn skip_sample_tail(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
+    let has = |bit: u64| attr.sample_type & bit != 0;
+    if has(sample::RAW) {
+        // The size includes the kernel's padding to a u64 boundary.
+        let size = c.u32()?;
+        c.skip(usize::try_from(size).ok()?)?;
+    }
+    if has(sample::BRANCH_STACK) {
+        let nr = c.u64()?;
+        if attr.branch_sample_type & BRANCH_HW_INDEX != 0 {
+            c.skip(8)?;
+        }
+        c.skip_n(nr, 24)?; // from, to, flags
+    }
+    if has(sample::REGS_USER) {
+        let abi = c.u64()?;
+        if abi != 0 {
+            c.skip(8 * attr.sample_regs_user.count_ones() as usize)?;
+        }
+    }
+    if has(sample::STACK_USER) {
+        let size = c.u64()?;
+        if size != 0 {
+            c.bytes_u64(size)?;
+            c.skip(8)?; // dyn_size
+        }
+    }
+    Some(())
+}
+
+fn decode_non_sample(kind: u32, misc: u16, payload: &[u8], sample_id: SampleId) -> Option<Record> {
+    let mut c = Cursor::new(payload);
+    let record = match kind {
+        record_type::MMAP => Record::Mmap(decode_mmap(&mut c, misc, false, sample_id)?),
+        record_type::MMAP2 => Record::Mmap(decode_mmap(&mut c, misc, true, sample_id)?),
+        record_type::COMM => Record::Comm(Comm {
+            pid: c.u32()?,
+            tid: c.u32()?,
+            comm: c_string(c.bytes(c.remaining())?),
+            exec: misc & misc::COMM_EXEC != 0,
+            sample_id,
+        }),
+        record_type::FORK => Record::Fork(decode_task(&mut c, sample_id)?),
+        record_type::EXIT => Record::Exit(decode_task(&mut c, sample_id)?),
+        record_type::LOST => Record::Lost(Lost {
+            id: c.u64()?,
+            lost: c.u64()?,
+            sample_id,
+        }),
+        record_type::LOST_SAMPLES => Record::LostSamples(Lost {
+            id: sample_id.id.unwrap_or(0),
+            lost: c.u64()?,
+            sample_id,
+        }),
+        record_type::THROTTLE | record_type::UNTHROTTLE => Record::Throttle(Throttle {
+            time: c.u64()?,
+            id: c.u64()?,
+            unthrottle: kind == record_type::UNTHROTTLE,
+            sample_id,
+        }),
+        _ => Record::Other { kind },
+    };
+    Some(record)
+}
+
+fn decode_task(c: &mut Cursor<'_>, sample_id: SampleId) -> Option<TaskEvent> {
+    Some(TaskEvent {
+        pid: c.u32()?,
+        ppid: c.u32()?,
+        tid: c.u32()?,
+        ptid: c.u32()?,
+        time: c.u64()?,
+        sample_id,
+    })
+}
+
+fn decode_mmap(c: &mut Cursor<'_>, misc: u16, v2: bool, sample_id: SampleId) -> Option<Mmap> {
+    let mut m = Mmap {
+        cpumode: cpumode(misc),
+        pid: c.u32()?,
+        tid: c.u32()?,
+        start: c.u64()?,
+        len: c.u64()?,
+        pgoff: c.u64()?,
+        sample_id,
+        ..Mmap::default()
+    };
+    if v2 {
+        if misc & misc::MMAP_BUILD_ID != 0 {
+            let size = usize::from(c.u8()?).min(20);
+            c.skip(3)?; // reserved
+            let id = c.bytes(20)?;
+            m.build_id = Some(id.get(..size)?.to_vec());
+        } else {
+            c.skip(24)?; // maj, min, ino, ino_generation
+        }
+        m.prot = c.u32()?;
+        m.flags = c.u32()?;
+    } else {
+        // MMAP (v1) has no prot; the DATA bit tells data from code.
+        m.prot = if misc & misc::MMAP_DATA != 0 {
+            PROT_READ
+        } else {
+            PROT_READ | PROT_EXEC
+        };
+    }
+    m.filename = c_string(c.bytes(c.remaining())?);
+    Some(m)
+}

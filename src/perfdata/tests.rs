@@ -1,0 +1,985 @@
+//! Writer -> reader round trips, malformed-input robustness, and checks
+//! against Linux `perf` (skipped when perf cannot run, unless
+//! `RPROF_REQUIRE_PERF` is set).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::attr::{event_type, flag, sample, software, EventAttr};
+use super::cursor::ByteWriter;
+use super::format::{context, feature, misc, read_format, record_type, BRANCH_HW_INDEX};
+use super::records::CpuMode;
+use super::writer::{encode, AttrEntry};
+use super::*;
+
+const SAMPLE_TYPE: u64 =
+    sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD | sample::CALLCHAIN;
+
+fn cpu_clock_attr(sample_type: u64) -> EventAttr {
+    EventAttr {
+        kind: event_type::SOFTWARE,
+        config: software::CPU_CLOCK,
+        sample_period_or_freq: 1_000_000,
+        sample_type,
+        flags: flag::DISABLED
+            | flag::INHERIT
+            | flag::MMAP
+            | flag::COMM
+            | flag::SAMPLE_ID_ALL
+            | flag::MMAP2
+            | flag::COMM_EXEC,
+        ..EventAttr::default()
+    }
+}
+
+/// Encodes a sample for the fields `Sample` holds, in kernel order;
+/// `extra` is appended after the call chain (RAW, BRANCH_STACK, ...).
+fn encode_sample(sample_type: u64, s: &Sample, read: &[u64], extra: &[u8]) -> Vec<u8> {
+    let has = |bit: u64| sample_type & bit != 0;
+    let mut w = ByteWriter::default();
+    if has(sample::IDENTIFIER) {
+        w.u64(s.id.unwrap_or(0));
+    }
+    if has(sample::IP) {
+        w.u64(s.ip);
+    }
+    if has(sample::TID) {
+        w.u32(s.pid).u32(s.tid);
+    }
+    if has(sample::TIME) {
+        w.u64(s.time);
+    }
+    if has(sample::ADDR) {
+        w.u64(0xadd);
+    }
+    if has(sample::ID) {
+        w.u64(s.id.unwrap_or(0));
+    }
+    if has(sample::STREAM_ID) {
+        w.u64(0x5eed);
+    }
+    if has(sample::CPU) {
+        w.u32(s.cpu).u32(0);
+    }
+    if has(sample::PERIOD) {
+        w.u64(s.period);
+    }
+    for &v in read {
+        w.u64(v);
+    }
+    if has(sample::CALLCHAIN) {
+        w.u64(s.callchain.len() as u64);
+        for &ip in &s.callchain {
+            w.u64(ip);
+        }
+    }
+    w.bytes(extra);
+    let mut out = ByteWriter::default();
+    out.u32(record_type::SAMPLE)
+        .u16(encode::cpumode_bits(s.cpumode))
+        .u16(8 + w.buf.len() as u16)
+        .bytes(&w.buf);
+    out.buf
+}
+
+fn sample_at(time: u64, pid: u32) -> Sample {
+    Sample {
+        attr_index: 0,
+        cpumode: CpuMode::User,
+        ip: 0x401000 + time,
+        pid,
+        tid: pid,
+        time,
+        cpu: 1,
+        period: 1_000_000,
+        callchain: vec![context::USER, 0x401000 + time, 0x400800],
+        id: None,
+    }
+}
+
+fn comm(pid: u32, name: &str, time: u64) -> Comm {
+    Comm {
+        pid,
+        tid: pid,
+        comm: name.into(),
+        exec: true,
+        sample_id: SampleId {
+            pid: Some(pid),
+            tid: Some(pid),
+            time: Some(time),
+            id: None,
+            cpu: Some(1),
+        },
+    }
+}
+
+fn mmap(pid: u32, build_id: Option<Vec<u8>>, time: u64) -> Mmap {
+    Mmap {
+        cpumode: CpuMode::User,
+        pid,
+        tid: pid,
+        start: 0x400000,
+        len: 0x2000,
+        pgoff: 0,
+        filename: "/usr/bin/rprof-test-binary".into(),
+        build_id,
+        prot: 5,
+        flags: 2,
+        sample_id: SampleId {
+            pid: Some(pid),
+            tid: Some(pid),
+            time: Some(time),
+            id: None,
+            cpu: Some(1),
+        },
+    }
+}
+
+fn fork(pid: u32, ppid: u32, time: u64) -> TaskEvent {
+    TaskEvent {
+        pid,
+        ppid,
+        tid: pid,
+        ptid: ppid,
+        time,
+        sample_id: SampleId {
+            pid: Some(pid),
+            tid: Some(pid),
+            time: Some(time),
+            id: None,
+            cpu: Some(1),
+        },
+    }
+}
+
+fn features() -> FeatureData {
+    FeatureData {
+        hostname: Some("rprof-test-host".into()),
+        osrelease: Some("6.1.0-test".into()),
+        version: Some("rprof 0.1.0".into()),
+        arch: Some("x86_64".into()),
+        nrcpus: Some((3, 4)),
+        cmdline: vec!["rprof".into(), "record".into(), "--".into(), "busy".into()],
+        event_names: vec!["cpu-clock".into()],
+        build_ids: vec![
+            (-1, vec![0xab; 20], "[kernel.kallsyms]".into()),
+            (
+                42,
+                vec![1, 2, 3, 4, 5, 6, 7, 8],
+                "/usr/bin/rprof-test-binary".into(),
+            ),
+        ],
+        rprof_symbols: Some(b"rprof symbols payload".to_vec()),
+    }
+}
+
+/// The records the round-trip file holds, in file order.
+fn expected_records() -> Vec<Record> {
+    vec![
+        Record::Comm(comm(42, "busy", 100)),
+        Record::Mmap(mmap(42, Some(vec![1, 2, 3, 4, 5, 6, 7, 8]), 110)),
+        Record::Mmap(mmap(42, None, 120)),
+        Record::Fork(fork(43, 42, 130)),
+        Record::Sample(sample_at(200, 42)),
+        Record::FinishedRound,
+        Record::Sample(sample_at(150, 43)),
+        Record::Sample(sample_at(300, 43)),
+    ]
+}
+
+fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        out.extend(match r {
+            Record::Comm(c) => encode::comm(SAMPLE_TYPE, c),
+            Record::Mmap(m) => encode::mmap2(SAMPLE_TYPE, m),
+            Record::Fork(t) => encode::fork(SAMPLE_TYPE, t),
+            Record::Sample(s) => encode_sample(SAMPLE_TYPE, s, &[], &[]),
+            Record::FinishedRound => encode::finished_round(),
+            other => panic!("no encoder for {other:?}"),
+        });
+    }
+    out
+}
+
+/// Writes the round-trip file at `path` and returns its size.
+fn write_test_file(path: &Path) -> u64 {
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![7, 8],
+    }];
+    let mut w = PerfDataWriter::create(path, &attrs).unwrap();
+    let bytes = encode_records(&expected_records());
+    w.write_raw(&bytes).unwrap();
+    assert_eq!(w.data_size(), bytes.len() as u64);
+    assert_eq!(w.path(), path);
+    w.finish(&features()).unwrap()
+}
+
+fn test_file_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    write_test_file(&path);
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn writer_output_reads_back_record_for_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let size = write_test_file(&path);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
+
+    let file = PerfFile::open(&path).unwrap();
+    assert_eq!(file.attrs(), &[cpu_clock_attr(SAMPLE_TYPE)]);
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records, expected_records());
+}
+
+#[test]
+fn feature_sections_read_back() {
+    let file = PerfFile::from_bytes(test_file_bytes()).unwrap();
+    let meta = file.metadata();
+    let f = features();
+    assert_eq!(meta.hostname, f.hostname);
+    assert_eq!(meta.osrelease, f.osrelease);
+    assert_eq!(meta.arch, f.arch);
+    assert_eq!(meta.nrcpus, f.nrcpus);
+    assert_eq!(meta.cmdline, f.cmdline);
+    assert_eq!(meta.event_names, f.event_names);
+    assert_eq!(meta.build_ids, f.build_ids);
+    assert_eq!(
+        file.feature(feature::RPROF_SYMBOLS),
+        f.rprof_symbols.as_deref()
+    );
+    assert_eq!(file.feature(feature::CPUDESC), None);
+    // Strings are stored as perf does: u32 padded length, then the text.
+    let host = file.feature(feature::HOSTNAME).unwrap();
+    assert_eq!(host.len(), 4 + 64);
+    assert_eq!(&host[4..19], b"rprof-test-host");
+}
+
+#[test]
+fn file_layout_matches_perf() {
+    let bytes = test_file_bytes();
+    let u64_at = |off: usize| u64::from_ne_bytes(bytes[off..off + 8].try_into().unwrap());
+    assert_eq!(&bytes[..8], b"PERFILE2");
+    assert_eq!(u64_at(8), 104);
+    assert_eq!(
+        u64_at(16),
+        128 + 16,
+        "attr_size: a VER7 attr plus its ids section"
+    );
+    // ids come first (two u64s), then the attrs, then the data.
+    assert_eq!(u64_at(24), 104 + 16);
+    assert_eq!(u64_at(32), 144);
+    assert_eq!(u64_at(40), 104 + 16 + 144);
+    assert_eq!(u64_at(104), 7);
+    assert_eq!(u64_at(120 + 128), 104, "ids section offset");
+    assert_eq!(u64_at(120 + 136), 16, "ids section size");
+    // event_types is empty.
+    assert_eq!((u64_at(56), u64_at(64)), (0, 0));
+}
+
+#[test]
+fn sorted_records_order_by_time_and_keep_untimed_in_place() {
+    let file = PerfFile::from_bytes(test_file_bytes()).unwrap();
+    let (records, warnings) = file.sorted_records();
+    assert!(warnings.is_empty());
+    let times: Vec<Option<u64>> = records.iter().map(Record::time).collect();
+    assert_eq!(
+        times,
+        [
+            Some(100),
+            Some(110),
+            Some(120),
+            Some(130),
+            Some(150),
+            Some(200),
+            None, // FinishedRound keeps the time of the sample before it
+            Some(300)
+        ]
+    );
+    assert_eq!(records[6], Record::FinishedRound);
+}
+
+#[test]
+fn flushed_recording_is_readable_before_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![],
+    }];
+    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    let records = expected_records();
+    w.write_raw(&encode_records(&records[..4])).unwrap();
+    w.flush().unwrap();
+    w.write_raw(&encode_records(&records[4..])).unwrap(); // still buffered
+    let file = PerfFile::open(&path).unwrap();
+    let (read, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(read, records[..4]);
+    assert!(file.metadata().hostname.is_none());
+    // Dropped without finish (an error path): buffered records still land.
+    drop(w);
+    let (read, warnings) = PerfFile::open(&path).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(read, records);
+}
+
+#[test]
+fn header_never_refreshed_reads_to_end_of_file_with_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![],
+    }];
+    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    w.write_raw(&encode_records(&expected_records())).unwrap();
+    // Push bytes to disk without refreshing the header, like a kill between
+    // a buffer write and the header update.
+    w.write_raw(&vec![0u8; (1 << 20) + 8]).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(u64::from_ne_bytes(bytes[48..56].try_into().unwrap()), 0);
+    bytes.truncate(bytes.len() - (1 << 20) - 8);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records, expected_records());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("data size is 0"), "{warnings:?}");
+}
+
+#[test]
+fn truncated_last_record_stops_with_warning() {
+    let bytes = test_file_bytes();
+    let data_end = 264 + encode_records(&expected_records()).len();
+    let cut = bytes[..data_end - 5].to_vec();
+    let (records, warnings) = PerfFile::from_bytes(cut).unwrap().read_records();
+    assert_eq!(records, expected_records()[..7]);
+    let last_len = encode_records(&expected_records()[7..]).len();
+    assert!(
+        warnings.iter().any(|w| w.contains(&format!(
+            "file is truncated: {} bytes at the end could not be decoded",
+            last_len - 5
+        ))),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn record_smaller_than_its_header_stops_with_warning() {
+    let mut bytes = test_file_bytes();
+    let second = 264 + encode_records(&expected_records()[..1]).len();
+    bytes[second + 6..second + 8].copy_from_slice(&4u16.to_ne_bytes());
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records, expected_records()[..1]);
+    assert!(
+        warnings.iter().any(|w| w.contains("size 4")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn existing_file_is_renamed_to_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    std::fs::write(&path, b"previous recording").unwrap();
+    write_test_file(&path);
+    let old = dir.path().join("perf.data.old");
+    assert_eq!(std::fs::read(old).unwrap(), b"previous recording");
+    assert!(PerfFile::open(&path).is_ok());
+}
+
+#[test]
+fn symlinks_are_refused_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("perf.data");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = PerfDataWriter::create(&link, &[]).err().unwrap();
+    assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+
+    let dangling = dir.path().join("dangling.data");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let err = PerfDataWriter::create(&dangling, &[]).err().unwrap();
+    assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+    assert!(!dir.path().join("nowhere").exists());
+}
+
+#[test]
+fn output_is_private_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    write_test_file(&path);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn unwritable_directory_is_a_create_error() {
+    let err = PerfDataWriter::create(Path::new("/nonexistent-dir/perf.data"), &[])
+        .err()
+        .unwrap();
+    assert!(matches!(err, WriteError::Create { .. }), "{err}");
+}
+
+#[test]
+fn open_errors_say_what_the_file_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        PerfFile::open(&empty),
+        Err(ReadError::Empty { .. })
+    ));
+    assert!(matches!(
+        PerfFile::open(&dir.path().join("missing")),
+        Err(ReadError::Open { .. })
+    ));
+    assert!(matches!(
+        PerfFile::from_bytes(b"#!/bin/sh\necho not perf data\n".to_vec()),
+        Err(ReadError::NotPerfData { .. })
+    ));
+    let mut pipe = b"PERFILE2".to_vec();
+    pipe.extend_from_slice(&16u64.to_ne_bytes());
+    assert!(matches!(
+        PerfFile::from_bytes(pipe),
+        Err(ReadError::PipeMode { .. })
+    ));
+    assert!(matches!(
+        PerfFile::from_bytes(b"2ELIFREP\0\0\0\0\0\0\0\x68".to_vec()),
+        Err(ReadError::BadHeader { .. })
+    ));
+}
+
+/// A tiny deterministic generator, so failures reproduce.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn read_everything(bytes: Vec<u8>) {
+    if let Ok(file) = PerfFile::from_bytes(bytes) {
+        let _ = file.sorted_records();
+        let _ = file.metadata();
+        let _ = file.feature(feature::RPROF_SYMBOLS);
+    }
+}
+
+#[test]
+fn no_prefix_of_a_valid_file_panics() {
+    let bytes = test_file_bytes();
+    for len in 0..=bytes.len() {
+        read_everything(bytes[..len].to_vec());
+    }
+}
+
+#[test]
+fn garbage_and_corrupted_files_never_panic() {
+    let valid = test_file_bytes();
+    let mut state = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..3000 {
+        let mut bytes = valid.clone();
+        if round % 3 == 0 {
+            // Pure garbage behind a valid magic.
+            let len = (xorshift(&mut state) % 2048) as usize;
+            bytes = b"PERFILE2".to_vec();
+            bytes.extend((0..len).map(|_| xorshift(&mut state) as u8));
+        } else {
+            // A valid file with a few bytes flipped (often in sizes and counts).
+            for _ in 0..1 + xorshift(&mut state) % 8 {
+                let at = (xorshift(&mut state) as usize) % bytes.len();
+                bytes[at] = xorshift(&mut state) as u8;
+            }
+        }
+        read_everything(bytes);
+    }
+}
+
+#[test]
+fn every_sample_field_is_walked_in_kernel_order() {
+    let sample_type = sample::IDENTIFIER
+        | sample::IP
+        | sample::TID
+        | sample::TIME
+        | sample::ADDR
+        | sample::ID
+        | sample::STREAM_ID
+        | sample::CPU
+        | sample::PERIOD
+        | sample::READ
+        | sample::CALLCHAIN
+        | sample::RAW
+        | sample::BRANCH_STACK
+        | sample::REGS_USER
+        | sample::STACK_USER
+        | sample::WEIGHT;
+    let mut attr = cpu_clock_attr(sample_type);
+    attr.read_format = read_format::GROUP
+        | read_format::ID
+        | read_format::LOST
+        | read_format::TOTAL_TIME_ENABLED
+        | read_format::TOTAL_TIME_RUNNING;
+    attr.branch_sample_type = BRANCH_HW_INDEX;
+    attr.sample_regs_user = 0b1011; // three registers
+
+    let mut s = sample_at(500, 9);
+    s.id = Some(77);
+    // read_format GROUP: nr, enabled, running, then {value, id, lost} x nr.
+    let read = [2, 1000, 900, 11, 77, 0, 12, 78, 0];
+    let mut tail = ByteWriter::default();
+    tail.u32(12).bytes(&[0xee; 12]); // RAW, padded so 4 + 12 is a multiple of 8
+    tail.u64(1).u64(0x99).u64(0x1).u64(0x2).u64(0x3); // branch stack: nr, hw_idx, entry
+    tail.u64(2).u64(10).u64(11).u64(12); // regs: abi 64, three regs
+    tail.u64(16).bytes(&[0x55; 16]).u64(16); // stack: size, bytes, dyn_size
+    tail.u64(1234); // weight
+
+    let mut data = encode_sample(sample_type, &s, &read, &tail.buf);
+    data.extend(encode::comm(sample_type, &comm(9, "after", 600)));
+    let bytes = file_with(&[(attr, vec![77, 78])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0], Record::Sample(s));
+    let Record::Comm(c) = &records[1] else {
+        panic!("{:?}", records[1]);
+    };
+    assert_eq!(c.comm, "after");
+    assert_eq!(c.sample_id.time, Some(600));
+    assert_eq!(c.sample_id.cpu, Some(1));
+}
+
+#[test]
+fn sample_too_short_for_its_layout_is_skipped_with_warning() {
+    let mut data = encode_sample(SAMPLE_TYPE, &sample_at(1, 1), &[], &[]);
+    // Claim a call chain far longer than the record.
+    let nr_at = 8 + 8 + 8 + 8 + 8 + 8;
+    data[nr_at..nr_at + 8].copy_from_slice(&1000u64.to_ne_bytes());
+    data.extend(encode_sample(SAMPLE_TYPE, &sample_at(2, 1), &[], &[]));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records, [Record::Sample(sample_at(2, 1))]);
+    assert!(
+        warnings.iter().any(|w| w.starts_with("1 records")),
+        "{warnings:?}"
+    );
+}
+
+/// A minimal file: header, ids, attrs (VER7), data; no features.
+fn file_with(attrs: &[(EventAttr, Vec<u64>)], data: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let entries: Vec<AttrEntry> = attrs
+        .iter()
+        .map(|(attr, ids)| AttrEntry {
+            attr: *attr,
+            ids: ids.clone(),
+        })
+        .collect();
+    let mut w = PerfDataWriter::create(&path, &entries).unwrap();
+    w.write_raw(data).unwrap();
+    w.finish(&FeatureData::default()).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn samples_find_their_attr_by_identifier() {
+    let a = cpu_clock_attr(sample::IDENTIFIER | sample::IP | sample::TID | sample::TIME);
+    let mut b = cpu_clock_attr(sample::IDENTIFIER | sample::TIME | sample::CALLCHAIN);
+    b.config = software::PAGE_FAULTS;
+    let mut s0 = sample_at(10, 5);
+    s0.id = Some(100);
+    let mut s1 = sample_at(20, 5);
+    s1.id = Some(200);
+    let mut data = encode_sample(a.sample_type, &s0, &[], &[]);
+    data.extend(encode_sample(b.sample_type, &s1, &[], &[]));
+    let mut c = comm(5, "two", 30);
+    c.sample_id.id = Some(200);
+    data.extend(encode::comm(b.sample_type, &c));
+    let bytes = file_with(&[(a, vec![100]), (b, vec![200])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let Record::Sample(r0) = &records[0] else {
+        panic!()
+    };
+    let Record::Sample(r1) = &records[1] else {
+        panic!()
+    };
+    assert_eq!((r0.attr_index, r0.ip, r0.time), (0, s0.ip, 10));
+    assert_eq!((r1.attr_index, r1.ip, r1.time), (1, 0, 20));
+    assert_eq!(r1.callchain, s1.callchain);
+    let Record::Comm(rc) = &records[2] else {
+        panic!()
+    };
+    assert_eq!(rc.sample_id.id, Some(200));
+    assert_eq!(rc.sample_id.time, Some(30));
+    assert_eq!(rc.comm, "two");
+}
+
+#[test]
+fn samples_find_their_attr_by_id_when_layouts_match() {
+    let st = sample::IP | sample::TID | sample::ID | sample::PERIOD;
+    let a = cpu_clock_attr(st);
+    let mut b = cpu_clock_attr(st);
+    b.config = software::TASK_CLOCK;
+    let mut s = sample_at(0, 5);
+    s.callchain.clear();
+    s.id = Some(31);
+    let data = encode_sample(st, &s, &[], &[]);
+    let bytes = file_with(&[(a, vec![30]), (b, vec![31, 32])], &data);
+    let (records, _) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    let Record::Sample(r) = &records[0] else {
+        panic!()
+    };
+    assert_eq!(r.attr_index, 1);
+    assert_eq!(r.id, Some(31));
+}
+
+#[test]
+fn period_defaults_to_the_attrs_fixed_period() {
+    let st = sample::IP | sample::TID | sample::TIME;
+    let mut s = sample_at(3, 3);
+    s.callchain.clear();
+    s.cpu = 0;
+    let data = encode_sample(st, &s, &[], &[]);
+    let (records, _) = PerfFile::from_bytes(file_with(&[(cpu_clock_attr(st), vec![])], &data))
+        .unwrap()
+        .read_records();
+    assert_eq!(records, [Record::Sample(s.clone())]);
+
+    let mut freq = cpu_clock_attr(st);
+    freq.flags |= flag::FREQ;
+    freq.sample_period_or_freq = 99;
+    let (records, _) = PerfFile::from_bytes(file_with(&[(freq, vec![])], &data))
+        .unwrap()
+        .read_records();
+    let Record::Sample(r) = &records[0] else {
+        panic!()
+    };
+    assert_eq!(r.period, 1);
+}
+
+/// A kernel record with a trailer (TID|TIME|CPU for SAMPLE_TYPE).
+fn raw_record(kind: u32, misc: u16, body: &[u8], time: u64) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.u32(kind)
+        .u16(misc)
+        .u16((8 + body.len() + 24) as u16)
+        .bytes(body)
+        .u32(4)
+        .u32(4)
+        .u64(time)
+        .u32(0)
+        .u32(0);
+    w.buf
+}
+
+#[test]
+fn kernel_records_decode() {
+    let mut mmap1 = ByteWriter::default();
+    mmap1.u32(4).u32(4).u64(0x1000).u64(0x2000).u64(0x10);
+    mmap1.padded_c_string("/lib/libc.so.6", 8);
+    let mut lost = ByteWriter::default();
+    lost.u64(9).u64(123);
+    let mut lost_samples = ByteWriter::default();
+    lost_samples.u64(5);
+    let mut throttle = ByteWriter::default();
+    throttle.u64(777).u64(9).u64(9);
+    let mut exit = ByteWriter::default();
+    exit.u32(4).u32(1).u32(4).u32(1).u64(888);
+    let mut switch = ByteWriter::default();
+    switch.u32(0).u32(0);
+
+    let mut data = raw_record(record_type::MMAP, misc::KERNEL, &mmap1.buf, 1);
+    data.extend(raw_record(record_type::LOST, 0, &lost.buf, 2));
+    data.extend(raw_record(
+        record_type::LOST_SAMPLES,
+        0,
+        &lost_samples.buf,
+        3,
+    ));
+    data.extend(raw_record(record_type::THROTTLE, 0, &throttle.buf, 777));
+    data.extend(raw_record(record_type::UNTHROTTLE, 0, &throttle.buf, 777));
+    data.extend(raw_record(record_type::EXIT, 0, &exit.buf, 888));
+    data.extend(raw_record(record_type::SWITCH, 0, &[], 889));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let Record::Mmap(m) = &records[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            m.cpumode,
+            m.start,
+            m.len,
+            m.pgoff,
+            m.filename.as_str(),
+            m.prot
+        ),
+        (CpuMode::Kernel, 0x1000, 0x2000, 0x10, "/lib/libc.so.6", 5)
+    );
+    assert_eq!(m.sample_id.time, Some(1));
+    let Record::Lost(l) = &records[1] else {
+        panic!()
+    };
+    assert_eq!((l.id, l.lost), (9, 123));
+    let Record::LostSamples(l) = &records[2] else {
+        panic!()
+    };
+    assert_eq!(l.lost, 5);
+    let Record::Throttle(t) = &records[3] else {
+        panic!()
+    };
+    assert_eq!((t.time, t.id, t.unthrottle), (777, 9, false));
+    let Record::Throttle(t) = &records[4] else {
+        panic!()
+    };
+    assert!(t.unthrottle);
+    let Record::Exit(e) = &records[5] else {
+        panic!()
+    };
+    assert_eq!((e.pid, e.ppid, e.time), (4, 1, 888));
+    assert_eq!(
+        records[6],
+        Record::Other {
+            kind: record_type::SWITCH
+        }
+    );
+}
+
+#[test]
+fn compressed_records_are_skipped_with_one_warning() {
+    // zstd payloads make odd record sizes; framing must not require alignment.
+    let mut data = Vec::new();
+    for _ in 0..3 {
+        data.extend(81u32.to_ne_bytes());
+        data.extend(0u16.to_ne_bytes());
+        data.extend(21u16.to_ne_bytes());
+        data.extend([0x28; 13]);
+    }
+    data.extend(encode_sample(SAMPLE_TYPE, &sample_at(5, 5), &[], &[]));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0], Record::Other { kind: 81 });
+    assert_eq!(records[3], Record::Sample(sample_at(5, 5)));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("3 compressed records"), "{warnings:?}");
+}
+
+#[test]
+fn auxtrace_payload_is_skipped() {
+    let mut w = ByteWriter::default();
+    w.u32(record_type::AUXTRACE).u16(0).u16(48);
+    w.u64(16).u64(0).u64(0).u32(0).u32(0).u32(0).u32(0); // size, offset, ref, idx, tid, cpu
+    w.bytes(&[0xff; 16]); // the AUX payload, outside the record's size
+    let mut data = w.buf;
+    data.extend(encode_sample(SAMPLE_TYPE, &sample_at(5, 5), &[], &[]));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        records,
+        [
+            Record::Other {
+                kind: record_type::AUXTRACE
+            },
+            Record::Sample(sample_at(5, 5))
+        ]
+    );
+}
+
+// ---- Linux perf ----
+
+/// Runs perf; `None` means "skip": perf is missing or not permitted here
+/// (panics instead when RPROF_REQUIRE_PERF is set).
+fn run_perf(args: &[&str]) -> Option<Output> {
+    let required = std::env::var_os("RPROF_REQUIRE_PERF").is_some();
+    let skip = |why: String| {
+        assert!(!required, "RPROF_REQUIRE_PERF is set but {why}");
+        eprintln!("skipping: {why}");
+        None
+    };
+    let output = match Command::new("perf").args(args).output() {
+        Ok(output) => output,
+        Err(e) => return skip(format!("cannot run perf: {e}")),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let denied = ["ermission", "paranoid", "not supported", "No permission"];
+    if !output.status.success() && denied.iter().any(|d| stderr.contains(d)) {
+        return skip(format!("perf {args:?} is not permitted: {stderr}"));
+    }
+    Some(output)
+}
+
+fn assert_success(output: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+const BUSY_LOOP: &str = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+
+#[test]
+fn reads_a_linux_perf_record_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let path_str = path.to_str().unwrap();
+    let args = [
+        "record", "-q", "-g", "-o", path_str, "--", "sh", "-c", BUSY_LOOP,
+    ];
+    let Some(output) = run_perf(&args) else {
+        return;
+    };
+    assert_success(&output, "perf record");
+
+    let file = PerfFile::open(&path).unwrap();
+    let meta = file.metadata();
+    assert!(meta.hostname.as_deref().is_some_and(|h| !h.is_empty()));
+    assert!(meta.osrelease.is_some());
+    assert!(meta.arch.is_some());
+    assert!(meta
+        .nrcpus
+        .is_some_and(|(online, avail)| online >= 1 && avail >= online));
+    assert!(
+        meta.cmdline.iter().any(|a| a == "record"),
+        "{:?}",
+        meta.cmdline
+    );
+    assert_eq!(meta.event_names.len(), file.attrs().len());
+    assert!(file.attrs()[0].sample_type & sample::CALLCHAIN != 0);
+
+    let (records, warnings) = file.sorted_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let samples: Vec<&Sample> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert!(samples.len() > 10, "only {} samples", samples.len());
+    assert!(samples.windows(2).all(|w| w[0].time <= w[1].time));
+    let with_chain = samples.iter().filter(|s| s.callchain.len() >= 2).count();
+    assert!(
+        with_chain * 2 > samples.len(),
+        "{with_chain} of {} have chains",
+        samples.len()
+    );
+    assert!(samples
+        .iter()
+        .all(|s| s.callchain.first().map_or(true, |&ip| ip >= context::MAX)));
+    let sh = records.iter().find_map(|r| match r {
+        Record::Comm(c) if c.comm == "sh" => Some(c),
+        _ => None,
+    });
+    let sh = sh.expect("a COMM record for sh");
+    assert!(samples.iter().any(|s| s.pid == sh.pid));
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, Record::Mmap(m) if m.pid == sh.pid)));
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, Record::Mmap(m) if m.cpumode == CpuMode::Kernel)));
+}
+
+#[test]
+fn compressed_linux_perf_file_warns_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let path_str = path.to_str().unwrap();
+    let args = [
+        "record", "-q", "-z", "-o", path_str, "--", "sh", "-c", BUSY_LOOP,
+    ];
+    let Some(output) = run_perf(&args) else {
+        return;
+    };
+    if !output.status.success() {
+        eprintln!("skipping: this perf cannot record with -z");
+        return;
+    }
+    let (records, warnings) = PerfFile::open(&path).unwrap().sorted_records();
+    assert!(records.contains(&Record::Other {
+        kind: record_type::COMPRESSED
+    }));
+    assert!(
+        warnings.iter().any(|w| w.contains("compressed")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn linux_perf_reads_our_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    write_test_file(&path);
+    let path_str = path.to_str().unwrap();
+
+    let Some(output) = run_perf(&["script", "-i", path_str, "-F", "comm,pid,time,ip,period"])
+    else {
+        return;
+    };
+    let script = assert_success(&output, "perf script");
+    assert!(script.contains("busy"), "{script}");
+    assert_eq!(
+        script.lines().filter(|l| l.contains("busy")).count(),
+        3,
+        "{script}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    let complaints = [
+        "incompatible",
+        "non matching",
+        "corrupt",
+        "unprocessable",
+        "failed",
+    ];
+    assert!(!complaints.iter().any(|c| stderr.contains(c)), "{stderr}");
+
+    let Some(output) = run_perf(&["report", "-i", path_str, "--header-only"]) else {
+        return;
+    };
+    let header = assert_success(&output, "perf report --header-only");
+    assert!(header.contains("hostname : rprof-test-host"), "{header}");
+    assert!(header.contains("os release : 6.1.0-test"), "{header}");
+    assert!(
+        header.contains("cmdline : rprof record -- busy"),
+        "{header}"
+    );
+    assert!(header.contains("nrcpus online : 3"), "{header}");
+    assert!(header.contains("nrcpus avail : 4"), "{header}");
+    assert!(header.contains("name = cpu-clock"), "{header}");
+    assert!(
+        header.contains("size = 128"),
+        "perf 6.1 refuses larger attrs: {header}"
+    );
+
+    let Some(output) = run_perf(&["buildid-list", "-i", path_str]) else {
+        return;
+    };
+    let ids = assert_success(&output, "perf buildid-list");
+    assert!(
+        ids.contains(&format!("{} [kernel.kallsyms]", "ab".repeat(20))),
+        "{ids}"
+    );
+    assert!(ids.contains("0102030405060708 "), "{ids}");
+
+    let Some(output) = run_perf(&["report", "-i", path_str, "--stdio", "--sort", "comm,pid"])
+    else {
+        return;
+    };
+    let report = assert_success(&output, "perf report");
+    assert!(report.contains("busy"), "{report}");
+}
