@@ -48,7 +48,8 @@ pub struct FeatureData {
     pub cmdline: Vec<String>,
     /// Event names in attr order (HEADER_EVENT_DESC), with each attr's ids.
     pub event_names: Vec<String>,
-    /// (pid, build id bytes, file name) for HEADER_BUILD_ID; pid -1 for kernel.
+    /// (pid, build id bytes, file name) for HEADER_BUILD_ID; pid is the
+    /// machine's, -1 for the host (perf ignores host files under other pids).
     pub build_ids: Vec<(i32, Vec<u8>, String)>,
     /// Encoded `symbolize::SymbolTable` for the RPROF_SYMBOLS section.
     pub rprof_symbols: Option<Vec<u8>>,
@@ -324,14 +325,16 @@ fn encode_event_desc(names: &[String], attrs: &[AttrEntry], attr_size: u32) -> V
     w.buf
 }
 
-/// HEADER_BUILD_ID: one `perf_record_header_build_id` per file. perf marks
-/// the kernel's (pid -1) with MISC_KERNEL, the rest with MISC_USER.
+/// HEADER_BUILD_ID: one `perf_record_header_build_id` per file. perf writes
+/// the machine's pid (-1 for the host) in every entry and marks kernel
+/// images with MISC_KERNEL, everything else with MISC_USER.
 fn encode_build_ids(ids: &[(i32, Vec<u8>, String)]) -> Vec<u8> {
     let mut w = ByteWriter::default();
     for (pid, build_id, name) in ids {
         let len = build_id.len().min(20);
         let name_len = align_up(name.len().min(4000) + 1, NAME_ALIGN);
-        let cpumode = if *pid == -1 { misc::KERNEL } else { misc::USER };
+        let in_kernel = name.starts_with("[kernel.kallsyms]") || name.ends_with(".ko");
+        let cpumode = if in_kernel { misc::KERNEL } else { misc::USER };
         let mut area = [0u8; 24];
         area[..len].copy_from_slice(&build_id[..len]);
         area[20] = len as u8;
