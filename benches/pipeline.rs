@@ -1,1 +1,106 @@
-fn main() {}
+//! Throughput of the report pipeline on a generated recording: decoding
+//! (samples/s), replay + aggregation + folding (samples/s), and in-process
+//! symbolization of this bench binary's own code (addresses/s).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rprof::aggregate::{self, SampleFilter};
+use rprof::event::{CallGraph, EventSpec, Sampling};
+use rprof::output::{Folded, Output};
+use rprof::perfdata::records::CpuMode;
+use rprof::perfdata::writer::{encode, AttrEntry};
+use rprof::perfdata::{Comm, FeatureData, Mmap, PerfDataWriter, PerfFile, Sample};
+use rprof::symbolize::{ModuleKind, ModuleRef, ModuleRequest, SymbolTable, SymbolizeOptions, Symbolizer};
+
+const SAMPLES: u64 = 100_000;
+const APP_START: u64 = 0x40_0000;
+
+/// A recording of two processes with 16-deep user stacks over 64 distinct leaves.
+fn generated_recording() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rprof-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bench.data");
+    let _ = std::fs::remove_file(&path);
+    let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+    let mut writer = PerfDataWriter::create(&path, &[AttrEntry { attr, ids: vec![1] }]).expect("create");
+    for pid in [100, 200] {
+        let comm = Comm { pid, tid: pid, comm: format!("app{pid}"), ..Comm::default() };
+        writer.write_raw(&encode::comm(attr.sample_type, &comm)).expect("write");
+        let map = Mmap {
+            cpumode: CpuMode::User,
+            pid,
+            tid: pid,
+            start: APP_START,
+            len: 0x10_0000,
+            filename: "/usr/bin/app".into(),
+            ..Mmap::default()
+        };
+        writer.write_raw(&encode::mmap2(attr.sample_type, &map)).expect("write");
+    }
+    for i in 0..SAMPLES {
+        let leaf = APP_START + (i % 64) * 0x40;
+        let mut callchain = vec![rprof::perfdata::format::context::USER, leaf];
+        callchain.extend((1..16).map(|depth| APP_START + 0x8000 + depth * 0x100 + (i % 3)));
+        let sample = Sample {
+            cpumode: CpuMode::User,
+            ip: leaf,
+            pid: if i % 2 == 0 { 100 } else { 200 },
+            tid: if i % 2 == 0 { 100 } else { 200 },
+            time: 1_000 + i * 1_000_000,
+            period: 1_001_001,
+            callchain,
+            ..Sample::default()
+        };
+        writer.write_raw(&encode::sample(attr.sample_type, &sample)).expect("write");
+    }
+    writer.finish(&FeatureData::default()).expect("finish");
+    path
+}
+
+fn bench_report(c: &mut Criterion) {
+    let path = generated_recording();
+    let mut group = c.benchmark_group("report");
+    group.throughput(Throughput::Elements(SAMPLES));
+    group.sample_size(10);
+    group.bench_function("decode_sorted_records", |b| {
+        b.iter(|| {
+            let file = PerfFile::open(&path).expect("open");
+            black_box(file.sorted_records().0.len())
+        })
+    });
+    group.bench_function("replay_aggregate_folded", |b| {
+        let file = PerfFile::open(&path).expect("open");
+        b.iter(|| {
+            let replay = aggregate::replay(&file, &SampleFilter::default());
+            let profile = aggregate::build_profile(replay, &SymbolTable::new(), "cpu-clock", "ns");
+            let mut out = Vec::new();
+            Folded::default().write(&profile, &mut out).expect("fold");
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+fn bench_symbolize(c: &mut Criterion) {
+    let exe = std::env::current_exe().expect("current exe");
+    let size = std::fs::metadata(&exe).map(|m| m.len()).unwrap_or(0);
+    // File offsets spread over the first part of the binary, where .text lives.
+    let addrs: Vec<u64> = (0..20_000u64).map(|i| 0x1000 + (i * 97) % (size / 4).max(0x2000)).collect();
+    let module = ModuleRef { kind: ModuleKind::Elf, path: exe.display().to_string(), build_id: None, pid: None };
+    let mut group = c.benchmark_group("symbolize");
+    group.throughput(Throughput::Elements(addrs.len() as u64));
+    group.sample_size(10);
+    group.bench_function("own_binary_dwarf_inline", |b| {
+        b.iter(|| {
+            let request = ModuleRequest { module: module.clone(), addrs: addrs.clone() };
+            let (table, _) = Symbolizer::new(SymbolizeOptions::default()).symbolize(vec![request]);
+            black_box(table.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_report, bench_symbolize);
+criterion_main!(benches);

@@ -89,13 +89,20 @@ pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
                 stats.last_time = Some(sample.time);
                 stats.has_callchains |= !sample.callchain.is_empty();
                 unwind::frames_into(sample, &mut raw);
-                let frames: Box<[ModuleAddr]> = raw.iter().map(|f| model.locate(sample.pid, f)).collect();
+                let frames: Box<[ModuleAddr]> =
+                    raw.iter().map(|f| model.locate(sample.pid, f)).collect();
                 let key = (comm, sample.pid, frames);
                 let slot = match index.get(&key) {
                     Some(&slot) => slot,
                     None => {
                         let (comm, pid, frames) = key.clone();
-                        stacks.push(LocatedStack { comm, pid, frames, weight: 0, samples: 0 });
+                        stacks.push(LocatedStack {
+                            comm,
+                            pid,
+                            frames,
+                            weight: 0,
+                            samples: 0,
+                        });
                         index.insert(key, stacks.len() - 1);
                         stacks.len() - 1
                     }
@@ -108,7 +115,12 @@ pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
             other => model.apply(other),
         }
     }
-    Replay { model, stacks, stats, warnings }
+    Replay {
+        model,
+        stacks,
+        stats,
+        warnings,
+    }
 }
 
 impl Replay {
@@ -125,7 +137,10 @@ impl Replay {
             .map(|(module, mut addrs)| {
                 addrs.sort_unstable();
                 addrs.dedup();
-                ModuleRequest { module: self.model.module(module).clone(), addrs }
+                ModuleRequest {
+                    module: self.model.module(module).clone(),
+                    addrs,
+                }
             })
             .collect()
     }
@@ -159,7 +174,9 @@ pub fn missing_from(table: &SymbolTable, requests: Vec<ModuleRequest>) -> Vec<Mo
         .into_iter()
         .filter_map(|mut request| {
             if let Some(id) = find_in_table(table, &request.module) {
-                request.addrs.retain(|&addr| table.lookup(id, addr).is_none());
+                request
+                    .addrs
+                    .retain(|&addr| table.lookup(id, addr).is_none());
             }
             (!request.addrs.is_empty()).then_some(request)
         })
@@ -306,7 +323,10 @@ fn frame_infos(module: &ModuleRef, named: Option<&[Frame]>) -> Vec<FrameInfo> {
                 inlined: frame.inlined,
                 resolved: true,
             },
-            None => FrameInfo { inlined: frame.inlined, ..unknown() },
+            None => FrameInfo {
+                inlined: frame.inlined,
+                ..unknown()
+            },
         })
         .collect()
 }
@@ -316,7 +336,12 @@ mod tests {
     use super::*;
 
     fn module(kind: ModuleKind, path: &str) -> ModuleRef {
-        ModuleRef { kind, path: path.to_string(), build_id: None, pid: None }
+        ModuleRef {
+            kind,
+            path: path.to_string(),
+            build_id: None,
+            pid: None,
+        }
     }
 
     #[test]
@@ -326,8 +351,14 @@ mod tests {
         let id = table.module_id(&app);
         table.insert(id, 0x10, vec![]);
         let requests = vec![
-            ModuleRequest { module: app.clone(), addrs: vec![0x10, 0x20] },
-            ModuleRequest { module: module(ModuleKind::Kernel, "[kernel.kallsyms]"), addrs: vec![1] },
+            ModuleRequest {
+                module: app.clone(),
+                addrs: vec![0x10, 0x20],
+            },
+            ModuleRequest {
+                module: module(ModuleKind::Kernel, "[kernel.kallsyms]"),
+                addrs: vec![1],
+            },
         ];
         let missing = missing_from(&table, requests);
         assert_eq!(missing.len(), 2);
@@ -339,8 +370,18 @@ mod tests {
     fn inline_frames_expand_innermost_first_and_unknowns_name_the_module() {
         let app = module(ModuleKind::Elf, "/usr/bin/app");
         let frames = vec![
-            Frame { function: Some("inlined_helper".into()), file: None, line: 3, inlined: true },
-            Frame { function: Some("outer".into()), file: None, line: 9, inlined: false },
+            Frame {
+                function: Some("inlined_helper".into()),
+                file: None,
+                line: 3,
+                inlined: true,
+            },
+            Frame {
+                function: Some("outer".into()),
+                file: None,
+                line: 9,
+                inlined: false,
+            },
         ];
         let infos = frame_infos(&app, Some(&frames));
         assert_eq!(infos.len(), 2);

@@ -126,7 +126,14 @@ impl ProcessModel {
         for s in overlapping {
             process.mappings.remove(&s);
         }
-        process.mappings.insert(start, Mapping { end, pgoff: m.pgoff, module });
+        process.mappings.insert(
+            start,
+            Mapping {
+                end,
+                pgoff: m.pgoff,
+                module,
+            },
+        );
     }
 
     fn kernel_module(&mut self) -> ModuleId {
@@ -158,7 +165,10 @@ impl ProcessModel {
     pub fn locate(&mut self, pid: u32, frame: &RawFrame) -> ModuleAddr {
         let addr = frame.lookup_addr();
         if frame.space == Space::Kernel {
-            return ModuleAddr { module: self.kernel_module(), addr };
+            return ModuleAddr {
+                module: self.kernel_module(),
+                addr,
+            };
         }
         let found = self.processes.get(&pid).and_then(|p| {
             p.mappings
@@ -169,25 +179,45 @@ impl ProcessModel {
         });
         match found {
             Some((start, m)) if self.modules[m.module as usize].kind == ModuleKind::Elf => {
-                ModuleAddr { module: m.module, addr: addr - start + m.pgoff }
+                ModuleAddr {
+                    module: m.module,
+                    addr: addr - start + m.pgoff,
+                }
             }
-            Some((_, m)) => ModuleAddr { module: m.module, addr },
-            None => ModuleAddr { module: self.intern(jit_module(pid)), addr },
+            Some((_, m)) => ModuleAddr {
+                module: m.module,
+                addr,
+            },
+            None => ModuleAddr {
+                module: self.intern(jit_module(pid)),
+                addr,
+            },
         }
     }
 }
 
 fn jit_module(pid: u32) -> ModuleRef {
-    ModuleRef { kind: ModuleKind::Jit, path: format!("/tmp/perf-{pid}.map"), build_id: None, pid: Some(pid) }
+    ModuleRef {
+        kind: ModuleKind::Jit,
+        path: format!("/tmp/perf-{pid}.map"),
+        build_id: None,
+        pid: Some(pid),
+    }
 }
 
 /// File-backed mappings and `[vdso]` are ELF images; anonymous memory
 /// (`//anon`, `[anon:...]`, memfds of JITs) is looked up in the JIT map.
 fn elf_or_jit_module(m: &Mmap) -> ModuleRef {
     let name = m.filename.as_str();
-    let is_file = name.starts_with('/') && !name.starts_with("//anon") && !name.starts_with("/memfd:");
+    let is_file =
+        name.starts_with('/') && !name.starts_with("//anon") && !name.starts_with("/memfd:");
     if is_file || name == "[vdso]" {
-        ModuleRef { kind: ModuleKind::Elf, path: name.to_string(), build_id: m.build_id.clone(), pid: Some(m.pid) }
+        ModuleRef {
+            kind: ModuleKind::Elf,
+            path: name.to_string(),
+            build_id: m.build_id.clone(),
+            pid: Some(m.pid),
+        }
     } else {
         jit_module(m.pid)
     }
@@ -212,7 +242,11 @@ mod tests {
     }
 
     fn user(addr: u64, is_return_address: bool) -> RawFrame {
-        RawFrame { addr, space: Space::User, is_return_address }
+        RawFrame {
+            addr,
+            space: Space::User,
+            is_return_address,
+        }
     }
 
     #[test]
@@ -242,10 +276,22 @@ mod tests {
     fn forked_child_inherits_mappings_and_exec_clears_them() {
         let mut model = ProcessModel::new();
         model.apply(&mmap(10, 0x1000, 0x1000, 0, "/bin/parent"));
-        model.apply(&Record::Fork(TaskEvent { pid: 11, ppid: 10, tid: 11, ptid: 10, ..TaskEvent::default() }));
+        model.apply(&Record::Fork(TaskEvent {
+            pid: 11,
+            ppid: 10,
+            tid: 11,
+            ptid: 10,
+            ..TaskEvent::default()
+        }));
         let at = model.locate(11, &user(0x1100, false));
         assert_eq!(model.module(at.module).path, "/bin/parent");
-        model.apply(&Record::Comm(Comm { pid: 11, tid: 11, comm: "child".into(), exec: true, ..Comm::default() }));
+        model.apply(&Record::Comm(Comm {
+            pid: 11,
+            tid: 11,
+            comm: "child".into(),
+            exec: true,
+            ..Comm::default()
+        }));
         model.apply(&mmap(11, 0x5000, 0x1000, 0, "/bin/child"));
         assert_eq!(model.comm(11, 11), "child");
         let at = model.locate(11, &user(0x5004, false));
@@ -257,7 +303,11 @@ mod tests {
     #[test]
     fn kernel_frames_go_to_kallsyms_with_raw_address() {
         let mut model = ProcessModel::new();
-        let f = RawFrame { addr: 0xffff_ffff_8100_0000, space: Space::Kernel, is_return_address: false };
+        let f = RawFrame {
+            addr: 0xffff_ffff_8100_0000,
+            space: Space::Kernel,
+            is_return_address: false,
+        };
         let at = model.locate(1, &f);
         assert_eq!(model.module(at.module).kind, ModuleKind::Kernel);
         assert_eq!(at.addr, 0xffff_ffff_8100_0000);

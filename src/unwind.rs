@@ -52,7 +52,11 @@ pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
         _ => Space::User,
     };
     if sample.callchain.is_empty() {
-        out.push(RawFrame { addr: sample.ip, space: default_space, is_return_address: false });
+        out.push(RawFrame {
+            addr: sample.ip,
+            space: default_space,
+            is_return_address: false,
+        });
         return;
     }
     let mut space = default_space;
@@ -68,11 +72,19 @@ pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
             first_in_context = true;
             continue;
         }
-        out.push(RawFrame { addr, space, is_return_address: !first_in_context });
+        out.push(RawFrame {
+            addr,
+            space,
+            is_return_address: !first_in_context,
+        });
         first_in_context = false;
     }
     if out.is_empty() {
-        out.push(RawFrame { addr: sample.ip, space: default_space, is_return_address: false });
+        out.push(RawFrame {
+            addr: sample.ip,
+            space: default_space,
+            is_return_address: false,
+        });
     }
 }
 
@@ -81,7 +93,12 @@ mod tests {
     use super::*;
 
     fn sample(callchain: Vec<u64>) -> Sample {
-        Sample { ip: 0xffff_ffff_8100_0010, cpumode: CpuMode::Kernel, callchain, ..Sample::default() }
+        Sample {
+            ip: 0xffff_ffff_8100_0010,
+            cpumode: CpuMode::Kernel,
+            callchain,
+            ..Sample::default()
+        }
     }
 
     #[test]
@@ -110,6 +127,13 @@ mod tests {
         let mut s = sample(vec![]);
         s.cpumode = CpuMode::User;
         s.ip = 0x1234;
-        assert_eq!(frames(&s), vec![RawFrame { addr: 0x1234, space: Space::User, is_return_address: false }]);
+        assert_eq!(
+            frames(&s),
+            vec![RawFrame {
+                addr: 0x1234,
+                space: Space::User,
+                is_return_address: false
+            }]
+        );
     }
 }

@@ -14,7 +14,14 @@ use util::*;
 /// Records `work ARGS` with frame pointers; returns the workload's stdout.
 fn record_work(out: &Path, args: &[&str]) -> String {
     let w = workloads();
-    let mut argv = vec!["record", "-g", "-o", out.to_str().unwrap(), "--", w.work.to_str().unwrap()];
+    let mut argv = vec![
+        "record",
+        "-g",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        w.work.to_str().unwrap(),
+    ];
     argv.extend_from_slice(args);
     let run = rprof(&argv);
     assert!(run.status.success(), "record failed: {}", text(&run.stderr));
@@ -28,20 +35,33 @@ fn report(args: &[&str]) -> String {
 }
 
 fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
-    shares.iter().filter(|(s, _)| s == name).map(|(_, p)| *p).sum()
+    shares
+        .iter()
+        .filter(|(s, _)| s == name)
+        .map(|(_, p)| *p)
+        .sum()
 }
 
 /// burn_a's share of burn_a + burn_b, in percent.
 fn split_share(shares: &[(String, f64)]) -> f64 {
     let a = share_of(shares, "burn_a");
     let b = share_of(shares, "burn_b");
-    assert!(a + b > 50.0, "burn_a/burn_b hold too little of the profile: {shares:?}");
+    assert!(
+        a + b > 50.0,
+        "burn_a/burn_b hold too little of the profile: {shares:?}"
+    );
     100.0 * a / (a + b)
 }
 
 fn truth_split(stdout: &str) -> f64 {
     let truth = truth(stdout);
-    let get = |name: &str| truth.iter().find(|(n, _)| n == name).map(|(_, v)| *v).expect("truth line");
+    let get = |name: &str| {
+        truth
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .expect("truth line")
+    };
     100.0 * get("burn_a") / (get("burn_a") + get("burn_b"))
 }
 
@@ -52,10 +72,19 @@ fn split_between_functions_matches_ground_truth_within_two_points() {
     let dir = temp_dir("split");
     let data = dir.join("split.data");
     let stdout = record_work(&data, &["split", "2"]);
-    let top = report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]);
+    let top = report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]);
     let measured = split_share(&self_shares(&top));
     let truth = truth_split(&stdout);
-    assert!((measured - truth).abs() <= 2.0, "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}");
+    assert!(
+        (measured - truth).abs() <= 2.0,
+        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
+    );
 }
 
 #[test]
@@ -65,13 +94,29 @@ fn frame_pointer_build_unwinds_to_main() {
     let dir = temp_dir("fp");
     let data = dir.join("fp.data");
     record_work(&data, &["split", "1"]);
-    let folded = folded(&report(&["-i", data.to_str().unwrap(), "--format", "folded"]));
-    let ours: Vec<_> = folded.iter().filter(|(s, _)| s.starts_with("work;")).collect();
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    let ours: Vec<_> = folded
+        .iter()
+        .filter(|(s, _)| s.starts_with("work;"))
+        .collect();
     let total: u64 = ours.iter().map(|(_, c)| c).sum();
-    let to_main: u64 = ours.iter().filter(|(s, _)| s.split(';').any(|f| f == "main")).map(|(_, c)| c).sum();
+    let to_main: u64 = ours
+        .iter()
+        .filter(|(s, _)| s.split(';').any(|f| f == "main"))
+        .map(|(_, c)| c)
+        .sum();
     assert!(total > 0, "no samples of the workload");
     let share = to_main as f64 / total as f64;
-    assert!(share >= 0.95, "only {:.1}% of samples unwind to main", share * 100.0);
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of samples unwind to main",
+        share * 100.0
+    );
 }
 
 #[test]
@@ -81,11 +126,22 @@ fn inline_frames_are_named_and_marked() {
     let dir = temp_dir("inline");
     let data = dir.join("inline.data");
     record_work(&data, &["inline", "1"]);
-    let folded = folded(&report(&["-i", data.to_str().unwrap(), "--format", "folded"]));
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
     let total: u64 = folded.iter().map(|(_, c)| c).sum();
-    let inlined: u64 =
-        folded.iter().filter(|(s, _)| s.contains(";inline_host;mix_inline_[i]")).map(|(_, c)| c).sum();
-    assert!(inlined * 2 > total, "inline frame missing or small: {folded:?}");
+    let inlined: u64 = folded
+        .iter()
+        .filter(|(s, _)| s.contains(";inline_host;mix_inline_[i]"))
+        .map(|(_, c)| c)
+        .sum();
+    assert!(
+        inlined * 2 > total,
+        "inline frame missing or small: {folded:?}"
+    );
 }
 
 #[test]
@@ -94,11 +150,32 @@ fn dlopened_library_is_symbolized() {
     let _guard = serial();
     let dir = temp_dir("dlopen");
     let data = dir.join("dl.data");
-    record_work(&data, &["dlopen", workloads().dlwork.to_str().unwrap(), "1"]);
-    let top = report(&["-i", data.to_str().unwrap(), "--sort", "dso,symbol", "--no-children"]);
-    let row = top.lines().find(|l| l.contains("dl_spin")).unwrap_or_else(|| panic!("dl_spin missing:\n{top}"));
-    assert!(row.contains("libdlwork.so"), "dl_spin not attributed to libdlwork.so: {row}");
-    let shares = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
+    record_work(
+        &data,
+        &["dlopen", workloads().dlwork.to_str().unwrap(), "1"],
+    );
+    let top = report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "dso,symbol",
+        "--no-children",
+    ]);
+    let row = top
+        .lines()
+        .find(|l| l.contains("dl_spin"))
+        .unwrap_or_else(|| panic!("dl_spin missing:\n{top}"));
+    assert!(
+        row.contains("libdlwork.so"),
+        "dl_spin not attributed to libdlwork.so: {row}"
+    );
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
     assert!(share_of(&shares, "dl_spin") > 80.0, "{shares:?}");
 }
 
@@ -109,8 +186,17 @@ fn forked_and_execed_child_is_profiled() {
     let dir = temp_dir("fork");
     let data = dir.join("fork.data");
     record_work(&data, &["fork", "1"]);
-    let shares = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
-    assert!(share_of(&shares, "child_burn") > 80.0, "child not profiled: {shares:?}");
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert!(
+        share_of(&shares, "child_burn") > 80.0,
+        "child not profiled: {shares:?}"
+    );
 }
 
 #[test]
@@ -125,14 +211,38 @@ fn attach_to_running_process_with_pid() {
         .spawn()
         .expect("start workload");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let pid = line.trim().strip_prefix("ready ").expect("ready line").to_string();
-    let run = rprof(&["record", "-g", "-p", &pid, "--duration", "1", "-o", data.to_str().unwrap()]);
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("ready line")
+        .to_string();
+    let run = rprof(&[
+        "record",
+        "-g",
+        "-p",
+        &pid,
+        "--duration",
+        "1",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
     let _ = child.kill();
     let _ = child.wait();
     assert!(run.status.success(), "{}", text(&run.stderr));
-    let shares = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
-    assert!(share_of(&shares, "burn_a") + share_of(&shares, "burn_b") > 80.0, "{shares:?}");
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert!(
+        share_of(&shares, "burn_a") + share_of(&shares, "burn_b") > 80.0,
+        "{shares:?}"
+    );
 }
 
 #[test]
@@ -146,20 +256,51 @@ fn linux_perf_opens_the_file_and_agrees_on_top_function() {
     let data = dir.join("compat.data");
     record_work(&data, &["split", "1"]);
     let perf = Command::new("perf")
-        .args(["report", "-i", data.to_str().unwrap(), "--stdio", "--no-children", "--sort", "symbol"])
+        .args([
+            "report",
+            "-i",
+            data.to_str().unwrap(),
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "symbol",
+        ])
         .output()
         .unwrap();
-    assert!(perf.status.success(), "perf report failed: {}", text(&perf.stderr));
+    assert!(
+        perf.status.success(),
+        "perf report failed: {}",
+        text(&perf.stderr)
+    );
     let perf_top = text(&perf.stdout)
         .lines()
         .find(|l| !l.starts_with('#') && l.contains('%'))
         .map(|l| l.split_whitespace().last().unwrap_or("").to_string())
         .unwrap_or_default();
-    let ours = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
-    assert_eq!(perf_top, ours[0].0, "perf and rprof disagree on the top function");
-    let script = Command::new("perf").args(["script", "-i", data.to_str().unwrap()]).output().unwrap();
-    assert!(script.status.success(), "perf script failed: {}", text(&script.stderr));
-    assert!(text(&script.stdout).contains("burn_a"), "perf script shows no burn_a");
+    let ours = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert_eq!(
+        perf_top, ours[0].0,
+        "perf and rprof disagree on the top function"
+    );
+    let script = Command::new("perf")
+        .args(["script", "-i", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        script.status.success(),
+        "perf script failed: {}",
+        text(&script.stderr)
+    );
+    assert!(
+        text(&script.stdout).contains("burn_a"),
+        "perf script shows no burn_a"
+    );
 }
 
 #[test]
@@ -177,10 +318,23 @@ fn report_reads_files_written_by_linux_perf() {
         .args(["split", "2"])
         .output()
         .unwrap();
-    assert!(run.status.success(), "perf record failed: {}", text(&run.stderr));
-    let measured = split_share(&self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"])));
+    assert!(
+        run.status.success(),
+        "perf record failed: {}",
+        text(&run.stderr)
+    );
+    let measured = split_share(&self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ])));
     let truth = truth_split(&text(&run.stdout));
-    assert!((measured - truth).abs() <= 2.0, "rprof on perf's file: {measured:.2}%, truth {truth:.2}%");
+    assert!(
+        (measured - truth).abs() <= 2.0,
+        "rprof on perf's file: {measured:.2}%, truth {truth:.2}%"
+    );
 }
 
 #[test]
@@ -191,11 +345,29 @@ fn report_names_functions_after_the_binary_is_deleted() {
     let copy = dir.join("work-copy");
     std::fs::copy(&workloads().work, &copy).unwrap();
     let data = dir.join("deleted.data");
-    let run = rprof(&["record", "-g", "-o", data.to_str().unwrap(), "--", copy.to_str().unwrap(), "split", "1"]);
+    let run = rprof(&[
+        "record",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        copy.to_str().unwrap(),
+        "split",
+        "1",
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     std::fs::remove_file(&copy).unwrap();
-    let shares = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
-    assert!(share_of(&shares, "burn_a") > 50.0, "names lost after delete: {shares:?}");
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert!(
+        share_of(&shares, "burn_a") > 50.0,
+        "names lost after delete: {shares:?}"
+    );
 }
 
 #[test]
@@ -210,7 +382,10 @@ fn recording_is_private_and_keeps_the_previous_file() {
     }
     let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(dir.join("x.data.old").exists(), "previous recording not kept as .old");
+    assert!(
+        dir.join("x.data.old").exists(),
+        "previous recording not kept as .old"
+    );
 }
 
 #[test]
@@ -223,7 +398,11 @@ fn symlink_at_output_path_is_refused_not_followed() {
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let run = rprof(&["record", "-o", link.to_str().unwrap(), "--", "true"]);
     assert!(!run.status.success());
-    assert!(text(&run.stderr).contains("symbolic link"), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("symbolic link"),
+        "{}",
+        text(&run.stderr)
+    );
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
 }
 
@@ -234,17 +413,36 @@ fn summary_line_reports_samples_lost_size_and_overhead() {
     let dir = temp_dir("summary");
     let data = dir.join("s.data");
     let w = workloads();
-    let run = rprof(&["record", "-o", data.to_str().unwrap(), "--", w.work.to_str().unwrap(), "split", "0.5"]);
+    let run = rprof(&[
+        "record",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        w.work.to_str().unwrap(),
+        "split",
+        "0.5",
+    ]);
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
-    assert!(err.contains(" samples, ") && err.contains(" lost ") && err.contains("rprof CPU"), "{err}");
+    assert!(
+        err.contains(" samples, ") && err.contains(" lost ") && err.contains("rprof CPU"),
+        "{err}"
+    );
 }
 
 #[test]
 fn launched_command_exit_code_is_passed_on() {
     require_perf!();
     let dir = temp_dir("exitcode");
-    let run = rprof(&["record", "-o", dir.join("f.data").to_str().unwrap(), "--", "sh", "-c", "exit 3"]);
+    let run = rprof(&[
+        "record",
+        "-o",
+        dir.join("f.data").to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     assert_eq!(run.status.code(), Some(3));
 }
 
@@ -263,14 +461,34 @@ fn ctrl_c_finishes_a_valid_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let started = std::time::Instant::now();
     let status = child.wait().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "record did not stop on SIGINT");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "record did not stop on SIGINT"
+    );
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(stderr.contains("samples"), "no summary after Ctrl-C (status {status:?}): {stderr}");
-    let shares = self_shares(&report(&["-i", data.to_str().unwrap(), "--sort", "symbol", "--no-children"]));
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("samples"),
+        "no summary after Ctrl-C (status {status:?}): {stderr}"
+    );
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
     assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
 }
 
@@ -303,10 +521,20 @@ fn truncated_recording_reports_what_it_holds_with_a_warning() {
     let bytes = std::fs::read(&data).unwrap();
     let cut = dir.join("cut.data");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let run = rprof(&["report", "-i", cut.to_str().unwrap(), "--sort", "symbol", "--no-children"]);
+    let run = rprof(&[
+        "report",
+        "-i",
+        cut.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let out = text(&run.stdout);
-    assert!(out.to_lowercase().contains("truncated"), "no truncation warning:\n{out}");
+    assert!(
+        out.to_lowercase().contains("truncated"),
+        "no truncation warning:\n{out}"
+    );
     assert!(share_of(&self_shares(&out), "burn_a") > 40.0, "{out}");
 }
 
@@ -316,8 +544,16 @@ fn bad_report_inputs_get_clear_errors() {
     let empty = dir.join("empty.data");
     std::fs::write(&empty, b"").unwrap();
     let foreign = dir.join("foreign.data");
-    std::fs::write(&foreign, b"\x7fELF this is not a recording at all, just some bytes").unwrap();
-    for (path, expect) in [(&empty, "empty"), (&foreign, "not a perf.data file"), (&dir.join("missing"), "cannot open")] {
+    std::fs::write(
+        &foreign,
+        b"\x7fELF this is not a recording at all, just some bytes",
+    )
+    .unwrap();
+    for (path, expect) in [
+        (&empty, "empty"),
+        (&foreign, "not a perf.data file"),
+        (&dir.join("missing"), "cannot open"),
+    ] {
         let run = rprof(&["report", "-i", path.to_str().unwrap()]);
         assert!(!run.status.success(), "{} accepted", path.display());
         let err = text(&run.stderr);
@@ -333,10 +569,19 @@ fn bad_record_inputs_get_clear_errors() {
     let out = dir.join("r.data");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["record", "-F", "0", "-o", out, "--", "true"], "at least 1 Hz"),
+        (
+            &["record", "-F", "0", "-o", out, "--", "true"],
+            "at least 1 Hz",
+        ),
         (&["record", "-p", "999999999", "-o", out], "no such process"),
-        (&["record", "-o", out, "--", "/nonexistent/program"], "/nonexistent/program"),
-        (&["record", "-o", "/proc/no/such/dir/x.data", "--", "true"], "cannot create"),
+        (
+            &["record", "-o", out, "--", "/nonexistent/program"],
+            "/nonexistent/program",
+        ),
+        (
+            &["record", "-o", "/proc/no/such/dir/x.data", "--", "true"],
+            "cannot create",
+        ),
     ];
     for (args, expect) in cases {
         let run = rprof(args);
@@ -351,15 +596,28 @@ fn bad_record_inputs_get_clear_errors() {
 fn absurd_frequency_is_clamped_with_a_warning() {
     require_perf!();
     let dir = temp_dir("clamp");
-    let run = rprof(&["record", "-F", "10000000", "-o", dir.join("c.data").to_str().unwrap(), "--", "true"]);
+    let run = rprof(&[
+        "record",
+        "-F",
+        "10000000",
+        "-o",
+        dir.join("c.data").to_str().unwrap(),
+        "--",
+        "true",
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    assert!(text(&run.stderr).contains("perf_event_max_sample_rate"), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("perf_event_max_sample_rate"),
+        "{}",
+        text(&run.stderr)
+    );
 }
 
 #[test]
 fn unprivileged_system_wide_recording_explains_paranoid() {
     require_perf!();
-    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
+    let paranoid =
+        std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
     if paranoid.trim().parse::<i32>().unwrap_or(2) < 1 {
         return; // -a is allowed to everyone here; nothing to explain.
     }
@@ -368,12 +626,22 @@ fn unprivileged_system_wide_recording_explains_paranoid() {
     let run = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
         .arg(rprof_bin())
-        .args(["record", "-a", "--duration", "0.2", "-o", dir.join("n.data").to_str().unwrap()])
+        .args([
+            "record",
+            "-a",
+            "--duration",
+            "0.2",
+            "-o",
+            dir.join("n.data").to_str().unwrap(),
+        ])
         .output()
         .expect("setpriv (util-linux)");
     let err = text(&run.stderr);
     assert!(!run.status.success(), "nobody recorded system-wide: {err}");
-    assert!(err.contains("perf_event_paranoid") && err.contains("CAP_PERFMON"), "{err}");
+    assert!(
+        err.contains("perf_event_paranoid") && err.contains("CAP_PERFMON"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -384,9 +652,19 @@ fn flame_graph_svg_is_drawn_from_the_folded_stacks() {
     let data = dir.join("svg.data");
     record_work(&data, &["split", "0.5"]);
     let svg = dir.join("flame.svg");
-    report(&["-i", data.to_str().unwrap(), "--format", "svg", "-o", svg.to_str().unwrap()]);
+    report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "svg",
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
     let body = std::fs::read_to_string(&svg).unwrap();
-    assert!(body.contains("<svg") && body.contains("burn_a"), "flame graph lacks burn_a");
+    assert!(
+        body.contains("<svg") && body.contains("burn_a"),
+        "flame graph lacks burn_a"
+    );
 }
 
 #[test]
@@ -400,6 +678,9 @@ fn man_pages_are_up_to_date() {
             continue;
         }
         let on_disk = std::fs::read(&path).unwrap_or_default();
-        assert!(on_disk == page, "man/{name} is stale: run `RPROF_BLESS=1 cargo test man_pages` and commit man/");
+        assert!(
+            on_disk == page,
+            "man/{name} is stale: run `RPROF_BLESS=1 cargo test man_pages` and commit man/"
+        );
     }
 }

@@ -28,7 +28,12 @@ pub enum Command {
 pub struct RecordArgs {
     /// Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to
     /// kernel.perf_event_max_sample_rate).
-    #[arg(short = 'F', long = "freq", value_name = "HZ", conflicts_with = "count")]
+    #[arg(
+        short = 'F',
+        long = "freq",
+        value_name = "HZ",
+        conflicts_with = "count"
+    )]
     pub freq: Option<String>,
 
     /// Sample every PERIOD events instead (nanoseconds for cpu-clock).
@@ -48,7 +53,12 @@ pub struct RecordArgs {
     pub pid: Option<String>,
 
     /// Attach to these threads only (comma-separated).
-    #[arg(short = 't', long = "tid", value_name = "TID[,TID...]", conflicts_with = "all_cpus")]
+    #[arg(
+        short = 't',
+        long = "tid",
+        value_name = "TID[,TID...]",
+        conflicts_with = "all_cpus"
+    )]
     pub tid: Option<String>,
 
     /// Record every process on every CPU (system-wide).
@@ -64,11 +74,21 @@ pub struct RecordArgs {
     pub duration: Option<f64>,
 
     /// Output file (an existing one is kept as FILE.old).
-    #[arg(short = 'o', long = "output", value_name = "FILE", default_value = "rprof.data")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "rprof.data"
+    )]
     pub output: PathBuf,
 
     /// Ring buffer size per CPU in pages (a power of two).
-    #[arg(short = 'm', long = "mmap-pages", value_name = "PAGES", default_value_t = 128)]
+    #[arg(
+        short = 'm',
+        long = "mmap-pages",
+        value_name = "PAGES",
+        default_value_t = 128
+    )]
     pub mmap_pages: usize,
 
     /// Do not embed symbols in the file (the report then reads this machine's binaries).
@@ -96,7 +116,12 @@ pub enum ReportFormat {
 )]
 pub struct ReportArgs {
     /// Input file (rprof's or Linux perf's perf.data).
-    #[arg(short = 'i', long = "input", value_name = "FILE", default_value = "rprof.data")]
+    #[arg(
+        short = 'i',
+        long = "input",
+        value_name = "FILE",
+        default_value = "rprof.data"
+    )]
     pub input: PathBuf,
 
     /// Output format.
@@ -104,7 +129,12 @@ pub struct ReportArgs {
     pub format: ReportFormat,
 
     /// Group rows by these keys: comm, pid, dso, symbol (comma-separated).
-    #[arg(short = 's', long, value_name = "KEYS", default_value = "comm,dso,symbol")]
+    #[arg(
+        short = 's',
+        long,
+        value_name = "KEYS",
+        default_value = "comm,dso,symbol"
+    )]
     pub sort: String,
 
     /// Order by total (inclusive) share; the default when the file has call chains.

@@ -14,7 +14,10 @@ pub fn render_all() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     pages.push(("rprof.1".to_string(), buffer));
     for sub in root.get_subcommands() {
         let name = format!("rprof-{}", sub.get_name());
-        let sub = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        let sub = sub
+            .clone()
+            .name(name.clone())
+            .version(env!("CARGO_PKG_VERSION"));
         let mut buffer = Vec::new();
         clap_mangen::Man::new(sub).render(&mut buffer)?;
         pages.push((format!("{name}.1"), buffer));

@@ -13,7 +13,9 @@ pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
         .split(',')
         .filter(|part| !part.trim().is_empty())
         .map(|part| {
-            part.trim().parse::<u32>().with_context(|| format!("{flag}: '{part}' is not a number (expected e.g. 1234,5678)"))
+            part.trim().parse::<u32>().with_context(|| {
+                format!("{flag}: '{part}' is not a number (expected e.g. 1234,5678)")
+            })
         })
         .collect::<Result<_>>()?;
     if list.is_empty() {

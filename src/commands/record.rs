@@ -48,10 +48,16 @@ fn call_graph(args: &RecordArgs) -> Result<CallGraph> {
 fn target(args: &RecordArgs) -> Result<Target> {
     let argv = (!args.command.is_empty()).then(|| args.command.clone());
     if let Some(pids) = &args.pid {
-        return Ok(Target::Pids { pids: parse_number_list("-p", pids)?, argv });
+        return Ok(Target::Pids {
+            pids: parse_number_list("-p", pids)?,
+            argv,
+        });
     }
     if let Some(tids) = &args.tid {
-        return Ok(Target::Tids { tids: parse_number_list("-t", tids)?, argv });
+        return Ok(Target::Tids {
+            tids: parse_number_list("-t", tids)?,
+            argv,
+        });
     }
     if args.all_cpus || args.cpu.is_some() {
         return Ok(Target::SystemWide { argv });
@@ -65,12 +71,17 @@ fn target(args: &RecordArgs) -> Result<Target> {
 /// Validates the flags into a [`RecordConfig`].
 pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
     let duration = match args.duration {
-        Some(secs) if !(secs > 0.0 && secs.is_finite()) => bail!("--duration {secs}: expected a positive number of seconds"),
+        Some(secs) if !(secs > 0.0 && secs.is_finite()) => {
+            bail!("--duration {secs}: expected a positive number of seconds")
+        }
         Some(secs) => Some(Duration::from_secs_f64(secs)),
         None => None,
     };
     if !args.mmap_pages.is_power_of_two() {
-        bail!("--mmap-pages {}: must be a power of two (e.g. 128)", args.mmap_pages);
+        bail!(
+            "--mmap-pages {}: must be a power of two (e.g. 128)",
+            args.mmap_pages
+        );
     }
     Ok(RecordConfig {
         event: EventSpec::cpu_clock(sampling(args)?, call_graph(args)?),
@@ -102,9 +113,16 @@ fn human_bytes(bytes: u64) -> String {
 /// The one-line summary printed when a recording ends.
 pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String {
     let secs = outcome.duration.as_secs_f64();
-    let overhead = if secs > 0.0 { 100.0 * outcome.profiler_cpu.as_secs_f64() / secs } else { 0.0 };
-    let lost_share =
-        if outcome.samples + outcome.lost > 0 { 100.0 * outcome.lost as f64 / (outcome.samples + outcome.lost) as f64 } else { 0.0 };
+    let overhead = if secs > 0.0 {
+        100.0 * outcome.profiler_cpu.as_secs_f64() / secs
+    } else {
+        0.0
+    };
+    let lost_share = if outcome.samples + outcome.lost > 0 {
+        100.0 * outcome.lost as f64 / (outcome.samples + outcome.lost) as f64
+    } else {
+        0.0
+    };
     format!(
         "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; rprof CPU {:.1}% of the recording ]",
         outcome.samples,
@@ -148,14 +166,25 @@ mod tests {
 
     #[test]
     fn zero_frequency_is_refused_with_advice() {
-        let err = config(&parse(&["-F", "0", "--", "true"])).unwrap_err().to_string();
-        assert!(err.contains("-F 0") && err.contains("at least 1 Hz"), "{err}");
+        let err = config(&parse(&["-F", "0", "--", "true"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("-F 0") && err.contains("at least 1 Hz"),
+            "{err}"
+        );
     }
 
     #[test]
     fn pid_with_command_keeps_the_command_as_window() {
         let cfg = config(&parse(&["-p", "12,13", "-g", "--", "sleep", "5"])).unwrap();
-        assert_eq!(cfg.target, Target::Pids { pids: vec![12, 13], argv: Some(vec!["sleep".into(), "5".into()]) });
+        assert_eq!(
+            cfg.target,
+            Target::Pids {
+                pids: vec![12, 13],
+                argv: Some(vec!["sleep".into(), "5".into()])
+            }
+        );
         assert_eq!(cfg.event.call_graph, CallGraph::FramePointer);
     }
 

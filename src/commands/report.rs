@@ -19,11 +19,21 @@ const MAX_MODULE_WARNINGS: usize = 8;
 
 fn filter(args: &ReportArgs) -> Result<SampleFilter> {
     Ok(SampleFilter {
-        pids: args.pid.as_deref().map(|p| parse_number_list("--pid", p)).transpose()?.unwrap_or_default(),
+        pids: args
+            .pid
+            .as_deref()
+            .map(|p| parse_number_list("--pid", p))
+            .transpose()?
+            .unwrap_or_default(),
         comms: args
             .comm
             .as_deref()
-            .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|c| {
+                c.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -33,10 +43,15 @@ fn filter(args: &ReportArgs) -> Result<SampleFilter> {
 pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
     let replay = aggregate::replay(file, filter);
     let mut warnings = Vec::new();
-    let mut table = match file.feature(feature::RPROF_SYMBOLS).map(SymbolTable::decode) {
+    let mut table = match file
+        .feature(feature::RPROF_SYMBOLS)
+        .map(SymbolTable::decode)
+    {
         Some(Ok(table)) => table,
         Some(Err(err)) => {
-            warnings.push(format!("embedded symbols unreadable ({err}); using this machine's binaries"));
+            warnings.push(format!(
+                "embedded symbols unreadable ({err}); using this machine's binaries"
+            ));
             SymbolTable::new()
         }
         None => SymbolTable::new(),
@@ -47,7 +62,11 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
         table.merge(found);
         let mut problems: Vec<String> = reports
             .into_iter()
-            .filter_map(|(module, report)| report.problem.map(|p| format!("no symbols for {}: {p}", module.path)))
+            .filter_map(|(module, report)| {
+                report
+                    .problem
+                    .map(|p| format!("no symbols for {}: {p}", module.path))
+            })
             .collect();
         problems.sort();
         let extra = problems.len().saturating_sub(MAX_MODULE_WARNINGS);
@@ -62,8 +81,19 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
         .event_names
         .first()
         .cloned()
-        .unwrap_or_else(|| if attr.kind == 1 && attr.config == 0 { "cpu-clock".into() } else { format!("event type {} config {:#x}", attr.kind, attr.config) });
-    let mut profile = aggregate::build_profile(replay, &table, &event_name, weight_unit(attr.kind, attr.config));
+        .unwrap_or_else(|| {
+            if attr.kind == 1 && attr.config == 0 {
+                "cpu-clock".into()
+            } else {
+                format!("event type {} config {:#x}", attr.kind, attr.config)
+            }
+        });
+    let mut profile = aggregate::build_profile(
+        replay,
+        &table,
+        &event_name,
+        weight_unit(attr.kind, attr.config),
+    );
     profile.warnings.extend(warnings);
     profile
 }
@@ -71,13 +101,22 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
 fn output_for(args: &ReportArgs, has_callchains: bool) -> Result<Box<dyn Output>> {
     Ok(match args.format {
         ReportFormat::Folded => Box::new(Folded::default()),
-        ReportFormat::Svg => Box::new(FlameGraphSvg { title: format!("rprof: {}", args.input.display()) }),
+        ReportFormat::Svg => Box::new(FlameGraphSvg {
+            title: format!("rprof: {}", args.input.display()),
+        }),
         ReportFormat::Top => {
             let sort = SortKey::parse_list(&args.sort).map_err(anyhow::Error::msg)?;
             if !(0.0..=100.0).contains(&args.percent_limit) {
-                bail!("--percent-limit {}: expected a percentage between 0 and 100", args.percent_limit);
+                bail!(
+                    "--percent-limit {}: expected a percentage between 0 and 100",
+                    args.percent_limit
+                );
             }
-            let children = if args.no_children { false } else { args.children || has_callchains };
+            let children = if args.no_children {
+                false
+            } else {
+                args.children || has_callchains
+            };
             Box::new(Top::new(TopOptions {
                 sort,
                 children,
@@ -99,13 +138,25 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     if profile.stats.samples == 0 {
-        eprintln!("rprof: warning: {} holds no samples{}", args.input.display(), if profile.stats.filtered_out > 0 { " that match the filter" } else { "" });
+        eprintln!(
+            "rprof: warning: {} holds no samples{}",
+            args.input.display(),
+            if profile.stats.filtered_out > 0 {
+                " that match the filter"
+            } else {
+                ""
+            }
+        );
     }
     match &args.output {
         Some(path) => {
-            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = BufWriter::new(file);
-            output.write(&profile, &mut out).and_then(|_| out.flush()).with_context(|| format!("writing {}", path.display()))?;
+            output
+                .write(&profile, &mut out)
+                .and_then(|_| out.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             let stdout = io::stdout();

@@ -45,7 +45,11 @@ impl Folded {
                 line.push(';');
                 line.push_str(&names[frame as usize]);
             }
-            let count = if self.sample_counts { stack.samples } else { stack.weight };
+            let count = if self.sample_counts {
+                stack.samples
+            } else {
+                stack.weight
+            };
             *lines.entry(line).or_insert(0) += count;
         }
         lines
@@ -67,7 +71,13 @@ mod tests {
     use crate::aggregate::Stack;
 
     fn frame(name: &str, kind: CodeKind, inlined: bool) -> FrameInfo {
-        FrameInfo { name: name.into(), module: "m".into(), kind, inlined, resolved: true }
+        FrameInfo {
+            name: name.into(),
+            module: "m".into(),
+            kind,
+            inlined,
+            resolved: true,
+        }
     }
 
     #[test]
@@ -80,15 +90,36 @@ mod tests {
                 frame("jitted", CodeKind::Jit, false),
             ],
             stacks: vec![
-                Stack { comm: "app".into(), pid: 1, frames: vec![0, 1], weight: 10, samples: 1 },
-                Stack { comm: "app".into(), pid: 2, frames: vec![0, 1], weight: 5, samples: 1 },
-                Stack { comm: "app".into(), pid: 1, frames: vec![2, 3, 1], weight: 7, samples: 1 },
+                Stack {
+                    comm: "app".into(),
+                    pid: 1,
+                    frames: vec![0, 1],
+                    weight: 10,
+                    samples: 1,
+                },
+                Stack {
+                    comm: "app".into(),
+                    pid: 2,
+                    frames: vec![0, 1],
+                    weight: 5,
+                    samples: 1,
+                },
+                Stack {
+                    comm: "app".into(),
+                    pid: 1,
+                    frames: vec![2, 3, 1],
+                    weight: 7,
+                    samples: 1,
+                },
             ],
             ..Profile::default()
         };
         let mut out = Vec::new();
         Folded::default().write(&profile, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "app;main;jitted_[j];do_syscall_64_[k] 7\napp;main;leaf:x_[i] 15\n");
+        assert_eq!(
+            text,
+            "app;main;jitted_[j];do_syscall_64_[k] 7\napp;main;leaf:x_[i] 15\n"
+        );
     }
 }

@@ -15,20 +15,28 @@ pub struct FlameGraphSvg {
 
 impl Default for FlameGraphSvg {
     fn default() -> Self {
-        FlameGraphSvg { title: "Flame Graph".to_string() }
+        FlameGraphSvg {
+            title: "Flame Graph".to_string(),
+        }
     }
 }
 
 impl Output for FlameGraphSvg {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        let lines: Vec<String> =
-            Folded::default().lines(profile).into_iter().map(|(stack, count)| format!("{stack} {count}")).collect();
+        let lines: Vec<String> = Folded::default()
+            .lines(profile)
+            .into_iter()
+            .map(|(stack, count)| format!("{stack} {count}"))
+            .collect();
         let mut options = inferno::flamegraph::Options::default();
         options.title = self.title.clone();
         options.count_name = profile.unit.clone();
         if lines.is_empty() {
             // inferno refuses empty input; an empty profile is still a valid answer.
-            return writeln!(out, "<svg xmlns=\"http://www.w3.org/2000/svg\"><text y=\"20\">No samples</text></svg>");
+            return writeln!(
+                out,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"><text y=\"20\">No samples</text></svg>"
+            );
         }
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
             .map_err(|e| io::Error::other(e.to_string()))

@@ -24,7 +24,9 @@ impl SortKey {
                 "pid" => Ok(SortKey::Pid),
                 "dso" => Ok(SortKey::Dso),
                 "symbol" | "sym" => Ok(SortKey::Symbol),
-                other => Err(format!("unknown sort key '{other}': use comm, pid, dso, symbol")),
+                other => Err(format!(
+                    "unknown sort key '{other}': use comm, pid, dso, symbol"
+                )),
             })
             .collect()
     }
@@ -102,10 +104,18 @@ impl Top {
         let mut rows: HashMap<RowKey, Row> = HashMap::new();
         for stack in &profile.stacks {
             // perf semantics: inlined frames are folded into their function.
-            let mut real = stack.frames.iter().copied().filter(|&f| !profile.frame(f).inlined).peekable();
+            let mut real = stack
+                .frames
+                .iter()
+                .copied()
+                .filter(|&f| !profile.frame(f).inlined)
+                .peekable();
             let Some(&leaf) = real.peek() else { continue };
             let self_key = self.row_key(profile, stack, leaf);
-            let row = rows.entry(self_key.clone()).or_insert_with(|| Row { key: self_key, ..Row::default() });
+            let row = rows.entry(self_key.clone()).or_insert_with(|| Row {
+                key: self_key,
+                ..Row::default()
+            });
             row.self_weight += stack.weight;
             row.self_samples += stack.samples;
             // Each key counts once per stack, however often it recurses.
@@ -113,16 +123,26 @@ impl Top {
             for frame in real {
                 let key = self.row_key(profile, stack, frame);
                 if seen.insert(key.clone()) {
-                    rows.entry(key.clone()).or_insert_with(|| Row { key, ..Row::default() }).total_weight +=
-                        stack.weight;
+                    rows.entry(key.clone())
+                        .or_insert_with(|| Row {
+                            key,
+                            ..Row::default()
+                        })
+                        .total_weight += stack.weight;
                 }
             }
         }
         let mut rows: Vec<Row> = rows.into_values().collect();
         let children = self.options.children;
         rows.sort_by(|a, b| {
-            let (wa, wb) = if children { (a.total_weight, b.total_weight) } else { (a.self_weight, b.self_weight) };
-            wb.cmp(&wa).then_with(|| b.self_weight.cmp(&a.self_weight)).then_with(|| a.key.cmp(&b.key))
+            let (wa, wb) = if children {
+                (a.total_weight, b.total_weight)
+            } else {
+                (a.self_weight, b.self_weight)
+            };
+            wb.cmp(&wa)
+                .then_with(|| b.self_weight.cmp(&a.self_weight))
+                .then_with(|| a.key.cmp(&b.key))
         });
         rows
     }
@@ -150,8 +170,11 @@ impl Output for Top {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
         let stats = &profile.stats;
         let total = stats.weight;
-        let weight_text =
-            if profile.unit == "ns" { format_ns(total) } else { format!("{total} {}", profile.unit) };
+        let weight_text = if profile.unit == "ns" {
+            format_ns(total)
+        } else {
+            format!("{total} {}", profile.unit)
+        };
         if !self.options.source.is_empty() {
             writeln!(out, "# rprof report: {}", self.options.source)?;
         }
@@ -165,7 +188,11 @@ impl Output for Top {
             format_ns(stats.duration_ns()),
         )?;
         let lost_share = percent(stats.lost, stats.samples + stats.lost);
-        writeln!(out, "# Lost: {} samples ({lost_share:.2}%), throttled {} times", stats.lost, stats.throttled)?;
+        writeln!(
+            out,
+            "# Lost: {} samples ({lost_share:.2}%), throttled {} times",
+            stats.lost, stats.throttled
+        )?;
         if stats.filtered_out > 0 {
             writeln!(out, "# Filtered out: {} samples", stats.filtered_out)?;
         }
@@ -180,17 +207,31 @@ impl Output for Top {
             .iter()
             .enumerate()
             .map(|(i, key)| {
-                let widest = rows.iter().map(|r| r.key[i].chars().count()).max().unwrap_or(0);
+                let widest = rows
+                    .iter()
+                    .map(|r| r.key[i].chars().count())
+                    .max()
+                    .unwrap_or(0);
                 widest.max(key.header().len()).min(40)
             })
             .collect();
-        let mut header = format!("# {:>7} {:>7} {:>9} {:>14}", "Total", "Self", "Samples", format!("Weight({})", profile.unit));
+        let mut header = format!(
+            "# {:>7} {:>7} {:>9} {:>14}",
+            "Total",
+            "Self",
+            "Samples",
+            format!("Weight({})", profile.unit)
+        );
         for (i, key) in self.options.sort.iter().enumerate() {
             header.push_str(&format!("  {:<w$}", key.header(), w = widths[i]));
         }
         writeln!(out, "{}", header.trim_end())?;
         for row in rows {
-            let ordering = if self.options.children { row.total_weight } else { row.self_weight };
+            let ordering = if self.options.children {
+                row.total_weight
+            } else {
+                row.self_weight
+            };
             if percent(ordering, total) < self.options.percent_limit {
                 continue;
             }
@@ -235,8 +276,20 @@ mod tests {
             unit: "ns".into(),
             frames: vec![frame("main"), frame("a"), frame("b"), inlined],
             stacks: vec![
-                Stack { comm: "app".into(), pid: 1, frames: vec![3, 1, 0], weight: 60, samples: 6 },
-                Stack { comm: "app".into(), pid: 1, frames: vec![2, 0], weight: 40, samples: 4 },
+                Stack {
+                    comm: "app".into(),
+                    pid: 1,
+                    frames: vec![3, 1, 0],
+                    weight: 60,
+                    samples: 6,
+                },
+                Stack {
+                    comm: "app".into(),
+                    pid: 1,
+                    frames: vec![2, 0],
+                    weight: 40,
+                    samples: 4,
+                },
             ],
             ..Profile::default()
         };
@@ -247,12 +300,25 @@ mod tests {
 
     #[test]
     fn self_goes_to_leaf_function_and_total_to_every_caller() {
-        let top = Top::new(TopOptions { sort: vec![SortKey::Symbol], ..TopOptions::default() });
+        let top = Top::new(TopOptions {
+            sort: vec![SortKey::Symbol],
+            ..TopOptions::default()
+        });
         let rows = top.rows(&profile());
         let get = |name: &str| rows.iter().find(|r| r.key[0] == name).unwrap().clone();
-        assert_eq!((get("main").self_weight, get("main").total_weight), (0, 100));
+        assert_eq!(
+            (get("main").self_weight, get("main").total_weight),
+            (0, 100)
+        );
         // The inlined helper is folded into `a`, as perf does without --inline.
-        assert_eq!((get("a").self_weight, get("a").total_weight, get("a").self_samples), (60, 60, 6));
+        assert_eq!(
+            (
+                get("a").self_weight,
+                get("a").total_weight,
+                get("a").self_samples
+            ),
+            (60, 60, 6)
+        );
         assert_eq!(get("b").self_weight, 40);
         assert!(rows.iter().all(|r| r.key[0] != "helper"));
         assert_eq!(rows[0].key[0], "main", "children mode orders by total");

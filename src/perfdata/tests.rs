@@ -33,54 +33,8 @@ fn cpu_clock_attr(sample_type: u64) -> EventAttr {
     }
 }
 
-/// Encodes a sample for the fields `Sample` holds, in kernel order;
-/// `extra` is appended after the call chain (RAW, BRANCH_STACK, ...).
 fn encode_sample(sample_type: u64, s: &Sample, read: &[u64], extra: &[u8]) -> Vec<u8> {
-    let has = |bit: u64| sample_type & bit != 0;
-    let mut w = ByteWriter::default();
-    if has(sample::IDENTIFIER) {
-        w.u64(s.id.unwrap_or(0));
-    }
-    if has(sample::IP) {
-        w.u64(s.ip);
-    }
-    if has(sample::TID) {
-        w.u32(s.pid).u32(s.tid);
-    }
-    if has(sample::TIME) {
-        w.u64(s.time);
-    }
-    if has(sample::ADDR) {
-        w.u64(0xadd);
-    }
-    if has(sample::ID) {
-        w.u64(s.id.unwrap_or(0));
-    }
-    if has(sample::STREAM_ID) {
-        w.u64(0x5eed);
-    }
-    if has(sample::CPU) {
-        w.u32(s.cpu).u32(0);
-    }
-    if has(sample::PERIOD) {
-        w.u64(s.period);
-    }
-    for &v in read {
-        w.u64(v);
-    }
-    if has(sample::CALLCHAIN) {
-        w.u64(s.callchain.len() as u64);
-        for &ip in &s.callchain {
-            w.u64(ip);
-        }
-    }
-    w.bytes(extra);
-    let mut out = ByteWriter::default();
-    out.u32(record_type::SAMPLE)
-        .u16(encode::cpumode_bits(s.cpumode))
-        .u16(8 + w.buf.len() as u16)
-        .bytes(&w.buf);
-    out.buf
+    encode::sample_with(sample_type, s, read, extra)
 }
 
 fn sample_at(time: u64, pid: u32) -> Sample {

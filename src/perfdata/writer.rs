@@ -366,7 +366,7 @@ pub mod encode {
     use super::super::attr::sample;
     use super::super::cursor::ByteWriter;
     use super::super::format::{misc, record_type};
-    use super::super::records::{Comm, CpuMode, Mmap, SampleId, TaskEvent};
+    use super::super::records::{Comm, CpuMode, Mmap, Sample, SampleId, TaskEvent};
     use super::truncate_str;
 
     /// Longest file name written (PATH_MAX less the NUL), so records fit in u16.
@@ -420,6 +420,61 @@ pub mod encode {
         let mut id = with_task(t.sample_id, t.pid, t.tid);
         id.time = id.time.or(Some(t.time));
         finish(record_type::FORK, 0, body, sample_type, &id)
+    }
+
+    /// A PERF_RECORD_SAMPLE with the fields `Sample` holds, in kernel order
+    /// (for benches, fixtures and tests; the kernel writes the real ones).
+    pub fn sample(sample_type: u64, s: &Sample) -> Vec<u8> {
+        sample_with(sample_type, s, &[], &[])
+    }
+
+    /// As [`sample`], with READ values and bytes appended after the call chain.
+    pub(crate) fn sample_with(sample_type: u64, s: &Sample, read: &[u64], extra: &[u8]) -> Vec<u8> {
+        let has = |bit: u64| sample_type & bit != 0;
+        let mut w = ByteWriter::default();
+        if has(sample::IDENTIFIER) {
+            w.u64(s.id.unwrap_or(0));
+        }
+        if has(sample::IP) {
+            w.u64(s.ip);
+        }
+        if has(sample::TID) {
+            w.u32(s.pid).u32(s.tid);
+        }
+        if has(sample::TIME) {
+            w.u64(s.time);
+        }
+        if has(sample::ADDR) {
+            w.u64(0xadd);
+        }
+        if has(sample::ID) {
+            w.u64(s.id.unwrap_or(0));
+        }
+        if has(sample::STREAM_ID) {
+            w.u64(0x5eed);
+        }
+        if has(sample::CPU) {
+            w.u32(s.cpu).u32(0);
+        }
+        if has(sample::PERIOD) {
+            w.u64(s.period);
+        }
+        for &v in read {
+            w.u64(v);
+        }
+        if has(sample::CALLCHAIN) {
+            w.u64(s.callchain.len() as u64);
+            for &ip in &s.callchain {
+                w.u64(ip);
+            }
+        }
+        w.bytes(extra);
+        let mut out = ByteWriter::default();
+        out.u32(record_type::SAMPLE)
+            .u16(cpumode_bits(s.cpumode))
+            .u16(8 + w.buf.len() as u16)
+            .bytes(&w.buf);
+        out.buf
     }
 
     pub fn finished_round() -> Vec<u8> {

@@ -19,7 +19,10 @@ pub fn rprof_bin() -> PathBuf {
 }
 
 pub fn rprof(args: &[&str]) -> Output {
-    Command::new(rprof_bin()).args(args).output().expect("run rprof")
+    Command::new(rprof_bin())
+        .args(args)
+        .output()
+        .expect("run rprof")
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -35,7 +38,12 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Frame-pointer build flags for the workloads.
-pub const FP_FLAGS: &[&str] = &["-O2", "-g", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer"];
+pub const FP_FLAGS: &[&str] = &[
+    "-O2",
+    "-g",
+    "-fno-omit-frame-pointer",
+    "-mno-omit-leaf-frame-pointer",
+];
 
 /// The compiled workloads (built once per test run).
 pub struct Workloads {
@@ -98,7 +106,11 @@ fn nix_uid() -> u32 {
 
 /// Whether Linux perf can be used for cross-checks (required under RPROF_REQUIRE_PERF).
 pub fn linux_perf_available() -> bool {
-    let ok = Command::new("perf").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("perf")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok && std::env::var_os("RPROF_REQUIRE_PERF").is_some() {
         panic!("Linux perf is not installed but RPROF_REQUIRE_PERF is set (apt-get install linux-perf)");
     }
@@ -121,14 +133,20 @@ pub fn truth(stdout: &str) -> Vec<(String, f64)> {
         .lines()
         .filter_map(|l| l.strip_prefix("truth "))
         .flat_map(|l| l.split_whitespace())
-        .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        })
         .collect()
 }
 
 /// Parses folded output into (stack, count) pairs.
 pub fn folded(text: &str) -> Vec<(String, u64)> {
     text.lines()
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(s, c)| Some((s.to_string(), c.parse().ok()?))))
+        .filter_map(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(s, c)| Some((s.to_string(), c.parse().ok()?)))
+        })
         .collect()
 }
 

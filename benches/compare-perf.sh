@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# rprof and Linux perf side by side on the same workload; prints medians and
+# ratios (rprof / perf, lower is better). Run as root on an idle machine:
+#   bash benches/compare-perf.sh [RUNS]
+# Needs: perf (linux-perf), gcc; installs inferno's CLIs with cargo if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+FREQ=999
+SECS=3
+
+cargo build --release --quiet
+RPROF=$PWD/target/release/rprof
+WORK_DIR=$(mktemp -d /tmp/rprof-compare.XXXXXX)
+trap 'rm -rf "$WORK_DIR"' EXIT
+cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl
+WORK="$WORK_DIR/work"
+if ! command -v inferno-collapse-perf >/dev/null; then
+  cargo install --quiet inferno
+fi
+
+now_ns() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+# CPU seconds (user+sys) of a command and its waited-for children.
+cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1; awk '{print $1 + $2}' "$WORK_DIR/time"; }
+
+echo "rprof vs perf: $RUNS runs each, workload 'work split $SECS', -F $FREQ -g"
+echo
+
+# 1. Target slowdown: wall time of the workload alone and under each profiler.
+for tool in none perf rprof; do
+  for _ in $(seq "$RUNS"); do
+    t0=$(now_ns)
+    case $tool in
+      none) "$WORK" split 1 >/dev/null ;;
+      perf) perf record -q -F $FREQ -g -o "$WORK_DIR/p.data" -- "$WORK" split 1 >/dev/null 2>&1 ;;
+      rprof) "$RPROF" record -F $FREQ -g -o "$WORK_DIR/r.data" -- "$WORK" split 1 >/dev/null 2>&1 ;;
+    esac
+    echo $(( $(now_ns) - t0 ))
+  done | median > "$WORK_DIR/wall.$tool"
+done
+base=$(cat "$WORK_DIR/wall.none")
+perf_slow=$(ratio "$(cat "$WORK_DIR/wall.perf")" "$base")
+rprof_slow=$(ratio "$(cat "$WORK_DIR/wall.rprof")" "$base")
+echo "target wall (incl. profiler start/stop): perf x$perf_slow  rprof x$rprof_slow  ratio $(ratio "$rprof_slow" "$perf_slow")"
+
+# 2. Profiler CPU while attached to a running workload for $SECS s.
+for tool in perf rprof; do
+  for _ in $(seq "$RUNS"); do
+    "$WORK" spin $((SECS + 2)) >/dev/null &
+    pid=$!
+    sleep 0.3
+    if [ $tool = perf ]; then
+      cpu_of perf record -q -F $FREQ -g -p "$pid" -o "$WORK_DIR/p.data" -- sleep $SECS
+    else
+      cpu_of "$RPROF" record -F $FREQ -g -p "$pid" -o "$WORK_DIR/r.data" -- sleep $SECS
+    fi
+    wait "$pid" || true
+  done | median > "$WORK_DIR/cpu.$tool"
+done
+echo "profiler CPU for a ${SECS}s attach (s): perf $(cat "$WORK_DIR/cpu.perf")  rprof $(cat "$WORK_DIR/cpu.rprof")  ratio $(ratio "$(cat "$WORK_DIR/cpu.rprof")" "$(cat "$WORK_DIR/cpu.perf")")  (target <= 0.5)"
+
+# 3. Fixed cost: wall time of `record -- true`.
+for tool in perf rprof; do
+  for _ in $(seq "$RUNS"); do
+    t0=$(now_ns)
+    if [ $tool = perf ]; then
+      perf record -q -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1
+    else
+      "$RPROF" record -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1
+    fi
+    echo $(( $(now_ns) - t0 ))
+  done | median > "$WORK_DIR/true.$tool"
+done
+perf_true_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/true.perf")
+rprof_true_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/true.rprof")
+echo "record -- true wall (ms): perf $perf_true_ms  rprof $rprof_true_ms  ratio $(ratio "$rprof_true_ms" "$perf_true_ms")  (target rprof < 50 ms)"
+
+# 4. File size per sample, same workload and rate.
+perf record -q -F $FREQ -g -o "$WORK_DIR/p.data" -- "$WORK" split $SECS >/dev/null 2>&1
+"$RPROF" record -F $FREQ -g -o "$WORK_DIR/r.data" -- "$WORK" split $SECS >/dev/null 2>&1
+samples_of() { "$RPROF" report -i "$1" | sed -n 's/.*), \([0-9]*\) samples.*/\1/p'; }
+perf_bps=$(( $(stat -c %s "$WORK_DIR/p.data") / $(samples_of "$WORK_DIR/p.data") ))
+rprof_bps=$(( $(stat -c %s "$WORK_DIR/r.data") / $(samples_of "$WORK_DIR/r.data") ))
+echo "file bytes per sample: perf $perf_bps  rprof $rprof_bps (incl. embedded symbols)  ratio $(ratio "$rprof_bps" "$perf_bps")"
+
+# 5. Recording -> folded stacks with line/inline detail, on perf's recording.
+for tool in perf rprof; do
+  for _ in $(seq "$RUNS"); do
+    t0=$(now_ns)
+    if [ $tool = perf ]; then
+      perf script -i "$WORK_DIR/p.data" --inline -F comm,pid,tid,time,event,ip,sym,dso,srcline 2>/dev/null \
+        | inferno-collapse-perf --all >/dev/null
+    else
+      "$RPROF" report -i "$WORK_DIR/p.data" --format folded >/dev/null
+    fi
+    echo $(( $(now_ns) - t0 ))
+  done | median > "$WORK_DIR/fold.$tool"
+done
+perf_fold_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/fold.perf")
+rprof_fold_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/fold.rprof")
+echo "perf.data -> folded (ms): perf script|inferno $perf_fold_ms  rprof $rprof_fold_ms  speed-up x$(ratio "$perf_fold_ms" "$rprof_fold_ms")  (target >= 10)"
