@@ -153,13 +153,34 @@ fn describe_event(kind: u32, config: u64) -> String {
         "stalled-cycles-backend",
         "ref-cycles",
     ];
-    match kind {
-        event_type::HARDWARE => match usize::try_from(config).ok().and_then(|i| HARDWARE.get(i)) {
-            Some(name) => (*name).to_string(),
-            None => format!("hardware event {config:#x}"),
-        },
-        event_type::RAW => format!("r{config:x}"),
-        _ => format!("type {kind} config {config:#x}"),
+    const SOFTWARE: [&str; 12] = [
+        "cpu-clock",
+        "task-clock",
+        "page-faults",
+        "context-switches",
+        "cpu-migrations",
+        "minor-faults",
+        "major-faults",
+        "alignment-faults",
+        "emulation-faults",
+        "dummy",
+        "bpf-output",
+        "cgroup-switches",
+    ];
+    let named = |table: &[&'static str]| {
+        usize::try_from(config)
+            .ok()
+            .and_then(|i| table.get(i).copied())
+    };
+    let name = match kind {
+        event_type::HARDWARE => named(&HARDWARE),
+        event_type::SOFTWARE => named(&SOFTWARE),
+        _ => None,
+    };
+    match (name, kind) {
+        (Some(name), _) => name.to_string(),
+        (None, event_type::RAW) => format!("r{config:x}"),
+        (None, _) => format!("type {kind} config {config:#x}"),
     }
 }
 
@@ -182,10 +203,14 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
         }
         Some(libc::EINVAL | libc::E2BIG) => {
             let rate = if attr.is_freq() {
-                let max =
-                    super::max_sample_rate().map_or_else(|| "?".to_string(), |m| m.to_string());
+                let max = super::max_sample_rate();
+                let hint = match max {
+                    Some(max) if attr.sample_period_or_freq > max => "; lower -F",
+                    _ => "",
+                };
+                let max = max.map_or_else(|| "?".to_string(), |m| m.to_string());
                 format!(
-                    "sample_freq={} Hz (kernel.perf_event_max_sample_rate={max})",
+                    "sample_freq={} Hz (kernel.perf_event_max_sample_rate={max}{hint})",
                     attr.sample_period_or_freq
                 )
             } else {

@@ -32,7 +32,8 @@ pub enum SysError {
          `sudo sysctl kernel.perf_event_paranoid=1` \
          (-1 to allow system-wide and kernel profiling for everyone){}",
         paranoid_text(*paranoid),
-        if *system_wide { ".\n  System-wide (-a/-C) recording needs perf_event_paranoid <= 0 or CAP_PERFMON" } else { "" }
+        if *system_wide { ".\n  System-wide (-a/-C) recording needs perf_event_paranoid <= 0 \
+              (`sudo sysctl kernel.perf_event_paranoid=0`) or CAP_PERFMON" } else { "" }
     )]
     PermissionDenied {
         errno: &'static str,
