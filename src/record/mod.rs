@@ -104,13 +104,7 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     if let Some(warning) = clamp_frequency(&mut event, sys::max_sample_rate()) {
         warnings.push(warning);
     }
-    let cpus = match &config.cpus {
-        Some(cpus) => cpus.clone(),
-        None => sys::online_cpus()?,
-    };
-    if cpus.is_empty() {
-        return Err(RecordError::Other("no CPUs to record on".into()));
-    }
+    let cpus = select_cpus(config.cpus.as_deref(), &sys::online_cpus()?)?;
 
     let mut plan = target::prepare(&config.target)?;
     let mut session = Session::open(
@@ -176,6 +170,27 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
         child_exit_code,
         warnings,
     })
+}
+
+/// The CPUs to open events on: `-C` (each must be online) or all online ones.
+fn select_cpus(requested: Option<&[u32]>, online: &[u32]) -> Result<Vec<u32>, RecordError> {
+    let cpus = match requested {
+        Some(cpus) => {
+            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+                let list: Vec<String> = online.iter().map(u32::to_string).collect();
+                return Err(RecordError::Other(format!(
+                    "CPU {bad} is not online (online CPUs: {})",
+                    list.join(",")
+                )));
+            }
+            cpus.to_vec()
+        }
+        None => online.to_vec(),
+    };
+    if cpus.is_empty() {
+        return Err(RecordError::Other("no CPUs to record on".into()));
+    }
+    Ok(cpus)
 }
 
 /// Clamps `-F` to `kernel.perf_event_max_sample_rate` as perf does; returns
@@ -355,6 +370,18 @@ mod tests {
         let mut ev = EventSpec::cpu_clock(Sampling::Period(10_000_000), CallGraph::None);
         assert_eq!(clamp_frequency(&mut ev, Some(1)), None);
         assert_eq!(clamp_frequency(&mut ev, None), None);
+    }
+
+    #[test]
+    fn cpu_selection_checks_online_cpus() {
+        assert_eq!(select_cpus(None, &[0, 1]).unwrap(), vec![0, 1]);
+        assert_eq!(select_cpus(Some(&[1]), &[0, 1]).unwrap(), vec![1]);
+        let err = select_cpus(Some(&[0, 4]), &[0, 1]).unwrap_err().to_string();
+        assert!(
+            err.contains("CPU 4 is not online (online CPUs: 0,1)"),
+            "{err}"
+        );
+        assert!(select_cpus(Some(&[]), &[0, 1]).is_err());
     }
 
     #[test]
