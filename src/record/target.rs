@@ -108,7 +108,12 @@ pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
             let mut event_pids = Vec::new();
             let mut attached = Vec::new();
             for &pid in pids {
-                attached.push((pidfd(pid)?, false));
+                // A thread id given as -p: watch its process.
+                let fd = pidfd(pid).or_else(|e| match thread_group(pid) {
+                    Some(tgid) if tgid != pid => pidfd(tgid),
+                    _ => Err(e),
+                })?;
+                attached.push((fd, false));
                 for tid in list_threads(pid)? {
                     event_pids.push(pid_arg(tid)?);
                 }
