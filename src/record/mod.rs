@@ -2,10 +2,21 @@
 //! drains the per-CPU rings into a perf.data file, and before exiting embeds
 //! the symbols of every sampled address so the file is self-contained.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod session;
+mod synth;
+mod target;
 
-use crate::event::EventSpec;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::event::{EventSpec, Sampling};
+use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
+use crate::perfdata::PerfFile;
+use crate::symbolize::{ModuleKind, SymbolizeOptions, Symbolizer};
+use crate::sys::{self, HeldChild};
+
+use session::{Session, StopSignals};
+use target::{Plan, Synth};
 
 /// Who to profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +93,315 @@ pub enum RecordError {
 
 /// Runs a whole recording. Blocks until the target exits, the duration
 /// elapses, or SIGINT/SIGTERM arrives; always finishes a valid file.
+///
+/// The steps: resolve the target (fork the held command, list threads) ->
+/// open events and rings -> create the file -> enable / release the command
+/// -> describe what already runs (/proc) -> drain until done -> reap the
+/// command -> embed symbols and feature sections.
 pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
-    let _ = config;
-    todo!("record helper")
+    let mut warnings = Vec::new();
+    let mut event = config.event.clone();
+    if let Some(warning) = clamp_frequency(&mut event, sys::max_sample_rate()) {
+        warnings.push(warning);
+    }
+    let cpus = select_cpus(config.cpus.as_deref(), &sys::online_cpus()?)?;
+
+    let mut plan = target::prepare(&config.target)?;
+    let mut session = Session::open(
+        &event.to_attr(),
+        &plan,
+        &cpus,
+        config.mmap_pages,
+        &event.name,
+        &mut warnings,
+    )?;
+    let sample_type = session.attr.sample_type;
+
+    let output_existed = config.output.symlink_metadata().is_ok_and(|m| m.is_file());
+    let entry = AttrEntry {
+        attr: session.attr,
+        ids: session.ids()?,
+    };
+    let mut writer = PerfDataWriter::create(&config.output, std::slice::from_ref(&entry))?;
+    let mut stop = StopSignals::install()?;
+
+    // Start: events on a launched command enable themselves at its exec.
+    let started = Instant::now();
+    if !plan.child_is_target {
+        session.enable()?;
+    }
+    if let Some(child) = plan.child.as_mut() {
+        if let Err(failure) = child.release() {
+            // Close the file before removing it (the writer's stub has no Drop yet).
+            #[allow(clippy::drop_non_drop)]
+            drop(writer);
+            discard_output(&config.output, output_existed);
+            return Err(RecordError::Exec {
+                program: plan_program(&config.target),
+                reason: failure.reason,
+            });
+        }
+    }
+    write_initial_records(&mut writer, &plan, sample_type, &mut warnings)?;
+
+    let deadline = config.duration.map(|d| started + d);
+    let stats = session.record_loop(&mut writer, &mut plan.watch, &mut stop, deadline)?;
+    let duration = started.elapsed();
+    stop.exit_on_next();
+    let child_exit_code = plan.child.as_mut().map(reap);
+    drop(session);
+
+    if stats.malformed_bytes > 0 {
+        warnings.push(format!(
+            "{} bytes of malformed ring data were dropped",
+            stats.malformed_bytes
+        ));
+    }
+    writer.flush()?;
+    let features = feature_data(config, &event.name, writer.path(), &mut warnings);
+    let file_size = writer.finish(&features)?;
+    Ok(RecordOutcome {
+        samples: stats.samples,
+        lost: stats.lost,
+        throttle_events: stats.throttles,
+        duration,
+        file_size,
+        profiler_cpu: sys::getrusage_self(),
+        child_exit_code,
+        warnings,
+    })
+}
+
+/// The CPUs to open events on: `-C` (each must be online) or all online ones.
+fn select_cpus(requested: Option<&[u32]>, online: &[u32]) -> Result<Vec<u32>, RecordError> {
+    let cpus = match requested {
+        Some(cpus) => {
+            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+                let list: Vec<String> = online.iter().map(u32::to_string).collect();
+                return Err(RecordError::Other(format!(
+                    "CPU {bad} is not online (online CPUs: {})",
+                    list.join(",")
+                )));
+            }
+            cpus.to_vec()
+        }
+        None => online.to_vec(),
+    };
+    if cpus.is_empty() {
+        return Err(RecordError::Other("no CPUs to record on".into()));
+    }
+    Ok(cpus)
+}
+
+/// Clamps `-F` to `kernel.perf_event_max_sample_rate` as perf does; returns
+/// the warning to show when it did.
+fn clamp_frequency(event: &mut EventSpec, max_rate: Option<u64>) -> Option<String> {
+    match (event.sampling, max_rate) {
+        (Sampling::Frequency(hz), Some(max)) if max > 0 && hz > max => {
+            event.sampling = Sampling::Frequency(max);
+            Some(format!(
+                "-F {hz} is above kernel.perf_event_max_sample_rate ({max}); sampling at {max} Hz \
+                 (raise it with `sudo sysctl kernel.perf_event_max_sample_rate={hz}`)"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The kernel map, then (attach modes) what already runs.
+fn write_initial_records(
+    writer: &mut PerfDataWriter,
+    plan: &Plan,
+    sample_type: u64,
+    warnings: &mut Vec<String>,
+) -> Result<(), RecordError> {
+    let mut buf = synth::kernel_mmap(sample_type);
+    let pids = match &plan.synth {
+        Synth::Nothing => Vec::new(),
+        Synth::Processes(pids) => pids.clone(),
+        Synth::All => synth::all_pids(),
+    };
+    for pid in pids {
+        let alive = synth::synthesize_process(sample_type, pid, &mut buf);
+        if !alive && plan.synth != Synth::All {
+            warnings.push(format!(
+                "process {pid} exited before its mappings could be read"
+            ));
+        }
+    }
+    buf.extend(encode::finished_round());
+    writer.write_raw(&buf)?;
+    Ok(())
+}
+
+fn plan_program(target: &Target) -> String {
+    let argv = match target {
+        Target::Launch { argv } => Some(argv),
+        Target::Pids { argv, .. } | Target::Tids { argv, .. } | Target::SystemWide { argv } => {
+            argv.as_ref()
+        }
+    };
+    argv.and_then(|a| a.first()).cloned().unwrap_or_default()
+}
+
+/// Removes the file of a recording that never started; puts back the
+/// previous file the writer moved to `FILE.old`.
+fn discard_output(output: &Path, existed_before: bool) {
+    let _ = std::fs::remove_file(output);
+    if existed_before {
+        let mut old = output.as_os_str().to_os_string();
+        old.push(".old");
+        let _ = std::fs::rename(&old, output);
+    }
+}
+
+/// Exit code of the command; one still running when recording stops
+/// (duration, signal to rprof only) gets SIGTERM, as with perf.
+fn reap(child: &mut HeldChild) -> i32 {
+    match child.try_wait() {
+        Some(code) => code,
+        None => child.terminate(Duration::from_secs(2)),
+    }
+}
+
+/// Feature sections: host facts, and (unless disabled) the symbols of every
+/// sampled address. Symbolization problems become warnings; the recording
+/// itself is never lost over them.
+fn feature_data(
+    config: &RecordConfig,
+    event_name: &str,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> FeatureData {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let online = sys::online_cpus().map(|c| c.len() as u32).unwrap_or(0);
+    let present = sys::present_cpus()
+        .map(|c| c.len() as u32)
+        .unwrap_or(online);
+    let mut features = FeatureData {
+        hostname: read("/proc/sys/kernel/hostname"),
+        osrelease: read("/proc/sys/kernel/osrelease"),
+        version: Some(format!("rprof {}", env!("CARGO_PKG_VERSION"))),
+        arch: Some(std::env::consts::ARCH.to_string()),
+        nrcpus: Some((online, present.max(online))),
+        cmdline: config.cmdline.clone(),
+        event_names: vec![event_name.to_string()],
+        build_ids: Vec::new(),
+        rprof_symbols: None,
+    };
+    if config.embed_symbols {
+        match embed_symbols(path, warnings) {
+            Ok((table, build_ids)) => {
+                features.rprof_symbols = Some(table);
+                features.build_ids = build_ids;
+            }
+            Err(e) => warnings.push(format!(
+                "symbols were not embedded ({e}); `rprof report` will read the binaries on this host instead"
+            )),
+        }
+    }
+    features
+}
+
+type BuildIds = Vec<(i32, Vec<u8>, String)>;
+
+/// Reads the finished data back, symbolizes every sampled address, and
+/// returns the encoded table and the modules' build ids.
+fn embed_symbols(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<u8>, BuildIds), RecordError> {
+    let file = PerfFile::open(path)?;
+    let requests = crate::aggregate::symbol_requests(&file);
+    let (table, reports) = Symbolizer::new(SymbolizeOptions::default()).symbolize(requests);
+    let mut reports: Vec<_> = reports.into_iter().collect();
+    reports.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut build_ids = Vec::new();
+    let mut problems = Vec::new();
+    for (module, report) in reports {
+        if let Some(id) = report.build_id.or(module.build_id.clone()) {
+            let pid = match module.kind {
+                ModuleKind::Kernel => -1,
+                _ => module.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
+            };
+            build_ids.push((pid, id, module.path.clone()));
+        }
+        if let Some(problem) = report.problem {
+            problems.push(format!("{}: {problem}", module.path));
+        }
+    }
+    const SHOWN: usize = 5;
+    let more = problems.len().saturating_sub(SHOWN);
+    warnings.extend(
+        problems
+            .into_iter()
+            .take(SHOWN)
+            .map(|p| format!("symbols: {p}")),
+    );
+    if more > 0 {
+        warnings.push(format!(
+            "symbols: ... and {more} more modules with problems"
+        ));
+    }
+    Ok((table.encode(), build_ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::CallGraph;
+
+    #[test]
+    fn frequency_above_the_kernel_maximum_is_clamped_with_a_warning() {
+        let mut ev = EventSpec::cpu_clock(Sampling::Frequency(100_000), CallGraph::None);
+        let warning = clamp_frequency(&mut ev, Some(25_000)).unwrap();
+        assert_eq!(ev.sampling, Sampling::Frequency(25_000));
+        assert!(
+            warning.contains("perf_event_max_sample_rate (25000)"),
+            "{warning}"
+        );
+        let mut ev = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::None);
+        assert_eq!(clamp_frequency(&mut ev, Some(25_000)), None);
+        let mut ev = EventSpec::cpu_clock(Sampling::Period(10_000_000), CallGraph::None);
+        assert_eq!(clamp_frequency(&mut ev, Some(1)), None);
+        assert_eq!(clamp_frequency(&mut ev, None), None);
+    }
+
+    #[test]
+    fn cpu_selection_checks_online_cpus() {
+        assert_eq!(select_cpus(None, &[0, 1]).unwrap(), vec![0, 1]);
+        assert_eq!(select_cpus(Some(&[1]), &[0, 1]).unwrap(), vec![1]);
+        let err = select_cpus(Some(&[0, 4]), &[0, 1]).unwrap_err().to_string();
+        assert!(
+            err.contains("CPU 4 is not online (online CPUs: 0,1)"),
+            "{err}"
+        );
+        assert!(select_cpus(Some(&[]), &[0, 1]).is_err());
+    }
+
+    #[test]
+    fn program_name_comes_from_argv() {
+        let t = Target::Launch {
+            argv: vec!["./app".into(), "x".into()],
+        };
+        assert_eq!(plan_program(&t), "./app");
+        assert_eq!(plan_program(&Target::SystemWide { argv: None }), "");
+    }
+
+    #[test]
+    fn discard_output_restores_the_previous_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("rprof.data");
+        std::fs::write(dir.path().join("rprof.data.old"), b"previous").unwrap();
+        std::fs::write(&out, b"new, useless").unwrap();
+        discard_output(&out, true);
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+        discard_output(&out, false);
+        assert!(!out.exists());
+    }
 }

@@ -1,9 +1,382 @@
 //! The only module with unsafe code: perf_event_open, its ioctls, the mmap'd
 //! ring buffers, and the few raw syscalls nix does not wrap.
+//!
+//! Layout:
+//! - [`event`]: [`PerfEvent`] (perf_event_open + ioctls) and the pure
+//!   `EventAttr -> perf_event_attr` conversion.
+//! - [`ring`]: [`RingBuffer`] (the mmap'd per-CPU ring) and the pure
+//!   record-walking logic it uses.
+//! - [`child`]: [`HeldChild`], a forked command held before `exec` until
+//!   the events on it are open.
+//! - here: [`SysError`], the errno helper and small system queries.
 #![allow(unsafe_code)]
+
+mod child;
+mod event;
+mod ring;
+
+pub use child::{ExecFailure, HeldChild};
+pub use event::{to_kernel_attr, PerfEvent};
+pub use ring::{copy_ring, count_records, ring_segments, DrainStats, RingBuffer};
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
+    #[error(
+        "perf_event_open: permission denied ({errno}){}.\n  \
+         Fix: run rprof as root, or give it CAP_PERFMON \
+         (`sudo setcap cap_perfmon+ep $(command -v rprof)`), or lower the restriction: \
+         `sudo sysctl kernel.perf_event_paranoid=1` \
+         (-1 to allow system-wide and kernel profiling for everyone){}",
+        paranoid_text(*paranoid),
+        if *system_wide { ".\n  System-wide (-a/-C) recording needs perf_event_paranoid <= 0 \
+              (`sudo sysctl kernel.perf_event_paranoid=0`) or CAP_PERFMON" } else { "" }
+    )]
+    PermissionDenied {
+        errno: &'static str,
+        /// `kernel.perf_event_paranoid`, when readable.
+        paranoid: Option<i32>,
+        system_wide: bool,
+    },
+    #[error("event {event} is not supported on this machine (no hardware PMU?) ({errno}); software events such as cpu-clock work everywhere")]
+    EventUnsupported { event: String, errno: &'static str },
+    #[error("no such process: {pid} (it exited, or the PID is wrong; check with `ps -p {pid}`)")]
+    NoSuchProcess { pid: i32 },
+    #[error("too many open files (EMFILE): rprof needs one file descriptor per CPU and thread; raise the limit with `ulimit -n {hard}` (soft limit now {soft})")]
+    TooManyFiles { soft: u64, hard: u64 },
+    #[error("perf_event_open: the kernel rejected the event attributes ({errno}): {details}")]
+    InvalidAttr {
+        errno: &'static str,
+        details: String,
+    },
+    #[error("{call}: {source}")]
+    Syscall {
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+fn paranoid_text(paranoid: Option<i32>) -> String {
+    match paranoid {
+        Some(level) => format!(": kernel.perf_event_paranoid is {level}"),
+        None => ": kernel.perf_event_paranoid could not be read".to_string(),
+    }
+}
+
+impl SysError {
+    /// Replaces the generic event description in [`SysError::EventUnsupported`]
+    /// with the name the user typed.
+    pub fn with_event_name(self, name: &str) -> SysError {
+        match self {
+            SysError::EventUnsupported { errno, .. } => SysError::EventUnsupported {
+                event: name.to_string(),
+                errno,
+            },
+            other => other,
+        }
+    }
+
+    /// True for EACCES/EPERM from perf_event_open.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, SysError::PermissionDenied { .. })
+    }
+}
+
+/// The one errno check for raw calls: `-1` becomes the thread's `errno`.
+fn cvt<T: Copy + PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Symbolic name of an errno, for messages.
+pub fn errno_name(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EOPNOTSUPP) => "EOPNOTSUPP",
+        Some(libc::ENODEV) => "ENODEV",
+        Some(libc::ESRCH) => "ESRCH",
+        Some(libc::EMFILE) => "EMFILE",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::E2BIG) => "E2BIG",
+        Some(libc::EBUSY) => "EBUSY",
+        Some(libc::ENOMEM) => "ENOMEM",
+        _ => "error",
+    }
+}
+
+/// Parses a kernel CPU list such as `0-3,8,10-11` (whitespace tolerated).
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let bad = || format!("bad CPU list element {part:?}");
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: u32 = lo.trim().parse().map_err(|_| bad())?;
+                let hi: u32 = hi.trim().parse().map_err(|_| bad())?;
+                if hi < lo {
+                    return Err(bad());
+                }
+                cpus.extend(lo..=hi);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+fn read_cpu_list(path: &str) -> Result<Vec<u32>, SysError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SysError::Other(format!("reading {path}: {e}")))?;
+    parse_cpu_list(&text).map_err(|e| SysError::Other(format!("{path}: {e}")))
+}
+
+/// CPUs that are online now (`/sys/devices/system/cpu/online`).
+pub fn online_cpus() -> Result<Vec<u32>, SysError> {
+    read_cpu_list("/sys/devices/system/cpu/online")
+}
+
+/// CPUs present in the machine (`/sys/devices/system/cpu/present`).
+pub fn present_cpus() -> Result<Vec<u32>, SysError> {
+    read_cpu_list("/sys/devices/system/cpu/present")
+}
+
+fn read_proc_number<T: std::str::FromStr>(path: &str) -> Option<T> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `kernel.perf_event_paranoid`, when readable.
+pub fn perf_event_paranoid() -> Option<i32> {
+    read_proc_number("/proc/sys/kernel/perf_event_paranoid")
+}
+
+/// `kernel.perf_event_max_sample_rate` (samples/s per CPU), when readable.
+pub fn max_sample_rate() -> Option<u64> {
+    read_proc_number("/proc/sys/kernel/perf_event_max_sample_rate")
+}
+
+/// True when running with effective uid 0.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A pidfd for a process (`pidfd_open(2)`); readable once the process exits.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(pid, 0)
+}
+
+/// A pidfd for one thread (`PIDFD_THREAD`, Linux 6.9+); readable once the
+/// thread exits.
+pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(tid, libc::O_EXCL as libc::c_uint)
+}
+
+fn pidfd_open_flags(pid: u32, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open takes a pid and flags by value and touches no memory of ours.
+    let ret = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
+    let fd = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd to us, nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> Result<u64, SysError> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| SysError::Syscall {
+        call: "getrlimit(RLIMIT_NOFILE)",
+        source: e.into(),
+    })?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| SysError::Syscall {
+            call: "setrlimit(RLIMIT_NOFILE)",
+            source: e.into(),
+        })?;
+    }
+    Ok(hard)
+}
+
+/// Current `RLIMIT_NOFILE` (soft, hard), for messages.
+pub fn fd_limits() -> (u64, u64) {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap_or((0, 0))
+}
+
+/// CPU time (user + system) this process has used so far, all threads.
+pub fn getrusage_self() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(usage) => {
+            timeval_to_duration(usage.user_time()) + timeval_to_duration(usage.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+fn timeval_to_duration(tv: nix::sys::time::TimeVal) -> Duration {
+    let secs = u64::try_from(tv.tv_sec()).unwrap_or(0);
+    let micros = u32::try_from(tv.tv_usec()).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(u64::from(micros))
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+/// Sends `signal` to a process; errors (already gone) are ignored.
+pub fn kill(pid: u32, signal: nix::sys::signal::Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_list_ranges_and_singles() {
+        assert_eq!(parse_cpu_list("0-1,4\n").unwrap(), vec![0, 1, 4]);
+        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
+        assert_eq!(parse_cpu_list("2-3, 0-1").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn cpu_list_rejects_garbage() {
+        assert!(parse_cpu_list("a-b").is_err());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("1,x").is_err());
+    }
+
+    #[test]
+    fn online_cpus_are_readable_here() {
+        let cpus = online_cpus().unwrap();
+        assert!(!cpus.is_empty());
+    }
+
+    #[test]
+    fn permission_message_names_the_fix() {
+        let msg = SysError::PermissionDenied {
+            errno: "EACCES",
+            paranoid: Some(2),
+            system_wide: true,
+        }
+        .to_string();
+        assert!(msg.contains("perf_event_paranoid is 2"), "{msg}");
+        assert!(msg.contains("sysctl kernel.perf_event_paranoid=1"), "{msg}");
+        assert!(msg.contains("CAP_PERFMON"), "{msg}");
+        assert!(msg.contains("System-wide"), "{msg}");
+    }
+
+    #[test]
+    fn pidfd_of_self_opens_and_bogus_pid_fails() {
+        assert!(pidfd_open(std::process::id()).is_ok());
+        assert!(pidfd_open(u32::MAX).is_err());
+    }
+
+    #[test]
+    fn rusage_and_page_size_are_sane() {
+        assert!(page_size() >= 4096);
+        let _ = getrusage_self();
+    }
+}
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use crate::event::{CallGraph, EventSpec, Sampling};
+    use crate::perfdata::attr::flag;
+
+    /// Opens a real cpu-clock event on this thread, spins, and expects samples.
+    /// Skips only when perf_event_open is refused and RPROF_REQUIRE_PERF is unset.
+    #[test]
+    fn cpu_clock_samples_arrive_in_a_real_ring() {
+        let mut spec = EventSpec::cpu_clock(Sampling::Frequency(1000), CallGraph::FramePointer);
+        let mut opened = None;
+        for exclude_kernel in [false, true] {
+            spec.exclude_kernel = exclude_kernel;
+            let mut attr = spec.to_attr();
+            attr.flags |= flag::DISABLED;
+            match PerfEvent::open(&attr, 0, -1) {
+                Ok(event) => {
+                    opened = Some(event);
+                    break;
+                }
+                Err(e) if e.is_permission_denied() && !exclude_kernel => continue,
+                Err(e)
+                    if e.is_permission_denied()
+                        && std::env::var_os("RPROF_REQUIRE_PERF").is_none() =>
+                {
+                    eprintln!("skipping: {e}");
+                    return;
+                }
+                Err(e) => panic!("perf_event_open failed: {e}"),
+            }
+        }
+        let event = opened.expect("opened");
+        let mut ring = RingBuffer::new(&event, 16).expect("mmap ring");
+        assert!(event.id().is_ok());
+        event.enable().expect("enable");
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        event.disable().expect("disable");
+        let mut out = Vec::new();
+        let stats = ring.drain(&mut out);
+        assert!(stats.samples > 0, "no samples: {stats:?}");
+        assert_eq!(stats.bytes as usize, out.len());
+        assert_eq!(stats.malformed_bytes, 0);
+        assert!(!ring.has_data());
+        assert_eq!(ring.drain(&mut out), DrainStats::default());
+    }
+
+    #[test]
+    fn set_output_redirects_into_one_ring() {
+        let attr = {
+            let mut a = EventSpec::cpu_clock(Sampling::Frequency(1000), CallGraph::None).to_attr();
+            a.flags |= flag::DISABLED | flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
+            a
+        };
+        let cpu = online_cpus().unwrap()[0] as i32;
+        let (a, b) = match (
+            PerfEvent::open(&attr, 0, cpu),
+            PerfEvent::open(&attr, 0, cpu),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                assert!(
+                    e.is_permission_denied() && std::env::var_os("RPROF_REQUIRE_PERF").is_none(),
+                    "{e}"
+                );
+                return;
+            }
+        };
+        let _ring = RingBuffer::new(&a, 8).expect("mmap");
+        b.set_output(&a).expect("set_output on the same CPU");
+        assert_ne!(a.id().unwrap(), b.id().unwrap());
+    }
 }

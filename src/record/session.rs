@@ -1,0 +1,425 @@
+//! Opening the events (one per CPU and target thread, one ring per CPU)
+//! and the drain loop that moves ring bytes into the file.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::target::{Plan, Watch, WatchId};
+use super::RecordError;
+use crate::perfdata::attr::{flag, EventAttr};
+use crate::perfdata::writer::{encode, PerfDataWriter};
+use crate::sys::{self, DrainStats, PerfEvent, RingBuffer, SysError};
+
+/// Longest sleep in poll: bounds how late `--duration` is noticed.
+const TICK: Duration = Duration::from_millis(200);
+/// How often the header's data size is refreshed.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The target-independent attr plus the bits this plan needs.
+pub(crate) fn session_attr(base: &EventAttr, plan: &Plan, ring_bytes: usize) -> EventAttr {
+    let mut attr = *base;
+    attr.flags |= flag::DISABLED | flag::WATERMARK;
+    if plan.inherit {
+        attr.flags |= flag::INHERIT;
+    }
+    if plan.enable_on_exec {
+        attr.flags |= flag::ENABLE_ON_EXEC;
+    }
+    // Wake up when a quarter of the ring is full: few wakeups, room to spare.
+    attr.wakeup_events_or_watermark = u32::try_from(ring_bytes / 4).unwrap_or(u32::MAX).max(1);
+    attr
+}
+
+/// All open events and the per-CPU rings they write into.
+pub(crate) struct Session {
+    pub attr: EventAttr,
+    events: Vec<PerfEvent>,
+    /// (ring, index of the event that owns it)
+    rings: Vec<(RingBuffer, usize)>,
+    /// Rings whose owner reported POLLHUP/POLLERR are drained but not polled.
+    ring_polled: Vec<bool>,
+}
+
+impl Session {
+    /// Opens the events; on a permission refusal for a non-root user, retries
+    /// once without kernel samples and says so in `warnings`.
+    pub fn open(
+        base: &EventAttr,
+        plan: &Plan,
+        cpus: &[u32],
+        data_pages: usize,
+        event_name: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Session, RecordError> {
+        sys::raise_fd_limit()?;
+        let data_pages = data_pages.max(1).next_power_of_two();
+        let ring_bytes = data_pages * sys::page_size();
+        let attr = session_attr(base, plan, ring_bytes);
+        match Session::open_with(attr, plan, cpus, data_pages, warnings) {
+            Err(RecordError::Sys(e))
+                if e.is_permission_denied()
+                    && !attr.has_flag(flag::EXCLUDE_KERNEL)
+                    && !sys::is_root() =>
+            {
+                let mut user_only = attr;
+                user_only.flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
+                let session = Session::open_with(user_only, plan, cpus, data_pages, warnings)
+                    .map_err(|err| name_event(err, event_name))?;
+                let level =
+                    sys::perf_event_paranoid().map_or_else(|| "?".to_string(), |l| l.to_string());
+                warnings.push(format!(
+                    "kernel frames excluded: perf_event_paranoid={level} (run as root or \
+                     `sudo sysctl kernel.perf_event_paranoid=1` to include them)"
+                ));
+                Ok(session)
+            }
+            other => other.map_err(|err| name_event(err, event_name)),
+        }
+    }
+
+    fn open_with(
+        attr: EventAttr,
+        plan: &Plan,
+        cpus: &[u32],
+        data_pages: usize,
+        warnings: &mut Vec<String>,
+    ) -> Result<Session, RecordError> {
+        let mut events: Vec<PerfEvent> = Vec::with_capacity(cpus.len() * plan.event_pids.len());
+        let mut rings: Vec<(RingBuffer, usize)> = Vec::with_capacity(cpus.len());
+        // Owner of the ring on each CPU, by position in `cpus`.
+        let mut owner: Vec<Option<usize>> = vec![None; cpus.len()];
+        let mut opened_any = false;
+        for &pid in &plan.event_pids {
+            for (slot, &cpu) in cpus.iter().enumerate() {
+                let cpu = i32::try_from(cpu)
+                    .map_err(|_| RecordError::Other(format!("bad CPU number {cpu}")))?;
+                let event = match PerfEvent::open(&attr, pid, cpu) {
+                    Ok(event) => event,
+                    Err(SysError::NoSuchProcess { .. }) if plan.skip_vanished && pid > 0 => {
+                        warnings.push(format!(
+                            "thread {pid} exited before it could be attached; skipped"
+                        ));
+                        break;
+                    }
+                    Err(SysError::NoSuchProcess { pid }) => {
+                        return Err(RecordError::NoSuchProcess(u32::try_from(pid).unwrap_or(0)))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match owner[slot] {
+                    Some(index) => event.set_output(&events[index])?,
+                    None => {
+                        rings.push((RingBuffer::new(&event, data_pages)?, events.len()));
+                        owner[slot] = Some(events.len());
+                    }
+                }
+                events.push(event);
+                opened_any = true;
+            }
+        }
+        if !opened_any {
+            let pid = plan.event_pids.first().copied().unwrap_or(0);
+            return Err(RecordError::NoSuchProcess(u32::try_from(pid).unwrap_or(0)));
+        }
+        let ring_polled = vec![true; rings.len()];
+        Ok(Session {
+            attr,
+            events,
+            rings,
+            ring_polled,
+        })
+    }
+
+    /// Sample ids of every open event, in open order.
+    pub fn ids(&self) -> Result<Vec<u64>, RecordError> {
+        self.events
+            .iter()
+            .map(|e| e.id().map_err(RecordError::from))
+            .collect()
+    }
+
+    pub fn enable(&self) -> Result<(), RecordError> {
+        for event in &self.events {
+            event.enable()?;
+        }
+        Ok(())
+    }
+
+    /// Stops sampling; errors are ignored (an event of an exited task may refuse).
+    pub fn disable(&self) {
+        for event in &self.events {
+            let _ = event.disable();
+        }
+    }
+
+    /// Copies every ring's new records into `out`.
+    pub fn drain(&mut self, out: &mut Vec<u8>) -> DrainStats {
+        let mut stats = DrainStats::default();
+        for (ring, _) in &mut self.rings {
+            stats += ring.drain(out);
+        }
+        stats
+    }
+
+    /// Polls rings, watched pids and the stop pipe, draining into `writer`
+    /// until the target exits, `deadline` passes or a stop signal arrives.
+    pub fn record_loop(
+        &mut self,
+        writer: &mut PerfDataWriter,
+        watch: &mut Watch,
+        stop: &mut StopSignals,
+        deadline: Option<Instant>,
+    ) -> Result<DrainStats, RecordError> {
+        let round_marker = encode::finished_round();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut total = DrainStats::default();
+        let mut last_flush = Instant::now();
+        loop {
+            let now = Instant::now();
+            let timeout = deadline.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
+            self.wait(watch, stop, timeout)?;
+
+            total += self.drain(&mut buf);
+            if !buf.is_empty() {
+                buf.extend_from_slice(&round_marker);
+                writer.write_raw(&buf)?;
+                buf.clear();
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                writer.flush()?;
+                last_flush = Instant::now();
+            }
+            if stop.requested() || watch.done() || deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        self.disable();
+        total += self.drain(&mut buf);
+        if !buf.is_empty() {
+            buf.extend_from_slice(&round_marker);
+            writer.write_raw(&buf)?;
+        }
+        Ok(total)
+    }
+
+    /// One poll() over the live ring fds, the watched pidfds and the stop pipe.
+    fn wait(
+        &mut self,
+        watch: &mut Watch,
+        stop: &mut StopSignals,
+        timeout: Duration,
+    ) -> Result<(), RecordError> {
+        let ring_idx: Vec<usize> = (0..self.rings.len())
+            .filter(|&i| self.ring_polled[i])
+            .collect();
+        let watched = watch.live_fds();
+        let watched_ids: Vec<WatchId> = watched.iter().map(|(id, _)| *id).collect();
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(ring_idx.len() + watched.len() + 1);
+        for &i in &ring_idx {
+            fds.push(PollFd::new(
+                self.events[self.rings[i].1].as_fd(),
+                PollFlags::POLLIN,
+            ));
+        }
+        for (_, fd) in &watched {
+            fds.push(PollFd::new(*fd, PollFlags::POLLIN));
+        }
+        fds.push(PollFd::new(stop.pipe.as_fd(), PollFlags::POLLIN));
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                return Err(RecordError::Sys(SysError::Syscall {
+                    call: "poll",
+                    source: e.into(),
+                }))
+            }
+        }
+        let revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        drop(fds);
+        drop(watched);
+        let hangup = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        for (k, &i) in ring_idx.iter().enumerate() {
+            if revents[k].intersects(hangup) {
+                self.ring_polled[i] = false;
+            }
+        }
+        for (k, id) in watched_ids.iter().enumerate() {
+            if !revents[ring_idx.len() + k].is_empty() {
+                watch.mark_exited(*id);
+            }
+        }
+        if revents.last().is_some_and(|r| !r.is_empty()) {
+            stop.clear_pipe();
+        }
+        Ok(())
+    }
+}
+
+fn name_event(err: RecordError, name: &str) -> RecordError {
+    match err {
+        RecordError::Sys(e) => RecordError::Sys(e.with_event_name(name)),
+        other => other,
+    }
+}
+
+/// SIGINT/SIGTERM handling for the recording: the first signal ends the
+/// loop (the file is finished normally); once [`StopSignals::exit_on_next`]
+/// was called, a further signal exits at once. Handlers are removed on drop.
+pub(crate) struct StopSignals {
+    flag: Arc<AtomicBool>,
+    pipe: UnixStream,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<StopSignals, RecordError> {
+        let io_err =
+            |e: std::io::Error| RecordError::Other(format!("installing signal handlers: {e}"));
+        let (read, write) = UnixStream::pair().map_err(io_err)?;
+        read.set_nonblocking(true).map_err(io_err)?;
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut stop = StopSignals {
+            flag,
+            pipe: read,
+            ids: Vec::new(),
+        };
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Order matters: the shutdown check runs before the flag is set.
+            stop.ids.push(
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    128 + signal,
+                    Arc::clone(&stop.flag),
+                )
+                .map_err(io_err)?,
+            );
+            stop.ids
+                .push(signal_hook::flag::register(signal, Arc::clone(&stop.flag)).map_err(io_err)?);
+            let wake = write.try_clone().map_err(io_err)?;
+            stop.ids
+                .push(signal_hook::low_level::pipe::register(signal, wake).map_err(io_err)?);
+        }
+        Ok(stop)
+    }
+
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// After recording: a signal now (e.g. during symbolization) exits at
+    /// once; the data already in the file stays readable.
+    pub fn exit_on_next(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+
+    fn clear_pipe(&mut self) {
+        let mut sink = [0u8; 64];
+        while matches!(self.pipe.read(&mut sink), Ok(n) if n > 0) {}
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallGraph, EventSpec, Sampling};
+    use crate::record::target::{Plan, Synth};
+
+    fn plan(inherit: bool, enable_on_exec: bool) -> Plan {
+        Plan {
+            event_pids: vec![0],
+            inherit,
+            enable_on_exec,
+            skip_vanished: false,
+            synth: Synth::Nothing,
+            child: None,
+            child_is_target: false,
+            watch: Watch::default(),
+        }
+    }
+
+    #[test]
+    fn attr_for_launch_has_inherit_enable_on_exec_and_watermark() {
+        let base = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::None).to_attr();
+        let attr = session_attr(&base, &plan(true, true), 512 * 1024);
+        assert!(attr.has_flag(flag::DISABLED));
+        assert!(attr.has_flag(flag::INHERIT));
+        assert!(attr.has_flag(flag::ENABLE_ON_EXEC));
+        assert!(attr.has_flag(flag::WATERMARK));
+        assert_eq!(attr.wakeup_events_or_watermark, 128 * 1024);
+        assert_eq!(attr.sample_type, base.sample_type);
+        let attr = session_attr(&base, &plan(false, false), 4096);
+        assert!(!attr.has_flag(flag::INHERIT) && !attr.has_flag(flag::ENABLE_ON_EXEC));
+        assert!(attr.has_flag(flag::DISABLED));
+    }
+
+    #[test]
+    fn session_on_this_thread_samples_into_per_cpu_rings() {
+        let base =
+            EventSpec::cpu_clock(Sampling::Frequency(2000), CallGraph::FramePointer).to_attr();
+        let cpus = sys::online_cpus().unwrap();
+        let mut warnings = Vec::new();
+        let session = Session::open(
+            &base,
+            &plan(false, false),
+            &cpus,
+            8,
+            "cpu-clock",
+            &mut warnings,
+        );
+        let mut session = match session {
+            Ok(s) => s,
+            Err(RecordError::Sys(e))
+                if e.is_permission_denied() && std::env::var_os("RPROF_REQUIRE_PERF").is_none() =>
+            {
+                eprintln!("skipping: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(session.rings.len(), cpus.len());
+        assert_eq!(session.ids().unwrap().len(), cpus.len());
+        session.enable().unwrap();
+        let start = Instant::now();
+        let mut x = 1u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(7));
+        }
+        session.disable();
+        let mut out = Vec::new();
+        let stats = session.drain(&mut out);
+        assert!(stats.samples > 0, "{stats:?}");
+        assert_eq!(out.len() as u64, stats.bytes);
+    }
+
+    #[test]
+    fn stop_signal_sets_flag_and_wakes_the_pipe() {
+        let mut stop = StopSignals::install().unwrap();
+        assert!(!stop.requested());
+        // SIGTERM to ourselves: handled, not fatal, while installed.
+        signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        assert!(stop.requested());
+        let mut byte = [0u8; 1];
+        assert!(matches!(stop.pipe.read(&mut byte), Ok(n) if n > 0));
+        stop.clear_pipe();
+        // Do not raise again: the next one would exit the test process.
+        stop.flag.store(false, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,330 @@
+//! `perf_event_open(2)` and the ioctls on its file descriptor.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use perf_event_open_sys as pes;
+use pes::bindings;
+
+use super::{cvt, errno_name, SysError};
+use crate::perfdata::attr::{event_type, EventAttr};
+
+/// Converts rprof's attr into the kernel struct, every field. `size` is the
+/// bindings' struct size; the flag word is copied bit for bit through the
+/// bindings' bitfield accessor, so the layout (and endianness) is theirs.
+pub fn to_kernel_attr(attr: &EventAttr) -> bindings::perf_event_attr {
+    let mut k = bindings::perf_event_attr {
+        type_: attr.kind,
+        size: std::mem::size_of::<bindings::perf_event_attr>() as u32,
+        config: attr.config,
+        sample_type: attr.sample_type,
+        read_format: attr.read_format,
+        bp_type: attr.bp_type,
+        branch_sample_type: attr.branch_sample_type,
+        sample_regs_user: attr.sample_regs_user,
+        sample_stack_user: attr.sample_stack_user,
+        clockid: attr.clockid,
+        sample_regs_intr: attr.sample_regs_intr,
+        aux_watermark: attr.aux_watermark,
+        sample_max_stack: attr.sample_max_stack,
+        aux_sample_size: attr.aux_sample_size,
+        sig_data: attr.sig_data,
+        config3: attr.config3,
+        ..Default::default()
+    };
+    k.__bindgen_anon_1.sample_period = attr.sample_period_or_freq;
+    k.__bindgen_anon_2.wakeup_events = attr.wakeup_events_or_watermark;
+    k.__bindgen_anon_3.config1 = attr.config1;
+    k.__bindgen_anon_4.config2 = attr.config2;
+    for bit in 0..64 {
+        k._bitfield_1.set_bit(bit, attr.flags & (1u64 << bit) != 0);
+    }
+    k
+}
+
+/// An open perf event; the fd closes on drop.
+#[derive(Debug)]
+pub struct PerfEvent {
+    fd: OwnedFd,
+    pid: i32,
+    cpu: i32,
+}
+
+impl PerfEvent {
+    /// Opens `attr` for `pid` (-1: every process) on `cpu` (-1: any CPU),
+    /// close-on-exec, with no group.
+    pub fn open(attr: &EventAttr, pid: i32, cpu: i32) -> Result<PerfEvent, SysError> {
+        let mut kattr = to_kernel_attr(attr);
+        // SAFETY: `kattr` is a fully initialised perf_event_attr that lives
+        // across the call; the kernel may write the expected size back into it.
+        let ret = unsafe {
+            pes::perf_event_open(
+                &mut kattr,
+                pid,
+                cpu,
+                -1,
+                libc::c_ulong::from(bindings::PERF_FLAG_FD_CLOEXEC),
+            )
+        };
+        match cvt(ret) {
+            // SAFETY: the kernel just returned this fd; nothing else owns it.
+            Ok(fd) => Ok(PerfEvent {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                pid,
+                cpu,
+            }),
+            Err(err) => Err(open_error(attr, pid, cpu, &err)),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    pub fn cpu(&self) -> i32 {
+        self.cpu
+    }
+
+    pub fn enable(&self) -> Result<(), SysError> {
+        // SAFETY: ENABLE takes an integer argument and our fd is a live perf event fd.
+        let ret = unsafe { pes::ioctls::ENABLE(self.fd.as_raw_fd(), 0) };
+        cvt(ret).map(drop).map_err(|source| SysError::Syscall {
+            call: "ioctl(PERF_EVENT_IOC_ENABLE)",
+            source,
+        })
+    }
+
+    pub fn disable(&self) -> Result<(), SysError> {
+        // SAFETY: DISABLE takes an integer argument and our fd is a live perf event fd.
+        let ret = unsafe { pes::ioctls::DISABLE(self.fd.as_raw_fd(), 0) };
+        cvt(ret).map(drop).map_err(|source| SysError::Syscall {
+            call: "ioctl(PERF_EVENT_IOC_DISABLE)",
+            source,
+        })
+    }
+
+    /// The sample id the kernel assigned (`PERF_EVENT_IOC_ID`).
+    pub fn id(&self) -> Result<u64, SysError> {
+        let mut id = 0u64;
+        // SAFETY: ID writes one u64 through the pointer, which points at a live local.
+        let ret = unsafe { pes::ioctls::ID(self.fd.as_raw_fd(), &mut id) };
+        cvt(ret).map_err(|source| SysError::Syscall {
+            call: "ioctl(PERF_EVENT_IOC_ID)",
+            source,
+        })?;
+        Ok(id)
+    }
+
+    /// Sends this event's records into `target`'s ring buffer
+    /// (`PERF_EVENT_IOC_SET_OUTPUT`; both must be on the same CPU).
+    pub fn set_output(&self, target: &PerfEvent) -> Result<(), SysError> {
+        // SAFETY: SET_OUTPUT takes another perf event fd by value; both fds are live.
+        let ret = unsafe { pes::ioctls::SET_OUTPUT(self.fd.as_raw_fd(), target.fd.as_raw_fd()) };
+        cvt(ret).map(drop).map_err(|source| SysError::Syscall {
+            call: "ioctl(PERF_EVENT_IOC_SET_OUTPUT)",
+            source,
+        })
+    }
+}
+
+impl AsFd for PerfEvent {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for PerfEvent {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Human name of an event for messages (`cycles`, `type 4 config 0x1c2`).
+fn describe_event(kind: u32, config: u64) -> String {
+    const HARDWARE: [&str; 10] = [
+        "cycles",
+        "instructions",
+        "cache-references",
+        "cache-misses",
+        "branches",
+        "branch-misses",
+        "bus-cycles",
+        "stalled-cycles-frontend",
+        "stalled-cycles-backend",
+        "ref-cycles",
+    ];
+    const SOFTWARE: [&str; 12] = [
+        "cpu-clock",
+        "task-clock",
+        "page-faults",
+        "context-switches",
+        "cpu-migrations",
+        "minor-faults",
+        "major-faults",
+        "alignment-faults",
+        "emulation-faults",
+        "dummy",
+        "bpf-output",
+        "cgroup-switches",
+    ];
+    let named = |table: &[&'static str]| {
+        usize::try_from(config)
+            .ok()
+            .and_then(|i| table.get(i).copied())
+    };
+    let name = match kind {
+        event_type::HARDWARE => named(&HARDWARE),
+        event_type::SOFTWARE => named(&SOFTWARE),
+        _ => None,
+    };
+    match (name, kind) {
+        (Some(name), _) => name.to_string(),
+        (None, event_type::RAW) => format!("r{config:x}"),
+        (None, _) => format!("type {kind} config {config:#x}"),
+    }
+}
+
+fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError {
+    let errno = errno_name(err);
+    match err.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => SysError::PermissionDenied {
+            errno,
+            paranoid: super::perf_event_paranoid(),
+            system_wide: pid == -1,
+        },
+        Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => SysError::EventUnsupported {
+            event: describe_event(attr.kind, attr.config),
+            errno,
+        },
+        Some(libc::ESRCH) => SysError::NoSuchProcess { pid },
+        Some(libc::EMFILE) => {
+            let (soft, hard) = super::fd_limits();
+            SysError::TooManyFiles { soft, hard }
+        }
+        Some(libc::EINVAL | libc::E2BIG) => {
+            let rate = if attr.is_freq() {
+                let max = super::max_sample_rate();
+                let hint = match max {
+                    Some(max) if attr.sample_period_or_freq > max => "; lower -F",
+                    _ => "",
+                };
+                let max = max.map_or_else(|| "?".to_string(), |m| m.to_string());
+                format!(
+                    "sample_freq={} Hz (kernel.perf_event_max_sample_rate={max}{hint})",
+                    attr.sample_period_or_freq
+                )
+            } else {
+                format!("sample_period={}", attr.sample_period_or_freq)
+            };
+            SysError::InvalidAttr {
+                errno,
+                details: format!(
+                    "event {} (type {} config {:#x}), {rate}, sample_type={:#x}, flags={:#x}, \
+                     wakeup={}, sample_max_stack={}, sample_stack_user={}, pid={pid}, cpu={cpu}",
+                    describe_event(attr.kind, attr.config),
+                    attr.kind,
+                    attr.config,
+                    attr.sample_type,
+                    attr.flags,
+                    attr.wakeup_events_or_watermark,
+                    attr.sample_max_stack,
+                    attr.sample_stack_user,
+                ),
+            }
+        }
+        _ => SysError::Syscall {
+            call: "perf_event_open",
+            source: io::Error::from_raw_os_error(err.raw_os_error().unwrap_or(0)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallGraph, EventSpec, Sampling};
+    use crate::perfdata::attr::{flag, sample, software};
+
+    #[test]
+    fn conversion_sets_fields_and_bitfield_bits() {
+        let mut attr =
+            EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+        attr.flags |= flag::DISABLED | flag::INHERIT | flag::ENABLE_ON_EXEC | flag::WATERMARK;
+        attr.flags |= 2 << flag::PRECISE_IP_SHIFT;
+        attr.wakeup_events_or_watermark = 131072;
+        attr.config1 = 7;
+        attr.config2 = 8;
+        let k = to_kernel_attr(&attr);
+        assert_eq!(k.type_, bindings::PERF_TYPE_SOFTWARE);
+        assert_eq!(
+            k.size as usize,
+            std::mem::size_of::<bindings::perf_event_attr>()
+        );
+        assert_eq!(k.config, software::CPU_CLOCK);
+        assert_eq!(k.sample_type, attr.sample_type);
+        assert_ne!(k.sample_type & sample::CALLCHAIN, 0);
+        assert_eq!(k.sample_max_stack, 127);
+        // SAFETY (test): plain integer union fields, all written above.
+        let (freq, wakeup, c1, c2) = unsafe {
+            (
+                k.__bindgen_anon_1.sample_freq,
+                k.__bindgen_anon_2.wakeup_watermark,
+                k.__bindgen_anon_3.config1,
+                k.__bindgen_anon_4.config2,
+            )
+        };
+        assert_eq!((freq, wakeup, c1, c2), (999, 131072, 7, 8));
+        assert_eq!(k.disabled(), 1);
+        assert_eq!(k.inherit(), 1);
+        assert_eq!(k.enable_on_exec(), 1);
+        assert_eq!(k.watermark(), 1);
+        assert_eq!(k.freq(), 1);
+        assert_eq!(k.mmap(), 1);
+        assert_eq!(k.mmap2(), 1);
+        assert_eq!(k.comm(), 1);
+        assert_eq!(k.comm_exec(), 1);
+        assert_eq!(k.task(), 1);
+        assert_eq!(k.sample_id_all(), 1);
+        assert_eq!(k.build_id(), 1);
+        assert_eq!(k.precise_ip(), 2);
+        assert_eq!(k.exclude_kernel(), 0);
+        assert_eq!(k.exclude_user(), 0);
+        assert_eq!(k.pinned(), 0);
+    }
+
+    #[test]
+    fn conversion_of_exclude_kernel_and_period() {
+        let mut spec = EventSpec::cpu_clock(Sampling::Period(250_000), CallGraph::None);
+        spec.exclude_kernel = true;
+        let k = to_kernel_attr(&spec.to_attr());
+        assert_eq!(k.exclude_kernel(), 1);
+        assert_eq!(k.exclude_hv(), 1);
+        assert_eq!(k.freq(), 0);
+        // SAFETY (test): plain integer union field.
+        assert_eq!(unsafe { k.__bindgen_anon_1.sample_period }, 250_000);
+    }
+
+    #[test]
+    fn invalid_attr_error_shows_key_fields() {
+        let attr = EventSpec::cpu_clock(Sampling::Frequency(123), CallGraph::None).to_attr();
+        let msg = open_error(&attr, 42, 1, &io::Error::from_raw_os_error(libc::EINVAL)).to_string();
+        assert!(msg.contains("sample_freq=123"), "{msg}");
+        assert!(msg.contains("pid=42"), "{msg}");
+        let msg = open_error(
+            &EventAttr {
+                kind: event_type::HARDWARE,
+                ..attr
+            },
+            -1,
+            0,
+            &io::Error::from_raw_os_error(libc::ENOENT),
+        )
+        .to_string();
+        assert!(msg.contains("not supported on this machine"), "{msg}");
+        assert!(msg.contains("cycles"), "{msg}");
+        assert!(matches!(
+            open_error(&attr, 5, 0, &io::Error::from_raw_os_error(libc::ESRCH)),
+            SysError::NoSuchProcess { pid: 5 }
+        ));
+    }
+}
