@@ -12,7 +12,9 @@ use rprof::output::{Folded, Output};
 use rprof::perfdata::records::CpuMode;
 use rprof::perfdata::writer::{encode, AttrEntry};
 use rprof::perfdata::{Comm, FeatureData, Mmap, PerfDataWriter, PerfFile, Sample};
-use rprof::symbolize::{ModuleKind, ModuleRef, ModuleRequest, SymbolTable, SymbolizeOptions, Symbolizer};
+use rprof::symbolize::{
+    ModuleKind, ModuleRef, ModuleRequest, SymbolTable, SymbolizeOptions, Symbolizer,
+};
 
 const SAMPLES: u64 = 100_000;
 const APP_START: u64 = 0x40_0000;
@@ -24,10 +26,18 @@ fn generated_recording() -> PathBuf {
     let path = dir.join("bench.data");
     let _ = std::fs::remove_file(&path);
     let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
-    let mut writer = PerfDataWriter::create(&path, &[AttrEntry { attr, ids: vec![1] }]).expect("create");
+    let mut writer =
+        PerfDataWriter::create(&path, &[AttrEntry { attr, ids: vec![1] }]).expect("create");
     for pid in [100, 200] {
-        let comm = Comm { pid, tid: pid, comm: format!("app{pid}"), ..Comm::default() };
-        writer.write_raw(&encode::comm(attr.sample_type, &comm)).expect("write");
+        let comm = Comm {
+            pid,
+            tid: pid,
+            comm: format!("app{pid}"),
+            ..Comm::default()
+        };
+        writer
+            .write_raw(&encode::comm(attr.sample_type, &comm))
+            .expect("write");
         let map = Mmap {
             cpumode: CpuMode::User,
             pid,
@@ -37,7 +47,9 @@ fn generated_recording() -> PathBuf {
             filename: "/usr/bin/app".into(),
             ..Mmap::default()
         };
-        writer.write_raw(&encode::mmap2(attr.sample_type, &map)).expect("write");
+        writer
+            .write_raw(&encode::mmap2(attr.sample_type, &map))
+            .expect("write");
     }
     for i in 0..SAMPLES {
         let leaf = APP_START + (i % 64) * 0x40;
@@ -53,7 +65,9 @@ fn generated_recording() -> PathBuf {
             callchain,
             ..Sample::default()
         };
-        writer.write_raw(&encode::sample(attr.sample_type, &sample)).expect("write");
+        writer
+            .write_raw(&encode::sample(attr.sample_type, &sample))
+            .expect("write");
     }
     writer.finish(&FeatureData::default()).expect("finish");
     path
@@ -87,14 +101,24 @@ fn bench_symbolize(c: &mut Criterion) {
     let exe = std::env::current_exe().expect("current exe");
     let size = std::fs::metadata(&exe).map(|m| m.len()).unwrap_or(0);
     // File offsets spread over the first part of the binary, where .text lives.
-    let addrs: Vec<u64> = (0..20_000u64).map(|i| 0x1000 + (i * 97) % (size / 4).max(0x2000)).collect();
-    let module = ModuleRef { kind: ModuleKind::Elf, path: exe.display().to_string(), build_id: None, pid: None };
+    let addrs: Vec<u64> = (0..20_000u64)
+        .map(|i| 0x1000 + (i * 97) % (size / 4).max(0x2000))
+        .collect();
+    let module = ModuleRef {
+        kind: ModuleKind::Elf,
+        path: exe.display().to_string(),
+        build_id: None,
+        pid: None,
+    };
     let mut group = c.benchmark_group("symbolize");
     group.throughput(Throughput::Elements(addrs.len() as u64));
     group.sample_size(10);
     group.bench_function("own_binary_dwarf_inline", |b| {
         b.iter(|| {
-            let request = ModuleRequest { module: module.clone(), addrs: addrs.clone() };
+            let request = ModuleRequest {
+                module: module.clone(),
+                addrs: addrs.clone(),
+            };
             let (table, _) = Symbolizer::new(SymbolizeOptions::default()).symbolize(vec![request]);
             black_box(table.len())
         })

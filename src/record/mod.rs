@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::event::{EventSpec, Sampling};
 use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
 use crate::perfdata::PerfFile;
-use crate::symbolize::{ModuleKind, SymbolizeOptions, Symbolizer};
+use crate::symbolize::{SymbolizeOptions, Symbolizer};
 use crate::sys::{self, HeldChild};
 
 use session::{Session, StopSignals};
@@ -132,8 +132,6 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     }
     if let Some(child) = plan.child.as_mut() {
         if let Err(failure) = child.release() {
-            // Close the file before removing it (the writer's stub has no Drop yet).
-            #[allow(clippy::drop_non_drop)]
             drop(writer);
             discard_output(&config.output, output_existed);
             return Err(RecordError::Exec {
@@ -325,11 +323,8 @@ fn embed_symbols(
     let mut problems = Vec::new();
     for (module, report) in reports {
         if let Some(id) = report.build_id.or(module.build_id.clone()) {
-            let pid = match module.kind {
-                ModuleKind::Kernel => -1,
-                _ => module.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(-1),
-            };
-            build_ids.push((pid, id, module.path.clone()));
+            // perf files every host module under the host machine's pid, -1.
+            build_ids.push((-1, id, module.path.clone()));
         }
         if let Some(problem) = report.problem {
             problems.push(format!("{}: {problem}", module.path));
