@@ -27,7 +27,6 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-use kernel::Kallsyms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ModuleKind {
