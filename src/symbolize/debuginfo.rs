@@ -34,10 +34,12 @@ pub fn debuglink_paths(binary: &Path, link: &str, debug_dirs: &[String]) -> Vec<
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// CRC-32 (IEEE, as zlib and `.gnu_debuglink` use), slice-by-8 since debug
@@ -71,7 +73,11 @@ fn crc_tables() -> &'static [[u32; 256]; 8] {
         for i in 0..256 {
             let mut crc = i as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
             tables[0][i] = crc;
         }
@@ -103,13 +109,20 @@ mod tests {
     #[test]
     fn build_id_layout() {
         let paths = build_id_paths(&[0xab, 0xcd, 0xef], &["/usr/lib/debug".into()]);
-        assert_eq!(paths, [PathBuf::from("/usr/lib/debug/.build-id/ab/cdef.debug")]);
+        assert_eq!(
+            paths,
+            [PathBuf::from("/usr/lib/debug/.build-id/ab/cdef.debug")]
+        );
         assert!(build_id_paths(&[], &["/d".into()]).is_empty());
     }
 
     #[test]
     fn debuglink_search_order() {
-        let paths = debuglink_paths(Path::new("/usr/bin/app"), "app.debug", &["/usr/lib/debug".into()]);
+        let paths = debuglink_paths(
+            Path::new("/usr/bin/app"),
+            "app.debug",
+            &["/usr/lib/debug".into()],
+        );
         assert_eq!(
             paths,
             [

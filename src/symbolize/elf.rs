@@ -630,12 +630,17 @@ impl<'a> Plt<'a> {
             let RelocationTarget::Symbol(symbol) = relocation.target() else {
                 continue;
             };
-            let Some(name) = dynsym.symbol_by_index(symbol).ok().and_then(|s| s.name_bytes().ok())
+            let Some(name) = dynsym
+                .symbol_by_index(symbol)
+                .ok()
+                .and_then(|s| s.name_bytes().ok())
             else {
                 continue;
             };
             let entry_at = |(start, end): (u64, u64), header: u64| {
-                let at = start.checked_add(header)?.checked_add(index.checked_mul(layout.entry)?)?;
+                let at = start
+                    .checked_add(header)?
+                    .checked_add(index.checked_mul(layout.entry)?)?;
                 (at.checked_add(layout.entry)? <= end).then_some(at)
             };
             for at in [

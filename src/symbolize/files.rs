@@ -92,7 +92,10 @@ pub fn open_first(candidates: &[PathBuf]) -> Option<io::Result<Image>> {
 /// both come from the same running kernel.
 pub fn read_vdso(pid: Option<u32>) -> io::Result<Image> {
     let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no [vdso] mapping");
-    let procs = pid.map(|p| p.to_string()).into_iter().chain(["self".to_string()]);
+    let procs = pid
+        .map(|p| p.to_string())
+        .into_iter()
+        .chain(["self".to_string()]);
     for proc in procs {
         match read_vdso_of(&proc) {
             Ok(bytes) => {
@@ -151,7 +154,10 @@ mod tests {
     #[test]
     fn maps_range() {
         let line = "7f95d0932000-7f95d0934000 r-xp 00000000 00:00 0   [vdso]";
-        assert_eq!(parse_map_range(line), Some((0x7f95d0932000, 0x7f95d0934000)));
+        assert_eq!(
+            parse_map_range(line),
+            Some((0x7f95d0932000, 0x7f95d0934000))
+        );
     }
 
     #[test]

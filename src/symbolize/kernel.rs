@@ -2,8 +2,8 @@
 //! `/sys/kernel/notes`.
 
 use super::{Frame, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
-use crate::symbolize::elf::same_build_id;
 use crate::symbolize::debuginfo::hex;
+use crate::symbolize::elf::same_build_id;
 
 /// How far past the highest symbol an address may still belong to it.
 const LAST_SYMBOL_SPAN: u64 = 4096;
@@ -91,7 +91,9 @@ impl Kallsyms {
         let end = self
             .symbols
             .get(after)
-            .map_or(symbol.addr.saturating_add(LAST_SYMBOL_SPAN), |next| next.addr);
+            .map_or(symbol.addr.saturating_add(LAST_SYMBOL_SPAN), |next| {
+                next.addr
+            });
         if addr >= end {
             return None;
         }
@@ -99,7 +101,10 @@ impl Kallsyms {
         Some(if symbol.module.start == symbol.module.end {
             name.into_owned()
         } else {
-            format!("{name} [{}]", String::from_utf8_lossy(self.span(symbol.module)))
+            format!(
+                "{name} [{}]",
+                String::from_utf8_lossy(self.span(symbol.module))
+            )
         })
     }
 
@@ -232,7 +237,8 @@ fn gnu_build_id_note(mut notes: &[u8]) -> Option<Vec<u8>> {
     const NT_GNU_BUILD_ID: u32 = 3;
     let align = |n: usize| n.checked_add(3).map(|n| n & !3);
     while notes.len() >= 12 {
-        let word = |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
+        let word =
+            |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
         let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
         let desc_start = 12usize.checked_add(align(namesz)?)?;
         let next = desc_start.checked_add(align(descsz)?)?;
@@ -269,9 +275,15 @@ ffffffffc0a01040 T nf_other\t[nf_conntrack]
     fn text_symbols_found() {
         let k = parsed();
         assert_eq!(k.lookup(0xffffffff81000000).as_deref(), Some("_stext"));
-        assert_eq!(k.lookup(0xffffffff81000150).as_deref(), Some("do_syscall_64"));
+        assert_eq!(
+            k.lookup(0xffffffff81000150).as_deref(),
+            Some("do_syscall_64")
+        );
         // Data symbols are skipped: the function extends over them.
-        assert_eq!(k.lookup(0xffffffff81000190).as_deref(), Some("do_syscall_64"));
+        assert_eq!(
+            k.lookup(0xffffffff81000190).as_deref(),
+            Some("do_syscall_64")
+        );
         assert_eq!(k.lookup(0xffffffff81000250).as_deref(), Some("weak_func"));
         assert_eq!(k.lookup(0xffffffff81000300).as_deref(), Some("local_func"));
         assert_eq!(k.lookup(0xffffffff80000000), None);
@@ -320,7 +332,10 @@ ffffffffc0a01040 T nf_other\t[nf_conntrack]
     fn build_id_note() {
         let mut notes = Vec::new();
         // A foreign note first, then the GNU build id.
-        for (name, kind, desc) in [(&b"Xen\0"[..], 1u32, &[9u8, 9][..]), (b"GNU\0", 3, &[1, 2, 3, 4, 5])] {
+        for (name, kind, desc) in [
+            (&b"Xen\0"[..], 1u32, &[9u8, 9][..]),
+            (b"GNU\0", 3, &[1, 2, 3, 4, 5]),
+        ] {
             notes.extend((name.len() as u32).to_ne_bytes());
             notes.extend((desc.len() as u32).to_ne_bytes());
             notes.extend(kind.to_ne_bytes());

@@ -27,7 +27,6 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ModuleKind {
     /// An ELF file (executable, shared library, vdso).
@@ -118,7 +117,10 @@ impl Symbolizer {
     /// Resolves every requested address, modules in parallel. Addresses that
     /// cannot be named still get an entry (a frame with `function: None`) so
     /// callers can print `[unknown]` with the module name.
-    pub fn symbolize(&self, requests: Vec<ModuleRequest>) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
+    pub fn symbolize(
+        &self,
+        requests: Vec<ModuleRequest>,
+    ) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
         let requests = merge_requests(requests);
         // Parsed at most once, and only if a kernel module asks.
         let kallsyms = OnceLock::new();
@@ -153,8 +155,8 @@ impl Symbolizer {
         match module.kind {
             ModuleKind::Elf => elf::symbolize(module, addrs, &self.options),
             ModuleKind::Kernel => {
-                let kallsyms =
-                    kallsyms.get_or_init(|| Kallsyms::load(&self.options).map_err(|e| e.to_string()));
+                let kallsyms = kallsyms
+                    .get_or_init(|| Kallsyms::load(&self.options).map_err(|e| e.to_string()));
                 kernel::symbolize(module, addrs, &self.options, kallsyms)
             }
             ModuleKind::Jit => jit::symbolize(module, addrs),
@@ -167,7 +169,10 @@ impl Symbolizer {
 fn merge_requests(requests: Vec<ModuleRequest>) -> Vec<(ModuleRef, Vec<u64>)> {
     let mut merged: HashMap<ModuleRef, Vec<u64>> = HashMap::with_capacity(requests.len());
     for request in requests {
-        merged.entry(request.module).or_default().extend(request.addrs);
+        merged
+            .entry(request.module)
+            .or_default()
+            .extend(request.addrs);
     }
     let mut merged: Vec<(ModuleRef, Vec<u64>)> = merged
         .into_iter()
