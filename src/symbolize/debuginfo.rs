@@ -6,14 +6,30 @@ use std::path::{Path, PathBuf};
 
 /// `DIR/.build-id/xx/rest.debug` for each debug directory.
 pub fn build_id_paths(build_id: &[u8], debug_dirs: &[String]) -> Vec<PathBuf> {
-    let Some((first, rest)) = build_id.split_first() else {
-        return Vec::new();
-    };
-    let rest = hex(rest);
-    debug_dirs
-        .iter()
-        .map(|dir| PathBuf::from(format!("{dir}/.build-id/{first:02x}/{rest}.debug")))
+    build_id_stems(build_id, debug_dirs)
+        .map(|stem| PathBuf::from(format!("{stem}.debug")))
         .collect()
+}
+
+/// Full binaries kept by build id: `DIR/.build-id/xx/rest` (Fedora links it
+/// to the installed binary) and `DIR/.build-id/xx/rest/elf` (perf's cache).
+pub fn build_id_binary_paths(build_id: &[u8], debug_dirs: &[String]) -> Vec<PathBuf> {
+    build_id_stems(build_id, debug_dirs)
+        .flat_map(|stem| [PathBuf::from(format!("{stem}/elf")), PathBuf::from(stem)])
+        .collect()
+}
+
+fn build_id_stems<'a>(
+    build_id: &[u8],
+    debug_dirs: &'a [String],
+) -> impl Iterator<Item = String> + 'a {
+    let split = build_id
+        .split_first()
+        .map(|(first, rest)| (format!("{first:02x}"), hex(rest)));
+    debug_dirs.iter().filter_map(move |dir| {
+        let (first, rest) = split.as_ref()?;
+        Some(format!("{dir}/.build-id/{first}/{rest}"))
+    })
 }
 
 /// Where a `.gnu_debuglink` name may point, for a binary at `binary`.
@@ -114,6 +130,14 @@ mod tests {
             [PathBuf::from("/usr/lib/debug/.build-id/ab/cdef.debug")]
         );
         assert!(build_id_paths(&[], &["/d".into()]).is_empty());
+        let binaries = build_id_binary_paths(&[0xab, 0xcd], &["/d".into()]);
+        assert_eq!(
+            binaries,
+            [
+                PathBuf::from("/d/.build-id/ab/cd/elf"),
+                PathBuf::from("/d/.build-id/ab/cd")
+            ]
+        );
     }
 
     #[test]

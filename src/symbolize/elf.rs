@@ -12,7 +12,7 @@ use object::{
     RelocationTarget, SectionKind, SymbolKind, SymbolScope, SymbolSection,
 };
 
-use super::debuginfo::{build_id_paths, crc32, debuglink_paths, hex};
+use super::debuginfo::{build_id_binary_paths, build_id_paths, crc32, debuglink_paths, hex};
 use super::demangle::demangle;
 use super::files::{self, Image};
 use super::{Frame, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
@@ -117,8 +117,8 @@ fn load_sources(
         Ok(code) => code,
         // The binary is gone; its debug file still names the same addresses.
         Err(error) => {
-            let debug = recorded.and_then(|id| find_by_build_id(id, options));
-            return debug.map(from_debug_only).ok_or(error);
+            let kept = recorded.and_then(|id| find_kept_build(id, options));
+            return kept.ok_or(error);
         }
     };
     let info = FileInfo::read(&code)?;
@@ -127,12 +127,12 @@ fn load_sources(
         if !same_build_id(recorded, on_disk) {
             // Rebuilt since recording: only the recorded build's debug file
             // can give correct names.
-            return find_by_build_id(recorded, options)
-                .map(from_debug_only)
-                .ok_or_else(|| SymbolizeError::BuildIdMismatch {
+            return find_kept_build(recorded, options).ok_or_else(|| {
+                SymbolizeError::BuildIdMismatch {
                     recorded: hex(recorded),
                     on_disk: hex(on_disk),
-                });
+                }
+            });
         }
     }
     let wants_debug = !info.has_dwarf && (options.dwarf || !info.has_symtab);
@@ -149,12 +149,25 @@ fn load_sources(
     Ok(Sources { code, debug, sup })
 }
 
-fn from_debug_only(debug: Image) -> Sources {
-    Sources {
-        code: debug,
+/// The recorded build, when the binary on disk is gone or different: a full
+/// copy kept by build id, else its debug file alone.
+fn find_kept_build(build_id: &[u8], options: &SymbolizeOptions) -> Option<Sources> {
+    let binary = build_id_binary_paths(build_id, &options.debug_dirs)
+        .into_iter()
+        .filter(|path| path.is_file())
+        .filter_map(|path| Image::open(&path).ok())
+        .find(|image| has_build_id(image, build_id));
+    let code = binary.or_else(|| find_by_build_id(build_id, options))?;
+    Some(Sources {
+        code,
         debug: None,
         sup: None,
-    }
+    })
+}
+
+fn has_build_id(image: &Image, build_id: &[u8]) -> bool {
+    FileInfo::read(image)
+        .is_ok_and(|info| info.build_id.is_some_and(|id| same_build_id(&id, build_id)))
 }
 
 fn open_code(module: &ModuleRef) -> Result<Image, SymbolizeError> {
@@ -187,10 +200,7 @@ fn find_by_build_id(build_id: &[u8], options: &SymbolizeOptions) -> Option<Image
         .into_iter()
         .filter(|path| path.exists())
         .filter_map(|path| Image::open(&path).ok())
-        .find(|image| {
-            FileInfo::read(image)
-                .is_ok_and(|info| info.build_id.is_some_and(|id| same_build_id(&id, build_id)))
-        })
+        .find(|image| has_build_id(image, build_id))
 }
 
 fn find_debug_file(code: &Image, info: &FileInfo, options: &SymbolizeOptions) -> Option<Image> {
@@ -227,15 +237,11 @@ fn find_sup(dwarf_file: &Image, options: &SymbolizeOptions) -> Option<Image> {
     let (name, build_id) = info.altlink?;
     let dir = dwarf_file.path.parent()?;
     let named = dir.join(name);
-    let matches = |image: &Image| {
-        FileInfo::read(image)
-            .is_ok_and(|i| i.build_id.is_some_and(|id| same_build_id(&id, &build_id)))
-    };
     std::iter::once(named)
         .chain(build_id_paths(&build_id, &options.debug_dirs))
         .filter(|path| path.exists())
         .filter_map(|path| Image::open(&path).ok())
-        .find(matches)
+        .find(|image| has_build_id(image, &build_id))
 }
 
 fn resolve_all(
@@ -321,6 +327,9 @@ struct Segment {
 
 impl Segment {
     fn load(obj: &object::File<'_>) -> Vec<Segment> {
+        if is_debug_only(obj) {
+            return Segment::reconstruct(obj);
+        }
         obj.segments()
             .map(|segment| {
                 let (offset, filesz) = segment.file_range();
@@ -332,6 +341,42 @@ impl Segment {
             })
             .collect()
     }
+}
+
+impl Segment {
+    /// `objcopy --only-keep-debug` keeps each PT_LOAD's address and memory
+    /// size but zeroes its file size and offset. Linkers place segments in
+    /// address order, each at the first file offset congruent to its address
+    /// modulo its alignment (what mmap needs); replaying that rule recovers
+    /// the offsets of the code segments (which have no bss).
+    fn reconstruct(obj: &object::File<'_>) -> Vec<Segment> {
+        let mut loads: Vec<(u64, u64, u64)> = obj
+            .segments()
+            .map(|s| (s.address(), s.size(), s.align().max(1)))
+            .collect();
+        loads.sort_unstable();
+        let mut end = 0u64;
+        let mut segments = Vec::with_capacity(loads.len());
+        for (vaddr, memsz, align) in loads {
+            let gap = (vaddr % align + align - end % align) % align;
+            let Some(offset) = end.checked_add(gap) else {
+                break;
+            };
+            segments.push(Segment {
+                offset,
+                filesz: memsz,
+                vaddr,
+            });
+            end = offset.saturating_add(memsz);
+        }
+        segments
+    }
+}
+
+/// A separate debug file: its code sections are NOBITS placeholders.
+fn is_debug_only(obj: &object::File<'_>) -> bool {
+    obj.section_by_name(".text")
+        .is_some_and(|s| s.kind() == SectionKind::UninitializedData)
 }
 
 struct Resolver<'a> {
