@@ -86,7 +86,7 @@ fn crc_tables() -> &'static [[u32; 256]; 8] {
     static TABLES: std::sync::OnceLock<[[u32; 256]; 8]> = std::sync::OnceLock::new();
     TABLES.get_or_init(|| {
         let mut tables = [[0u32; 256]; 8];
-        for i in 0..256 {
+        for (i, entry) in tables[0].iter_mut().enumerate() {
             let mut crc = i as u32;
             for _ in 0..8 {
                 crc = if crc & 1 != 0 {
@@ -95,7 +95,7 @@ fn crc_tables() -> &'static [[u32; 256]; 8] {
                     crc >> 1
                 };
             }
-            tables[0][i] = crc;
+            *entry = crc;
         }
         for i in 0..256 {
             for t in 1..8 {

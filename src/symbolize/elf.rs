@@ -405,11 +405,8 @@ impl<'a> Resolver<'a> {
         let symbol = self.symbols.lookup(svma).map(|raw| self.name(raw));
         let mut frames = self.dwarf_frames(svma);
         match frames.last_mut() {
-            Some(outer) => {
-                if outer.function.is_none() {
-                    outer.function = symbol;
-                }
-            }
+            Some(outer) if outer.function.is_none() => outer.function = symbol,
+            Some(_) => {}
             None if symbol.is_some() => frames.push(outer_frame(symbol)),
             None => {}
         }
@@ -433,10 +430,10 @@ impl<'a> Resolver<'a> {
         };
         dwarf_locations(context, svma)
             .into_iter()
-            .map(|(name, file, line)| Frame {
-                function: name.map(|n| self.name(n)),
-                file,
-                line,
+            .map(|raw| Frame {
+                function: raw.name.map(|n| self.name(n)),
+                file: raw.file,
+                line: raw.line,
                 inlined: false,
             })
             .collect()
@@ -458,11 +455,15 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// DWARF frames at `svma`, innermost first: raw name, file, line.
-fn dwarf_locations<'a>(
-    context: &Context<Reader<'a>>,
-    svma: u64,
-) -> Vec<(Option<&'a [u8]>, Option<String>, u32)> {
+/// A DWARF frame before its name is demangled.
+struct RawFrame<'a> {
+    name: Option<&'a [u8]>,
+    file: Option<String>,
+    line: u32,
+}
+
+/// DWARF frames at `svma`, innermost first.
+fn dwarf_locations<'a>(context: &Context<Reader<'a>>, svma: u64) -> Vec<RawFrame<'a>> {
     let Ok(mut iter) = context.find_frames(svma).skip_all_loads() else {
         return Vec::new();
     };
@@ -473,7 +474,7 @@ fn dwarf_locations<'a>(
             .location
             .map(|l| (l.file.map(str::to_string), l.line.unwrap_or(0)))
             .unwrap_or((None, 0));
-        frames.push((name, file, line));
+        frames.push(RawFrame { name, file, line });
     }
     frames
 }

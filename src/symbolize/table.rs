@@ -260,9 +260,10 @@ impl<'a> Interner<'a> {
 }
 
 fn put_frame<'a>(out: &mut Vec<u8>, frame: &'a Frame, strings: &mut Interner<'a>) {
-    let flags = u8::from(frame.function.is_some()) * HAS_FUNCTION
-        | u8::from(frame.file.is_some()) * HAS_FILE
-        | u8::from(frame.inlined) * INLINED;
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(frame.function.is_some(), HAS_FUNCTION)
+        | flag(frame.file.is_some(), HAS_FILE)
+        | flag(frame.inlined, INLINED);
     out.push(flags);
     for text in [&frame.function, &frame.file].into_iter().flatten() {
         put_varint(out, strings.id(text));
