@@ -624,3 +624,48 @@ ffffffffc0001000 t nf_hook_slow\t[nf_conntrack]
         );
     }
 }
+
+/// `cargo test --release --test symbolize throughput -- --ignored --nocapture`
+mod symbolize_perf {
+    use object::{Object, ObjectSection, ObjectSegment};
+    use rprof::symbolize::{ModuleKind, ModuleRef, ModuleRequest, SymbolizeOptions, Symbolizer};
+
+    #[test]
+    #[ignore = "timing, not correctness"]
+    fn throughput_on_own_binary() {
+        let exe = std::env::current_exe().unwrap();
+        let data = std::fs::read(&exe).unwrap();
+        let obj = object::File::parse(&*data).unwrap();
+        let text = obj.section_by_name(".text").unwrap();
+        let segment = obj
+            .segments()
+            .find(|s| s.address() <= text.address() && text.address() < s.address() + s.size())
+            .unwrap();
+        let to_offset = |svma: u64| svma - segment.address() + segment.file_range().0;
+        let count = 200_000u64;
+        let step = (text.size() / count).max(1);
+        let addrs: Vec<u64> = (0..count)
+            .map(|i| to_offset(text.address() + i * step))
+            .collect();
+        let module = ModuleRef {
+            kind: ModuleKind::Elf,
+            path: exe.to_str().unwrap().to_string(),
+            build_id: None,
+            pid: None,
+        };
+        let started = std::time::Instant::now();
+        let (table, _) =
+            Symbolizer::new(SymbolizeOptions::default()).symbolize(vec![ModuleRequest {
+                module,
+                addrs: addrs.clone(),
+            }]);
+        let elapsed = started.elapsed();
+        let named = (0..table.len()).count();
+        eprintln!(
+            "{} addresses ({named} entries) in {elapsed:?}: {:.0} addresses/s, text {} KiB",
+            addrs.len(),
+            addrs.len() as f64 / elapsed.as_secs_f64(),
+            text.size() / 1024
+        );
+    }
+}

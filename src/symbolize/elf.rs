@@ -9,13 +9,13 @@ use addr2line::Context;
 use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
 use object::{
     Architecture, Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable,
-    RelocationTarget, SectionKind, SymbolKind, SymbolScope, SymbolSection,
+    RelocationTarget, SectionFlags, SectionKind, SymbolKind, SymbolScope, SymbolSection,
 };
 
 use super::debuginfo::{build_id_binary_paths, build_id_paths, crc32, debuglink_paths, hex};
 use super::demangle::demangle;
 use super::files::{self, Image};
-use super::{Frame, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
+use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
@@ -249,7 +249,7 @@ fn resolve_all(
     addrs: &[u64],
     options: &SymbolizeOptions,
     report: &mut ModuleReport,
-) -> Result<Vec<Vec<Frame>>, SymbolizeError> {
+) -> Result<Vec<Frames>, SymbolizeError> {
     let code = parse(&sources.code)?;
     let debug = sources.debug.as_ref().map(parse).transpose()?;
     let sup = sources.sup.as_ref().and_then(|image| parse(image).ok());
@@ -286,15 +286,13 @@ fn resolve_all(
         report.problem = Some(SymbolizeError::NoSymbols.to_string());
     }
 
-    let mut resolver = Resolver {
+    let resolver = Resolver {
         segments: Segment::load(&code),
         symbols,
         plt,
         context,
-        demangle: options.demangle,
-        names: HashMap::new(),
     };
-    Ok(addrs.iter().map(|&addr| resolver.resolve(addr)).collect())
+    Ok(resolver.resolve_all(addrs, &mut Names::new(options.demangle)))
 }
 
 fn load_dwarf<'data>(
@@ -373,48 +371,82 @@ impl Segment {
     }
 }
 
+/// By flag, not kind: a debug file's code sections are NOBITS.
+fn is_executable(section: &object::Section<'_, '_>) -> bool {
+    matches!(section.flags(), SectionFlags::Elf { sh_flags, .. }
+        if sh_flags.0 & object::elf::SHF_EXECINSTR.0 != 0)
+}
+
 /// A separate debug file: its code sections are NOBITS placeholders.
 fn is_debug_only(obj: &object::File<'_>) -> bool {
     obj.section_by_name(".text")
         .is_some_and(|s| s.kind() == SectionKind::UninitializedData)
 }
 
+/// The lookup structures of one module.
 struct Resolver<'a> {
     segments: Vec<Segment>,
     symbols: SymbolIndex<'a>,
     plt: Plt<'a>,
     context: Option<Context<Reader<'a>>>,
-    demangle: bool,
-    /// Demangled names by raw name: many addresses share a function.
-    names: HashMap<&'a [u8], String>,
+}
+
+/// Everything known about one address before any string is built, so that
+/// neighbours with the same answer share one `Frames`.
+#[derive(PartialEq, Eq)]
+enum Lookup<'a, 'c> {
+    Unknown,
+    /// In the PLT: the stub's symbol, if named.
+    Plt(Option<&'a [u8]>),
+    Code {
+        symbol: Option<&'a [u8]>,
+        /// DWARF frames, innermost first.
+        dwarf: Vec<RawFrame<'a, 'c>>,
+    },
+}
+
+/// A DWARF frame before its name is demangled.
+#[derive(PartialEq, Eq)]
+struct RawFrame<'a, 'c> {
+    name: Option<&'a [u8]>,
+    file: Option<&'c str>,
+    line: u32,
 }
 
 impl<'a> Resolver<'a> {
-    /// Frames for one file offset, innermost first; empty when unknown.
-    fn resolve(&mut self, offset: u64) -> Vec<Frame> {
-        let Some(svma) = self.svma(offset) else {
-            return Vec::new();
-        };
-        if let Some(name) = self.plt.lookup(svma) {
-            let name = match name {
-                Some(raw) => format!("{}@plt", self.name(raw)),
-                None => "[plt]".to_string(),
+    /// Frames for each file offset in `addrs` (sorted); empty when unknown.
+    fn resolve_all(&self, addrs: &[u64], names: &mut Names<'a>) -> Vec<Frames> {
+        let mut out = Vec::with_capacity(addrs.len());
+        let mut previous: Option<(Lookup<'a, '_>, Frames)> = None;
+        for &addr in addrs {
+            let lookup = self.lookup(addr);
+            let frames = match &previous {
+                Some((last, frames)) if *last == lookup => frames.clone(),
+                _ => build_frames(&lookup, names),
             };
-            return vec![outer_frame(Some(name))];
+            out.push(frames.clone());
+            previous = Some((lookup, frames));
         }
-        let symbol = self.symbols.lookup(svma).map(|raw| self.name(raw));
-        let mut frames = self.dwarf_frames(svma);
-        match frames.last_mut() {
-            Some(outer) if outer.function.is_none() => outer.function = symbol,
-            Some(_) => {}
-            None if symbol.is_some() => frames.push(outer_frame(symbol)),
-            None => {}
+        out
+    }
+
+    fn lookup(&self, offset: u64) -> Lookup<'a, '_> {
+        let Some(svma) = self.svma(offset) else {
+            return Lookup::Unknown;
+        };
+        if let Some(stub) = self.plt.lookup(svma) {
+            return Lookup::Plt(stub);
         }
-        let inner = frames.len().saturating_sub(1);
-        for frame in &mut frames[..inner] {
-            frame.inlined = true;
+        let symbol = self.symbols.lookup(svma);
+        let dwarf = self
+            .context
+            .as_ref()
+            .map(|context| dwarf_frames(context, svma))
+            .unwrap_or_default();
+        if symbol.is_none() && dwarf.is_empty() {
+            return Lookup::Unknown;
         }
-        frames
+        Lookup::Code { symbol, dwarf }
     }
 
     fn svma(&self, offset: u64) -> Option<u64> {
@@ -423,25 +455,80 @@ impl<'a> Resolver<'a> {
             .find(|s| offset >= s.offset && offset - s.offset < s.filesz)
             .map(|s| offset - s.offset + s.vaddr)
     }
+}
 
-    fn dwarf_frames(&mut self, svma: u64) -> Vec<Frame> {
-        let Some(context) = &self.context else {
-            return Vec::new();
-        };
-        dwarf_locations(context, svma)
-            .into_iter()
-            .map(|raw| Frame {
-                function: raw.name.map(|n| self.name(n)),
-                file: raw.file,
-                line: raw.line,
-                inlined: false,
-            })
-            .collect()
+/// DWARF frames at `svma`, innermost first.
+fn dwarf_frames<'a, 'c>(context: &'c Context<Reader<'a>>, svma: u64) -> Vec<RawFrame<'a, 'c>> {
+    let Ok(mut iter) = context.find_frames(svma).skip_all_loads() else {
+        return Vec::new();
+    };
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = iter.next() {
+        let (file, line) = frame
+            .location
+            .map_or((None, 0), |l| (l.file, l.line.unwrap_or(0)));
+        frames.push(RawFrame {
+            name: frame.function.map(|f| f.name.slice()),
+            file,
+            line,
+        });
+    }
+    frames
+}
+
+/// Innermost first; the outermost frame takes the ELF symbol's name when
+/// DWARF has none for it (or no DWARF covers the address).
+fn build_frames<'a>(lookup: &Lookup<'a, '_>, names: &mut Names<'a>) -> Frames {
+    let (symbol, dwarf) = match lookup {
+        Lookup::Unknown => return Frames::from([]),
+        Lookup::Plt(stub) => {
+            let name = match stub {
+                Some(raw) => format!("{}@plt", names.get(raw)),
+                None => "[plt]".to_string(),
+            };
+            return Frames::from([outer_frame(Some(name))]);
+        }
+        Lookup::Code { symbol, dwarf } => (symbol, dwarf),
+    };
+    let symbol = symbol.map(|raw| names.get(raw));
+    let mut frames: Vec<Frame> = dwarf
+        .iter()
+        .map(|raw| Frame {
+            function: raw.name.map(|n| names.get(n)),
+            file: raw.file.map(str::to_string),
+            line: raw.line,
+            inlined: true,
+        })
+        .collect();
+    match frames.last_mut() {
+        Some(outer) => {
+            outer.inlined = false;
+            if outer.function.is_none() {
+                outer.function = symbol;
+            }
+        }
+        None => frames.push(outer_frame(symbol)),
+    }
+    frames.into()
+}
+
+/// Demangled names by raw name: many addresses share a function.
+struct Names<'a> {
+    demangle: bool,
+    cache: HashMap<&'a [u8], String>,
+}
+
+impl<'a> Names<'a> {
+    fn new(demangle: bool) -> Names<'a> {
+        Names {
+            demangle,
+            cache: HashMap::new(),
+        }
     }
 
-    fn name(&mut self, raw: &'a [u8]) -> String {
+    fn get(&mut self, raw: &'a [u8]) -> String {
         let demangle_names = self.demangle;
-        self.names
+        self.cache
             .entry(raw)
             .or_insert_with(|| {
                 let name = String::from_utf8_lossy(raw);
@@ -453,30 +540,6 @@ impl<'a> Resolver<'a> {
             })
             .clone()
     }
-}
-
-/// A DWARF frame before its name is demangled.
-struct RawFrame<'a> {
-    name: Option<&'a [u8]>,
-    file: Option<String>,
-    line: u32,
-}
-
-/// DWARF frames at `svma`, innermost first.
-fn dwarf_locations<'a>(context: &Context<Reader<'a>>, svma: u64) -> Vec<RawFrame<'a>> {
-    let Ok(mut iter) = context.find_frames(svma).skip_all_loads() else {
-        return Vec::new();
-    };
-    let mut frames = Vec::new();
-    while let Ok(Some(frame)) = iter.next() {
-        let name = frame.function.map(|f| f.name.slice());
-        let (file, line) = frame
-            .location
-            .map(|l| (l.file.map(str::to_string), l.line.unwrap_or(0)))
-            .unwrap_or((None, 0));
-        frames.push(RawFrame { name, file, line });
-    }
-    frames
 }
 
 fn outer_frame(function: Option<String>) -> Frame {
@@ -535,7 +598,7 @@ impl<'a> SymbolIndex<'a> {
                         symbol.scope() != SymbolScope::Compilation
                             && obj
                                 .section_by_index(section)
-                                .is_ok_and(|s| s.kind() == SectionKind::Text)
+                                .is_ok_and(|s| is_executable(&s))
                     }
                     _ => false,
                 };
@@ -715,6 +778,37 @@ impl<'a> Plt<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vdso_of_a_live_process() {
+        let image = files::read_vdso(None).expect("own vdso");
+        let obj = object::File::parse(&*image.bytes).expect("vdso is ELF");
+        let symbol = obj
+            .dynamic_symbols()
+            .find(|s| s.name() == Ok("__vdso_clock_gettime"))
+            .expect("__vdso_clock_gettime");
+        let segments = Segment::load(&obj);
+        let segment = segments
+            .iter()
+            .find(|s| s.vaddr <= symbol.address() && symbol.address() < s.vaddr + s.filesz)
+            .expect("symbol in a PT_LOAD");
+        let offset = symbol.address() - segment.vaddr + segment.offset;
+        let module = ModuleRef {
+            kind: super::super::ModuleKind::Elf,
+            path: "[vdso]".to_string(),
+            build_id: None,
+            pid: Some(std::process::id()),
+        };
+        let resolved = symbolize(&module, &[offset, offset + 1], &SymbolizeOptions::default());
+        assert_eq!(resolved.report.problem, None);
+        for frames in &resolved.frames {
+            let name = frames.last().and_then(|f| f.function.as_deref());
+            assert!(
+                name.is_some_and(|n| n.contains("clock_gettime")),
+                "{frames:?}"
+            );
+        }
+    }
 
     #[test]
     fn build_ids_compare_up_to_padding() {

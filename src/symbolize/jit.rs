@@ -4,7 +4,7 @@
 
 use super::files;
 use super::kernel::parse_hex;
-use super::{Frame, ModuleRef, ModuleReport, Resolved, SymbolizeError};
+use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct JitSymbol {
@@ -101,14 +101,14 @@ pub fn symbolize(module: &ModuleRef, addrs: &[u64]) -> Resolved {
         .map(|&addr| {
             map.lookup(addr)
                 .map(|name| {
-                    vec![Frame {
+                    Frames::from([Frame {
                         function: Some(name.to_string()),
                         file: None,
                         line: 0,
                         inlined: false,
-                    }]
+                    }])
                 })
-                .unwrap_or_default()
+                .unwrap_or_else(|| Frames::from([]))
         })
         .collect();
     Resolved { frames, report }

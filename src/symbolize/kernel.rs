@@ -1,7 +1,7 @@
 //! The kernel: text symbols from `/proc/kallsyms`, build id from
 //! `/sys/kernel/notes`.
 
-use super::{Frame, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
+use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
 use crate::symbolize::debuginfo::hex;
 use crate::symbolize::elf::same_build_id;
 
@@ -235,14 +235,14 @@ pub fn symbolize(
             kallsyms
                 .lookup(addr)
                 .map(|name| {
-                    vec![Frame {
+                    Frames::from([Frame {
                         function: Some(name),
                         file: None,
                         line: 0,
                         inlined: false,
-                    }]
+                    }])
                 })
-                .unwrap_or_default()
+                .unwrap_or_else(|| Frames::from([]))
         })
         .collect();
     Resolved { frames, report }

@@ -133,13 +133,14 @@ impl Symbolizer {
             .collect();
 
         let mut table = SymbolTable::new();
+        let unknown: Frames = unknown_frames().into();
         let mut reports = HashMap::with_capacity(results.len());
         for (module, addrs, resolved) in results {
             let id = table.module_id(&module);
             let mut frames = resolved.frames.into_iter();
             for addr in addrs {
                 let found = frames.next().filter(|f| !f.is_empty());
-                table.insert(id, addr, found.unwrap_or_else(unknown_frames));
+                table.insert_frames(id, addr, found.unwrap_or_else(|| unknown.clone()));
             }
             reports.insert(module, resolved.report);
         }
@@ -198,8 +199,9 @@ fn unknown_frames() -> Vec<Frame> {
 
 /// One module's answer: `frames` is empty (nothing resolved) or holds one
 /// entry per requested address, in order; an empty entry means unknown.
+/// Equal neighbours may share one `Frames`.
 struct Resolved {
-    frames: Vec<Vec<Frame>>,
+    frames: Vec<Frames>,
     report: ModuleReport,
 }
 

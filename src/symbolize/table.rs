@@ -61,6 +61,12 @@ impl SymbolTable {
         self.entries.insert((module, addr), frames.into());
     }
 
+    /// Like [`SymbolTable::insert`], sharing frames already built (many
+    /// addresses on one line have the same frames).
+    pub fn insert_frames(&mut self, module: u32, addr: u64, frames: Frames) {
+        self.entries.insert((module, addr), frames);
+    }
+
     pub fn lookup(&self, module: u32, addr: u64) -> Option<&Frames> {
         self.entries.get(&(module, addr))
     }
