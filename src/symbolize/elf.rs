@@ -107,12 +107,20 @@ pub fn same_build_id(a: &[u8], b: &[u8]) -> bool {
     long.starts_with(short) && long[short.len()..].iter().all(|&b| b == 0)
 }
 
+/// The recorded build id, unless it is empty or all zero (unknown).
+pub fn recorded_build_id(module: &ModuleRef) -> Option<&[u8]> {
+    module
+        .build_id
+        .as_deref()
+        .filter(|id| id.iter().any(|&b| b != 0))
+}
+
 fn load_sources(
     module: &ModuleRef,
     options: &SymbolizeOptions,
     report: &mut ModuleReport,
 ) -> Result<Sources, SymbolizeError> {
-    let recorded = module.build_id.as_deref();
+    let recorded = recorded_build_id(module);
     let code = match open_code(module) {
         Ok(code) => code,
         // The binary is gone; its debug file still names the same addresses.
@@ -262,25 +270,21 @@ fn resolve_all(
     } else {
         RunTimeEndian::Big
     };
-    // Section data must outlive the context that borrows it.
+    // Section data must outlive the context that borrows it. Bad DWARF
+    // costs lines and inline frames, not the names from the symbol table.
+    let mut dwarf_problem = None;
     let dwarf_sections = (options.dwarf && has_dwarf(dwarf_obj))
         .then(|| load_dwarf(dwarf_obj))
-        .transpose()
-        .map_err(|source| SymbolizeError::Malformed {
-            path: sources.code.path.display().to_string(),
-            source,
-        })?;
+        .and_then(|loaded| loaded.map_err(|e| dwarf_problem = Some(e.to_string())).ok());
     let sup_sections = sup.as_ref().and_then(|obj| load_dwarf(obj).ok());
-    let context = match &dwarf_sections {
-        Some(sections) => match make_context(sections, sup_sections.as_ref(), endian) {
-            Ok(context) => Some(context),
-            Err(error) => {
-                report.problem = Some(format!("bad DWARF, using symbols only: {error}"));
-                None
-            }
-        },
-        None => None,
-    };
+    let context = dwarf_sections.as_ref().and_then(|sections| {
+        make_context(sections, sup_sections.as_ref(), endian)
+            .map_err(|e| dwarf_problem = Some(e.to_string()))
+            .ok()
+    });
+    if let Some(problem) = dwarf_problem {
+        report.problem = Some(format!("bad DWARF, using symbols only: {problem}"));
+    }
     if symbols.is_empty() && context.is_none() {
         // PLT stubs may still be named, so carry on.
         report.problem = Some(SymbolizeError::NoSymbols.to_string());

@@ -3,7 +3,7 @@
 
 use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
 use crate::symbolize::debuginfo::hex;
-use crate::symbolize::elf::same_build_id;
+use crate::symbolize::elf::{recorded_build_id, same_build_id};
 
 /// How far past the highest symbol an address may still belong to it.
 const LAST_SYMBOL_SPAN: u64 = 4096;
@@ -204,7 +204,7 @@ pub fn symbolize(
     let mut report = ModuleReport::default();
     if options.kallsyms_override.is_none() {
         report.build_id = running_kernel_build_id();
-        if let (Some(recorded), Some(running)) = (&module.build_id, &report.build_id) {
+        if let (Some(recorded), Some(running)) = (recorded_build_id(module), &report.build_id) {
             if !same_build_id(recorded, running) {
                 // kallsyms describes the running kernel, not the recorded one.
                 let error = SymbolizeError::BuildIdMismatch {
