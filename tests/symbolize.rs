@@ -509,6 +509,38 @@ mod symbolize {
     }
 
     #[test]
+    fn randomly_corrupted_binaries_never_panic() {
+        let dir = TempDir::new().unwrap();
+        let binary = compile(&dir, "cc", "inline.c", "inline", OPT_DEBUG);
+        let (start, size) = file_offset(&binary, "outer");
+        let data = std::fs::read(&binary).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut requests = Vec::new();
+        for case in 0..64 {
+            let mut corrupt = data.clone();
+            for _ in 0..(1 + next() % 16) {
+                let at = (next() % corrupt.len() as u64) as usize;
+                corrupt[at] = next() as u8;
+            }
+            let path = dir.path().join(format!("corrupt{case}"));
+            std::fs::write(&path, &corrupt).unwrap();
+            requests.push(ModuleRequest {
+                module: elf(&path),
+                addrs: (start..start + size).collect(),
+            });
+        }
+        let (table, reports) = symbolize_with(SymbolizeOptions::default(), requests);
+        assert_eq!(reports.len(), 64);
+        assert_eq!(table.len(), 64 * size as usize);
+    }
+
+    #[test]
     fn kallsyms_override() {
         let kallsyms = "\
 ffffffff81000000 T _stext
