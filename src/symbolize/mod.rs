@@ -127,7 +127,7 @@ impl Symbolizer {
         let results: Vec<(ModuleRef, Vec<u64>, Resolved)> = requests
             .into_par_iter()
             .map(|(module, addrs)| {
-                let resolved = self.symbolize_module(&module, &addrs, &kallsyms);
+                let resolved = self.symbolize_guarded(&module, &addrs, &kallsyms);
                 (module, addrs, resolved)
             })
             .collect();
@@ -145,6 +145,26 @@ impl Symbolizer {
             reports.insert(module, resolved.report);
         }
         (table, reports)
+    }
+
+    /// A bug in a file parser must cost one module's names, not the report.
+    fn symbolize_guarded(
+        &self,
+        module: &ModuleRef,
+        addrs: &[u64],
+        kallsyms: &OnceLock<Result<Kallsyms, String>>,
+    ) -> Resolved {
+        let run = || self.symbolize_module(module, addrs, kallsyms);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Resolved {
+            frames: Vec::new(),
+            report: ModuleReport {
+                build_id: None,
+                problem: Some(format!(
+                    "internal error while reading {} (a parser panicked; please report)",
+                    module.path
+                )),
+            },
+        })
     }
 
     fn symbolize_module(
