@@ -65,8 +65,7 @@ impl EventSpec {
     /// The attr for sampling this event. The record session adds the
     /// target-dependent bits (disabled, inherit, enable_on_exec).
     pub fn to_attr(&self) -> EventAttr {
-        let mut sample_type =
-            sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD;
+        let mut sample_type = sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD;
         let mut flags = flag::MMAP
             | flag::MMAP2
             | flag::COMM
@@ -93,11 +92,7 @@ impl EventSpec {
             sample_period_or_freq,
             sample_type,
             flags,
-            sample_max_stack: if self.call_graph == CallGraph::None {
-                0
-            } else {
-                MAX_STACK
-            },
+            sample_max_stack: if self.call_graph == CallGraph::None { 0 } else { MAX_STACK },
             ..EventAttr::default()
         }
     }
@@ -118,8 +113,7 @@ mod tests {
 
     #[test]
     fn cpu_clock_frequency_with_frame_pointers_sets_callchain_and_freq() {
-        let attr =
-            EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+        let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
         assert_eq!(attr.kind, event_type::SOFTWARE);
         assert_eq!(attr.config, software::CPU_CLOCK);
         assert!(attr.is_freq());

@@ -9,10 +9,7 @@ use super::records::Record;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot open {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is empty: the recording wrote nothing (was it stopped before it started?)")]
     Empty { path: PathBuf },
     #[error("{path} is not a perf.data file (no PERFILE2 magic); give a file written by `rprof record` or `perf record`")]

@@ -111,9 +111,7 @@ pub enum Record {
     Throttle(Throttle),
     FinishedRound,
     /// Any record type rprof does not interpret; kept so counts add up.
-    Other {
-        kind: u32,
-    },
+    Other { kind: u32 },
 }
 
 impl Record {

@@ -17,15 +17,9 @@ pub enum WriteError {
     #[error("{path}: is a symbolic link; rprof does not write through symlinks (choose another -o path)")]
     Symlink { path: PathBuf },
     #[error("cannot create {path}: {source} (choose a writable path with -o)")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Create { path: PathBuf, source: std::io::Error },
     #[error("writing {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Feature sections written at the end (`HEADER_*`). Empty fields are omitted.

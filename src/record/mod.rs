@@ -14,15 +14,9 @@ pub enum Target {
     Launch { argv: Vec<String> },
     /// Attach to these processes (all their threads, and threads they create).
     /// With `argv`, the command's lifetime is the recording window.
-    Pids {
-        pids: Vec<u32>,
-        argv: Option<Vec<String>>,
-    },
+    Pids { pids: Vec<u32>, argv: Option<Vec<String>> },
     /// Only these threads.
-    Tids {
-        tids: Vec<u32>,
-        argv: Option<Vec<String>>,
-    },
+    Tids { tids: Vec<u32>, argv: Option<Vec<String>> },
     /// Every process on the given CPUs (all online CPUs when `cpus` is None).
     SystemWide { argv: Option<Vec<String>> },
 }
