@@ -9,12 +9,23 @@
 //! kernel, and raw process addresses for JIT maps. Return addresses must
 //! already be adjusted by -1 (the caller knows which frames are returns).
 
+mod debuginfo;
+mod demangle;
+mod elf;
+mod files;
+mod jit;
+mod kernel;
 pub mod table;
 
-pub use table::SymbolTable;
+pub use demangle::demangle;
+pub use jit::PerfMap;
+pub use kernel::Kallsyms;
+pub use table::{DecodeError, SymbolTable};
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ModuleKind {
@@ -110,7 +121,138 @@ impl Symbolizer {
         &self,
         requests: Vec<ModuleRequest>,
     ) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
-        let _ = requests;
-        todo!("symbolize helper")
+        let requests = merge_requests(requests);
+        // Parsed at most once, and only if a kernel module asks.
+        let kallsyms = OnceLock::new();
+        let results: Vec<(ModuleRef, Vec<u64>, Resolved)> = requests
+            .into_par_iter()
+            .map(|(module, addrs)| {
+                let resolved = self.symbolize_guarded(&module, &addrs, &kallsyms);
+                (module, addrs, resolved)
+            })
+            .collect();
+
+        let mut table = SymbolTable::new();
+        let unknown: Frames = unknown_frames().into();
+        let mut reports = HashMap::with_capacity(results.len());
+        for (module, addrs, resolved) in results {
+            let id = table.module_id(&module);
+            let mut frames = resolved.frames.into_iter();
+            for addr in addrs {
+                let found = frames.next().filter(|f| !f.is_empty());
+                table.insert_frames(id, addr, found.unwrap_or_else(|| unknown.clone()));
+            }
+            reports.insert(module, resolved.report);
+        }
+        (table, reports)
     }
+
+    /// A bug in a file parser must cost one module's names, not the report.
+    fn symbolize_guarded(
+        &self,
+        module: &ModuleRef,
+        addrs: &[u64],
+        kallsyms: &OnceLock<Result<Kallsyms, String>>,
+    ) -> Resolved {
+        let run = || self.symbolize_module(module, addrs, kallsyms);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Resolved {
+            frames: Vec::new(),
+            report: ModuleReport {
+                build_id: None,
+                problem: Some(format!(
+                    "internal error while reading {} (a parser panicked; please report)",
+                    module.path
+                )),
+            },
+        })
+    }
+
+    fn symbolize_module(
+        &self,
+        module: &ModuleRef,
+        addrs: &[u64],
+        kallsyms: &OnceLock<Result<Kallsyms, String>>,
+    ) -> Resolved {
+        match module.kind {
+            ModuleKind::Elf => elf::symbolize(module, addrs, &self.options),
+            ModuleKind::Kernel => {
+                let kallsyms = kallsyms
+                    .get_or_init(|| Kallsyms::load(&self.options).map_err(|e| e.to_string()));
+                kernel::symbolize(module, addrs, &self.options, kallsyms)
+            }
+            ModuleKind::Jit => jit::symbolize(module, addrs),
+        }
+    }
+}
+
+/// One request per module, addresses sorted (locality in the lookup
+/// structures) and unique (each resolved once).
+fn merge_requests(requests: Vec<ModuleRequest>) -> Vec<(ModuleRef, Vec<u64>)> {
+    let mut merged: HashMap<ModuleRef, Vec<u64>> = HashMap::with_capacity(requests.len());
+    for request in requests {
+        merged
+            .entry(request.module)
+            .or_default()
+            .extend(request.addrs);
+    }
+    let mut merged: Vec<(ModuleRef, Vec<u64>)> = merged
+        .into_iter()
+        .map(|(module, mut addrs)| {
+            addrs.sort_unstable();
+            addrs.dedup();
+            (module, addrs)
+        })
+        .collect();
+    // Biggest first, so one large module does not start last.
+    merged.sort_by_key(|(_, addrs)| std::cmp::Reverse(addrs.len()));
+    merged
+}
+
+fn unknown_frames() -> Vec<Frame> {
+    vec![Frame {
+        function: None,
+        file: None,
+        line: 0,
+        inlined: false,
+    }]
+}
+
+/// One module's answer: `frames` is empty (nothing resolved) or holds one
+/// entry per requested address, in order; an empty entry means unknown.
+/// Equal neighbours may share one `Frames`.
+struct Resolved {
+    frames: Vec<Frames>,
+    report: ModuleReport,
+}
+
+/// Why a module (or all of its addresses) could not be resolved; becomes
+/// [`ModuleReport::problem`].
+#[derive(Debug, thiserror::Error)]
+pub enum SymbolizeError {
+    #[error("file not found: {0}")]
+    NotFound(String),
+    #[error("file was deleted and is gone: {0}")]
+    Deleted(String),
+    #[error("no file behind mapping {0}")]
+    NoFile(String),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed ELF {path}: {source}")]
+    Malformed {
+        path: String,
+        #[source]
+        source: object::Error,
+    },
+    #[error("not an ELF file: {0}")]
+    NotElf(String),
+    #[error("build id mismatch: recorded {recorded}, on disk {on_disk}")]
+    BuildIdMismatch { recorded: String, on_disk: String },
+    #[error("no symbols")]
+    NoSymbols,
+    #[error("kallsyms: {0}")]
+    Kallsyms(String),
 }

@@ -3,7 +3,15 @@
 
 use std::collections::HashMap;
 
-use super::{Frame, Frames, ModuleRef};
+use super::{Frame, Frames, ModuleKind, ModuleRef};
+
+const MAGIC: &[u8; 4] = b"RPSY";
+const VERSION: u32 = 1;
+
+// Frame flag bits.
+const HAS_FUNCTION: u8 = 1;
+const HAS_FILE: u8 = 2;
+const INLINED: u8 = 4;
 
 #[derive(Debug, Clone, Default)]
 pub struct SymbolTable {
@@ -53,6 +61,12 @@ impl SymbolTable {
         self.entries.insert((module, addr), frames.into());
     }
 
+    /// Like [`SymbolTable::insert`], sharing frames already built (many
+    /// addresses on one line have the same frames).
+    pub fn insert_frames(&mut self, module: u32, addr: u64, frames: Frames) {
+        self.entries.insert((module, addr), frames);
+    }
+
     pub fn lookup(&self, module: u32, addr: u64) -> Option<&Frames> {
         self.entries.get(&(module, addr))
     }
@@ -75,13 +89,423 @@ impl SymbolTable {
 
     /// Compact binary encoding for the RPROF_SYMBOLS feature section
     /// (versioned, strings interned once).
+    ///
+    /// Layout (integers are LEB128 unless noted):
+    /// `"RPSY" version:u32le`, strings `count (len bytes)*`, modules
+    /// `count (kind:u8 path build_id_len+1 bytes pid+1)*` (0 = none),
+    /// entries `count (module addr_delta nframes frame*)*` sorted by
+    /// (module, addr) with the address delta-coded within a module, and
+    /// frames `flags:u8 [function] [file] line`.
     pub fn encode(&self) -> Vec<u8> {
-        todo!("symbolize helper")
+        let mut strings = Interner::default();
+        let mut body = Vec::new();
+
+        put_varint(&mut body, self.modules.len() as u64);
+        for module in &self.modules {
+            body.push(kind_code(module.kind));
+            put_varint(&mut body, strings.id(&module.path));
+            match &module.build_id {
+                Some(id) => {
+                    put_varint(&mut body, id.len() as u64 + 1);
+                    body.extend_from_slice(id);
+                }
+                None => put_varint(&mut body, 0),
+            }
+            put_varint(&mut body, module.pid.map_or(0, |pid| u64::from(pid) + 1));
+        }
+
+        let mut keys: Vec<&(u32, u64)> = self.entries.keys().collect();
+        keys.sort_unstable();
+        put_varint(&mut body, keys.len() as u64);
+        let mut previous: Option<(u32, u64)> = None;
+        for &(module, addr) in keys {
+            let base = previous.filter(|p| p.0 == module).map_or(0, |p| p.1);
+            put_varint(&mut body, u64::from(module));
+            put_varint(&mut body, addr - base);
+            let frames = &self.entries[&(module, addr)];
+            put_varint(&mut body, frames.len() as u64);
+            for frame in frames.iter() {
+                put_frame(&mut body, frame, &mut strings);
+            }
+            previous = Some((module, addr));
+        }
+
+        let mut out = Vec::with_capacity(body.len() + strings.bytes + 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        put_varint(&mut out, strings.list.len() as u64);
+        for string in &strings.list {
+            put_varint(&mut out, string.len() as u64);
+            out.extend_from_slice(string.as_bytes());
+        }
+        out.extend_from_slice(&body);
+        out
     }
 
     /// Decodes [`SymbolTable::encode`]'s output; bounds-checked, never panics.
     pub fn decode(bytes: &[u8]) -> Result<SymbolTable, DecodeError> {
-        let _ = bytes;
-        todo!("symbolize helper")
+        let mut input = Input { bytes, pos: 0 };
+        if input.take(4)? != MAGIC {
+            return Err(DecodeError("bad magic (not an RPSY table)".to_string()));
+        }
+        let version = u32::from_le_bytes(input.array()?);
+        if version != VERSION {
+            return Err(DecodeError(format!(
+                "unsupported version {version} (this build reads {VERSION})"
+            )));
+        }
+
+        let count = input.count()?;
+        let mut strings = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = input.count()?;
+            let text = std::str::from_utf8(input.take(len)?)
+                .map_err(|_| DecodeError("string is not UTF-8".to_string()))?;
+            strings.push(text);
+        }
+        let string = |index: u64| -> Result<&str, DecodeError> {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| strings.get(i).copied())
+                .ok_or_else(|| DecodeError(format!("string index {index} out of range")))
+        };
+
+        let mut table = SymbolTable::new();
+        let count = input.count()?;
+        let mut module_ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let kind = kind_from_code(input.u8()?)?;
+            let path = string(input.varint()?)?.to_string();
+            let build_id = match input.count()? {
+                0 => None,
+                len => Some(input.take(len - 1)?.to_vec()),
+            };
+            let pid = match input.varint()? {
+                0 => None,
+                pid => Some(
+                    u32::try_from(pid - 1).map_err(|_| DecodeError(format!("bad pid {pid}")))?,
+                ),
+            };
+            let module = ModuleRef {
+                kind,
+                path,
+                build_id,
+                pid,
+            };
+            module_ids.push(table.module_id(&module));
+        }
+
+        let count = input.count()?;
+        let mut previous: Option<(u64, u64)> = None;
+        for _ in 0..count {
+            let module = input.varint()?;
+            let base = previous.filter(|p| p.0 == module).map_or(0, |p| p.1);
+            let addr = base
+                .checked_add(input.varint()?)
+                .ok_or_else(|| DecodeError("address overflows".to_string()))?;
+            let id = usize::try_from(module)
+                .ok()
+                .and_then(|m| module_ids.get(m).copied())
+                .ok_or_else(|| DecodeError(format!("module index {module} out of range")))?;
+            let nframes = input.count()?;
+            if nframes == 0 {
+                return Err(DecodeError(format!("entry {addr:#x} has no frames")));
+            }
+            let mut frames = Vec::with_capacity(nframes);
+            for _ in 0..nframes {
+                let flags = input.u8()?;
+                if flags & !(HAS_FUNCTION | HAS_FILE | INLINED) != 0 {
+                    return Err(DecodeError(format!("bad frame flags {flags:#x}")));
+                }
+                let mut optional = |bit: u8| -> Result<Option<String>, DecodeError> {
+                    if flags & bit == 0 {
+                        return Ok(None);
+                    }
+                    Ok(Some(string(input.varint()?)?.to_string()))
+                };
+                let function = optional(HAS_FUNCTION)?;
+                let file = optional(HAS_FILE)?;
+                let line = u32::try_from(input.varint()?)
+                    .map_err(|_| DecodeError("line number out of range".to_string()))?;
+                frames.push(Frame {
+                    function,
+                    file,
+                    line,
+                    inlined: flags & INLINED != 0,
+                });
+            }
+            table.insert(id, addr, frames);
+            previous = Some((module, addr));
+        }
+        if input.pos != bytes.len() {
+            return Err(DecodeError(format!(
+                "{} trailing bytes",
+                bytes.len() - input.pos
+            )));
+        }
+        Ok(table)
+    }
+}
+
+/// Strings numbered in order of first use.
+#[derive(Default)]
+struct Interner<'a> {
+    ids: HashMap<&'a str, u64>,
+    list: Vec<&'a str>,
+    bytes: usize,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, text: &'a str) -> u64 {
+        *self.ids.entry(text).or_insert_with(|| {
+            self.list.push(text);
+            self.bytes += text.len() + 2;
+            self.list.len() as u64 - 1
+        })
+    }
+}
+
+fn put_frame<'a>(out: &mut Vec<u8>, frame: &'a Frame, strings: &mut Interner<'a>) {
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    let flags = flag(frame.function.is_some(), HAS_FUNCTION)
+        | flag(frame.file.is_some(), HAS_FILE)
+        | flag(frame.inlined, INLINED);
+    out.push(flags);
+    for text in [&frame.function, &frame.file].into_iter().flatten() {
+        put_varint(out, strings.id(text));
+    }
+    put_varint(out, u64::from(frame.line));
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn kind_code(kind: ModuleKind) -> u8 {
+    match kind {
+        ModuleKind::Elf => 0,
+        ModuleKind::Kernel => 1,
+        ModuleKind::Jit => 2,
+    }
+}
+
+fn kind_from_code(code: u8) -> Result<ModuleKind, DecodeError> {
+    match code {
+        0 => Ok(ModuleKind::Elf),
+        1 => Ok(ModuleKind::Kernel),
+        2 => Ok(ModuleKind::Jit),
+        _ => Err(DecodeError(format!("unknown module kind {code}"))),
+    }
+}
+
+/// A bounds-checked cursor over the encoded bytes.
+struct Input<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Input<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| DecodeError(format!("truncated at byte {}", self.pos)))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut array = [0; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                break;
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError(format!(
+            "varint overflows at byte {}",
+            self.pos
+        )))
+    }
+
+    /// A count or length; it can never exceed the bytes left, which also
+    /// bounds every allocation sized from it.
+    fn count(&mut self) -> Result<usize, DecodeError> {
+        let value = self.varint()?;
+        let left = self.bytes.len() - self.pos;
+        usize::try_from(value)
+            .ok()
+            .filter(|&n| n <= left)
+            .ok_or_else(|| DecodeError(format!("count {value} exceeds the {left} bytes left")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: Option<&str>, file: Option<&str>, line: u32, inlined: bool) -> Frame {
+        Frame {
+            function: function.map(str::to_string),
+            file: file.map(str::to_string),
+            line,
+            inlined,
+        }
+    }
+
+    fn sample() -> SymbolTable {
+        let mut table = SymbolTable::new();
+        let app = table.module_id(&ModuleRef {
+            kind: ModuleKind::Elf,
+            path: "/usr/bin/app".to_string(),
+            build_id: Some(vec![0xde, 0xad, 0xbe, 0xef]),
+            pid: Some(1234),
+        });
+        let kernel = table.module_id(&ModuleRef {
+            kind: ModuleKind::Kernel,
+            path: "[kernel.kallsyms]".to_string(),
+            build_id: None,
+            pid: None,
+        });
+        let jit = table.module_id(&ModuleRef {
+            kind: ModuleKind::Jit,
+            path: "/tmp/perf-1.map".to_string(),
+            build_id: Some(Vec::new()),
+            pid: Some(0),
+        });
+        table.insert(
+            app,
+            0x1234,
+            vec![
+                frame(Some("inner"), Some("/src/a.c"), 10, true),
+                frame(Some("outer"), Some("/src/a.c"), 20, false),
+            ],
+        );
+        table.insert(app, 0x1000, vec![frame(Some("outer"), None, 0, false)]);
+        table.insert(app, u64::MAX, vec![frame(None, None, 0, false)]);
+        table.insert(
+            kernel,
+            0xffff_ffff_8100_0000,
+            vec![frame(Some("do_syscall_64"), None, 0, false)],
+        );
+        table.insert(jit, 0, vec![frame(Some("js:héllo"), None, u32::MAX, false)]);
+        table
+    }
+
+    fn assert_same(a: &SymbolTable, b: &SymbolTable) {
+        assert_eq!(a.modules(), b.modules());
+        assert_eq!(a.len(), b.len());
+        for (key, frames) in &a.entries {
+            assert_eq!(b.lookup(key.0, key.1), Some(frames), "entry {key:?}");
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let table = sample();
+        let bytes = table.encode();
+        assert!(bytes.starts_with(MAGIC));
+        let decoded = SymbolTable::decode(&bytes).expect("decode");
+        assert_same(&table, &decoded);
+        // Deterministic: the same table encodes to the same bytes.
+        assert_eq!(decoded.encode(), bytes);
+    }
+
+    #[test]
+    fn empty_round_trip() {
+        let bytes = SymbolTable::new().encode();
+        assert!(SymbolTable::decode(&bytes).expect("decode").is_empty());
+    }
+
+    #[test]
+    fn strings_are_interned_once() {
+        let bytes = sample().encode();
+        let count = bytes
+            .windows(b"/src/a.c".len())
+            .filter(|w| w == b"/src/a.c")
+            .count();
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn truncation_is_an_error() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(SymbolTable::decode(&bytes[..len]).is_err(), "prefix {len}");
+        }
+    }
+
+    #[test]
+    fn bad_header_rejected() {
+        let mut bytes = sample().encode();
+        bytes[4] = 9;
+        let error = SymbolTable::decode(&bytes).unwrap_err();
+        assert!(error.to_string().contains("version 9"), "{error}");
+        assert!(SymbolTable::decode(b"XXXX\x01\0\0\0").is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let bytes = sample().encode();
+        // Flip every byte to several values, then random junk after a valid header.
+        for i in 0..bytes.len() {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut corrupt = bytes.clone();
+                corrupt[i] = value;
+                let _ = SymbolTable::decode(&corrupt);
+            }
+        }
+        let mut state = 0x1234_5678_u64;
+        for _ in 0..2000 {
+            let mut junk = b"RPSY\x01\0\0\0".to_vec();
+            for _ in 0..(state % 64) {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                junk.push((state >> 56) as u8);
+            }
+            let _ = SymbolTable::decode(&junk);
+        }
+    }
+
+    #[test]
+    fn varint_edges() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            let mut input = Input {
+                bytes: &out,
+                pos: 0,
+            };
+            assert_eq!(input.varint().expect("varint"), value);
+        }
+        let overlong = [0xff; 11];
+        assert!(Input {
+            bytes: &overlong,
+            pos: 0
+        }
+        .varint()
+        .is_err());
     }
 }

@@ -1,0 +1,392 @@
+//! The kernel: text symbols from `/proc/kallsyms`, build id from
+//! `/sys/kernel/notes`.
+
+use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
+use crate::symbolize::debuginfo::hex;
+use crate::symbolize::elf::{recorded_build_id, same_build_id};
+
+/// How far past the highest symbol an address may still belong to it.
+const LAST_SYMBOL_SPAN: u64 = 4096;
+
+/// Parsed kallsyms: the text and sorted text symbols pointing into it.
+#[derive(Debug)]
+pub struct Kallsyms {
+    text: Vec<u8>,
+    symbols: Vec<KernelSymbol>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KernelSymbol {
+    addr: u64,
+    name: Span,
+    /// `[module]` without brackets; empty for the core kernel.
+    module: Span,
+}
+
+/// A byte range in the kallsyms text.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Kallsyms {
+    /// Reads `/proc/kallsyms`, or the override text.
+    pub fn load(options: &SymbolizeOptions) -> Result<Kallsyms, SymbolizeError> {
+        let text = match &options.kallsyms_override {
+            Some(text) => text.as_bytes().to_vec(),
+            None => std::fs::read("/proc/kallsyms").map_err(|source| SymbolizeError::Io {
+                path: "/proc/kallsyms".to_string(),
+                source,
+            })?,
+        };
+        Kallsyms::parse(text)
+    }
+
+    /// Parses `ADDR TYPE NAME[\t[MODULE]]` lines, keeping text symbols.
+    pub fn parse(text: Vec<u8>) -> Result<Kallsyms, SymbolizeError> {
+        if u32::try_from(text.len()).is_err() {
+            return Err(SymbolizeError::Kallsyms("file over 4 GiB".to_string()));
+        }
+        // (symbol, rank): at one address prefer global, then non-weak names.
+        let mut found = Vec::with_capacity(text.len() / 40);
+        let mut any_text = false;
+        let mut pos = 0;
+        while pos < text.len() {
+            let (line, next) = parse_line(&text, pos);
+            if let Some((symbol, rank)) = line {
+                any_text = true;
+                if symbol.addr != 0 {
+                    found.push((symbol, rank));
+                }
+            }
+            pos = next;
+        }
+        if any_text && found.is_empty() {
+            return Err(SymbolizeError::Kallsyms(
+                "all addresses are 0 (kernel.kptr_restrict): run as root, or \
+                 `sysctl kernel.kptr_restrict=0`"
+                    .to_string(),
+            ));
+        }
+        // The name offset breaks ties: file order, deterministic.
+        found.sort_unstable_by_key(|&(symbol, rank)| (symbol.addr, rank, symbol.name.start));
+        found.dedup_by_key(|(symbol, _)| symbol.addr);
+        let symbols = found.into_iter().map(|(symbol, _)| symbol).collect();
+        Ok(Kallsyms { text, symbols })
+    }
+
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// The name of the function containing `addr`, `name [module]` for
+    /// module code. A symbol ends where the next one starts.
+    pub fn lookup(&self, addr: u64) -> Option<String> {
+        let after = self.symbols.partition_point(|s| s.addr <= addr);
+        let symbol = self.symbols.get(after.checked_sub(1)?)?;
+        let end = self
+            .symbols
+            .get(after)
+            .map_or(symbol.addr.saturating_add(LAST_SYMBOL_SPAN), |next| {
+                next.addr
+            });
+        if addr >= end {
+            return None;
+        }
+        let name = String::from_utf8_lossy(self.span(symbol.name));
+        Some(if symbol.module.start == symbol.module.end {
+            name.into_owned()
+        } else {
+            format!(
+                "{name} [{}]",
+                String::from_utf8_lossy(self.span(symbol.module))
+            )
+        })
+    }
+
+    fn span(&self, span: Span) -> &[u8] {
+        self.text
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Parses the line starting at `pos` in one pass (this runs 200k times):
+/// the symbol if it is a text symbol, and where the next line starts.
+fn parse_line(text: &[u8], mut pos: usize) -> (Option<(KernelSymbol, u8)>, usize) {
+    let skip_line = |from: usize| {
+        text[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |i| from + i + 1)
+    };
+    let mut addr = 0u64;
+    let digits_start = pos;
+    while let Some(digit) = text.get(pos).and_then(|&b| hex_digit(b)) {
+        addr = addr.wrapping_shl(4) | u64::from(digit);
+        pos += 1;
+    }
+    let digits = pos - digits_start;
+    let header = text.get(pos..pos + 3);
+    let kind = match header {
+        Some(&[b' ', kind, b' ']) if (1..=16).contains(&digits) => kind,
+        _ => return (None, skip_line(pos)),
+    };
+    if !matches!(kind, b't' | b'T' | b'w' | b'W') {
+        return (None, skip_line(pos));
+    }
+    pos += 3;
+    let name_start = pos;
+    while pos < text.len() && text[pos] != b'\t' && text[pos] != b'\n' {
+        pos += 1;
+    }
+    let name = span(name_start, pos);
+    let mut module = Span::default();
+    if text.get(pos) == Some(&b'\t') {
+        let module_start = pos + 1;
+        pos = skip_line(module_start);
+        let field = text[module_start..pos].trim_ascii_end();
+        if let Some(inner) = field.strip_prefix(b"[").and_then(|m| m.strip_suffix(b"]")) {
+            module = span(module_start + 1, module_start + 1 + inner.len());
+        }
+    } else {
+        pos += 1;
+    }
+    if name.start == name.end {
+        return (None, pos);
+    }
+    let rank = u8::from(kind.is_ascii_lowercase()) * 2 + u8::from(matches!(kind, b'w' | b'W'));
+    (Some((KernelSymbol { addr, name, module }, rank)), pos)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Offsets are below 4 GiB: `Kallsyms::parse` checks the length first.
+fn span(start: usize, end: usize) -> Span {
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
+pub fn parse_hex(digits: &[u8]) -> Option<u64> {
+    let digits = digits
+        .strip_prefix(b"0x")
+        .or_else(|| digits.strip_prefix(b"0X"))
+        .unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0u64, |acc, &b| Some(acc << 4 | u64::from(hex_digit(b)?)))
+}
+
+/// Resolves kernel addresses against shared, lazily loaded kallsyms.
+pub fn symbolize(
+    module: &ModuleRef,
+    addrs: &[u64],
+    options: &SymbolizeOptions,
+    kallsyms: &Result<Kallsyms, String>,
+) -> Resolved {
+    let mut report = ModuleReport::default();
+    if options.kallsyms_override.is_none() {
+        report.build_id = running_kernel_build_id();
+        if let (Some(recorded), Some(running)) = (recorded_build_id(module), &report.build_id) {
+            if !same_build_id(recorded, running) {
+                // kallsyms describes the running kernel, not the recorded one.
+                let error = SymbolizeError::BuildIdMismatch {
+                    recorded: hex(recorded),
+                    on_disk: hex(running),
+                };
+                report.problem = Some(error.to_string());
+                return Resolved {
+                    frames: Vec::new(),
+                    report,
+                };
+            }
+        }
+    }
+    let kallsyms = match kallsyms {
+        Ok(kallsyms) => kallsyms,
+        Err(problem) => {
+            report.problem = Some(problem.clone());
+            return Resolved {
+                frames: Vec::new(),
+                report,
+            };
+        }
+    };
+    let frames = addrs
+        .iter()
+        .map(|&addr| {
+            kallsyms
+                .lookup(addr)
+                .map(|name| {
+                    Frames::from([Frame {
+                        function: Some(name),
+                        file: None,
+                        line: 0,
+                        inlined: false,
+                    }])
+                })
+                .unwrap_or_else(|| Frames::from([]))
+        })
+        .collect();
+    Resolved { frames, report }
+}
+
+/// The GNU build id note of the running kernel.
+fn running_kernel_build_id() -> Option<Vec<u8>> {
+    let notes = std::fs::read("/sys/kernel/notes").ok()?;
+    gnu_build_id_note(&notes)
+}
+
+/// Walks raw ELF notes (`namesz, descsz, type, name, desc`, 4-byte aligned).
+fn gnu_build_id_note(mut notes: &[u8]) -> Option<Vec<u8>> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let align = |n: usize| n.checked_add(3).map(|n| n & !3);
+    while notes.len() >= 12 {
+        let word =
+            |i: usize| u32::from_ne_bytes([notes[i], notes[i + 1], notes[i + 2], notes[i + 3]]);
+        let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
+        let desc_start = 12usize.checked_add(align(namesz)?)?;
+        let next = desc_start.checked_add(align(descsz)?)?;
+        let name = notes.get(12..12usize.checked_add(namesz)?)?;
+        let desc = notes.get(desc_start..desc_start.checked_add(descsz)?)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return Some(desc.to_vec());
+        }
+        notes = notes.get(next..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+ffffffff81000000 T _stext
+ffffffff81000000 t startup_64
+ffffffff81000100 T do_syscall_64
+ffffffff81000180 D some_data
+ffffffff81000200 W weak_func
+ffffffff81000300 t local_func
+ffffffffc0a01000 t nf_hook\t[nf_conntrack]
+ffffffffc0a01040 T nf_other\t[nf_conntrack]
+";
+
+    fn parsed() -> Kallsyms {
+        Kallsyms::parse(SAMPLE.as_bytes().to_vec()).expect("parse")
+    }
+
+    #[test]
+    fn text_symbols_found() {
+        let k = parsed();
+        assert_eq!(k.lookup(0xffffffff81000000).as_deref(), Some("_stext"));
+        assert_eq!(
+            k.lookup(0xffffffff81000150).as_deref(),
+            Some("do_syscall_64")
+        );
+        // Data symbols are skipped: the function extends over them.
+        assert_eq!(
+            k.lookup(0xffffffff81000190).as_deref(),
+            Some("do_syscall_64")
+        );
+        assert_eq!(k.lookup(0xffffffff81000250).as_deref(), Some("weak_func"));
+        assert_eq!(k.lookup(0xffffffff81000300).as_deref(), Some("local_func"));
+        assert_eq!(k.lookup(0xffffffff80000000), None);
+    }
+
+    #[test]
+    fn module_symbols_carry_module() {
+        let k = parsed();
+        assert_eq!(
+            k.lookup(0xffffffffc0a01010).as_deref(),
+            Some("nf_hook [nf_conntrack]")
+        );
+        assert_eq!(
+            k.lookup(0xffffffffc0a01050).as_deref(),
+            Some("nf_other [nf_conntrack]")
+        );
+        assert_eq!(k.lookup(0xffffffffc0a01040 + LAST_SYMBOL_SPAN), None);
+    }
+
+    #[test]
+    fn kptr_restrict_reported() {
+        let text = "0000000000000000 T _stext\n0000000000000000 t foo\n";
+        let error = Kallsyms::parse(text.as_bytes().to_vec()).unwrap_err();
+        assert!(error.to_string().contains("kptr_restrict"), "{error}");
+    }
+
+    #[test]
+    fn garbage_lines_ignored() {
+        let text = "zz T x\n\nffff T\nffff\tT y\n12 T ok\n";
+        let k = Kallsyms::parse(text.as_bytes().to_vec()).expect("parse");
+        assert_eq!(k.len(), 1);
+        assert_eq!(k.lookup(0x12).as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn hex_forms() {
+        assert_eq!(parse_hex(b"ff"), Some(255));
+        assert_eq!(parse_hex(b"0x10"), Some(16));
+        assert_eq!(parse_hex(b""), None);
+        assert_eq!(parse_hex(b"0x"), None);
+        assert_eq!(parse_hex(b"12345678901234567"), None);
+        assert_eq!(parse_hex(b"g1"), None);
+    }
+
+    #[test]
+    fn build_id_note() {
+        let mut notes = Vec::new();
+        // A foreign note first, then the GNU build id.
+        for (name, kind, desc) in [
+            (&b"Xen\0"[..], 1u32, &[9u8, 9][..]),
+            (b"GNU\0", 3, &[1, 2, 3, 4, 5]),
+        ] {
+            notes.extend((name.len() as u32).to_ne_bytes());
+            notes.extend((desc.len() as u32).to_ne_bytes());
+            notes.extend(kind.to_ne_bytes());
+            notes.extend(name);
+            notes.extend(desc);
+            notes.resize(notes.len().next_multiple_of(4), 0);
+        }
+        assert_eq!(gnu_build_id_note(&notes), Some(vec![1, 2, 3, 4, 5]));
+        assert_eq!(gnu_build_id_note(&notes[..20]), None);
+    }
+
+    #[test]
+    fn real_kallsyms_parses_fast() {
+        let Ok(text) = std::fs::read("/proc/kallsyms") else {
+            return;
+        };
+        // Best of a few runs: the first pays for page faults, others for noise.
+        let mut best = std::time::Duration::MAX;
+        let mut parsed = None;
+        for _ in 0..5 {
+            let copy = text.clone();
+            let started = std::time::Instant::now();
+            parsed = Some(Kallsyms::parse(copy));
+            best = best.min(started.elapsed());
+        }
+        let elapsed = best;
+        if let Some(Ok(k)) = parsed {
+            assert!(!k.is_empty());
+            eprintln!("kallsyms: {} text symbols in {elapsed:?}", k.len());
+        }
+    }
+}
