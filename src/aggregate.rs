@@ -303,9 +303,19 @@ fn frame_infos(module: &ModuleRef, named: Option<&[Frame]>) -> Vec<FrameInfo> {
         ModuleKind::Kernel => CodeKind::Kernel,
         ModuleKind::Jit => CodeKind::Jit,
     };
+    // Unresolved addresses outside any file mapping are just unknown (perf's name).
+    let unknown_module = if module.kind == ModuleKind::Jit {
+        "unknown".to_string()
+    } else {
+        module_name.clone()
+    };
     let unknown = || FrameInfo {
-        name: format!("[{module_name}]"),
-        module: module_name.clone(),
+        name: format!("[{unknown_module}]"),
+        module: if module.kind == ModuleKind::Jit {
+            "[unknown]".to_string()
+        } else {
+            module_name.clone()
+        },
         kind,
         inlined: false,
         resolved: false,

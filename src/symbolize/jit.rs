@@ -86,7 +86,11 @@ pub fn symbolize(module: &ModuleRef, addrs: &[u64]) -> Resolved {
     let map = match read_map(module) {
         Ok(text) => PerfMap::parse(&text),
         Err(error) => {
-            report.problem = Some(error.to_string());
+            // Most processes have no JIT: addresses outside every mapping
+            // are then simply unknown, which is no problem worth a warning.
+            if !matches!(error, SymbolizeError::NotFound(_)) {
+                report.problem = Some(error.to_string());
+            }
             return Resolved {
                 frames: Vec::new(),
                 report,

@@ -43,6 +43,21 @@ impl Kallsyms {
         Kallsyms::parse(text)
     }
 
+    /// Symbols covering `addrs`: the per-boot core cache when it covers them
+    /// all, else a full read of `/proc/kallsyms` (which refreshes the cache).
+    pub fn load_for(addrs: &[u64], options: &SymbolizeOptions) -> Result<Kallsyms, SymbolizeError> {
+        if options.kallsyms_override.is_none() {
+            if let Some(core) = core_cache::read().filter(|core| core_cache::covers(core, addrs)) {
+                return Ok(core);
+            }
+        }
+        let full = Kallsyms::load(options)?;
+        if options.kallsyms_override.is_none() {
+            core_cache::write(&full);
+        }
+        Ok(full)
+    }
+
     /// Parses `ADDR TYPE NAME[\t[MODULE]]` lines, keeping text symbols.
     pub fn parse(text: Vec<u8>) -> Result<Kallsyms, SymbolizeError> {
         if u32::try_from(text.len()).is_err() {
@@ -113,6 +128,184 @@ impl Kallsyms {
         self.text
             .get(span.start as usize..span.end as usize)
             .unwrap_or_default()
+    }
+}
+
+/// Core kernel symbols (no `[module]`) never change within a boot, while
+/// generating `/proc/kallsyms` costs the kernel ~40 ms: they are cached per
+/// boot so short recordings stay fast. Modules and BPF programs, which come
+/// and go, always come from `/proc/kallsyms`.
+mod core_cache {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::PathBuf;
+
+    use super::{span, Kallsyms, KernelSymbol, Span, LAST_SYMBOL_SPAN};
+
+    const MAGIC: &[u8; 8] = b"RPKSYM01";
+    const BOOT_ID_LEN: usize = 40;
+    const ENTRY_LEN: usize = 16;
+
+    fn boot_id() -> Option<String> {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty() && id.len() <= BOOT_ID_LEN)
+    }
+
+    /// `$XDG_CACHE_HOME/rprof` or `~/.cache/rprof`.
+    fn cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        Some(base.join("rprof"))
+    }
+
+    fn cache_path() -> Option<PathBuf> {
+        Some(cache_dir()?.join("kallsyms-core"))
+    }
+
+    /// The cached core symbols, if the cache is this boot's, ours and private.
+    pub fn read() -> Option<Kallsyms> {
+        let path = cache_path()?;
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        // Kernel addresses are secrets (KASLR): trust only our own 0600 file.
+        if !meta.is_file()
+            || meta.uid() != nix::unistd::geteuid().as_raw()
+            || meta.mode() & 0o077 != 0
+        {
+            return None;
+        }
+        decode(&std::fs::read(&path).ok()?, &boot_id()?)
+    }
+
+    fn decode(bytes: &[u8], boot_id: &str) -> Option<Kallsyms> {
+        let header_len = MAGIC.len() + BOOT_ID_LEN + 8;
+        let header = bytes.get(..header_len)?;
+        if &header[..8] != MAGIC
+            || header[8..8 + BOOT_ID_LEN].trim_ascii_end() != boot_id.as_bytes()
+        {
+            return None;
+        }
+        let count = usize::try_from(u64::from_le_bytes(
+            header[header_len - 8..].try_into().ok()?,
+        ))
+        .ok()?;
+        let entries =
+            bytes.get(header_len..header_len.checked_add(count.checked_mul(ENTRY_LEN)?)?)?;
+        let text = bytes.get(header_len + entries.len()..)?.to_vec();
+        let mut symbols = Vec::with_capacity(count);
+        for entry in entries.chunks_exact(ENTRY_LEN) {
+            let addr = u64::from_le_bytes(entry[..8].try_into().ok()?);
+            let start = u32::from_le_bytes(entry[8..12].try_into().ok()?);
+            let end = u32::from_le_bytes(entry[12..16].try_into().ok()?);
+            if start > end || end as usize > text.len() {
+                return None;
+            }
+            symbols.push(KernelSymbol {
+                addr,
+                name: Span { start, end },
+                module: Span::default(),
+            });
+        }
+        if !symbols.windows(2).all(|w| w[0].addr < w[1].addr) {
+            return None;
+        }
+        Some(Kallsyms { text, symbols })
+    }
+
+    /// Whether every address falls in the core kernel's text.
+    pub fn covers(core: &Kallsyms, addrs: &[u64]) -> bool {
+        match (core.symbols.first(), core.symbols.last()) {
+            (Some(first), Some(last)) => {
+                let end = last.addr.saturating_add(LAST_SYMBOL_SPAN);
+                addrs.iter().all(|&a| a >= first.addr && a < end)
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores the core symbols of a full parse. Best effort: a read-only
+    /// home only costs speed.
+    pub fn write(full: &Kallsyms) {
+        let (Some(dir), Some(path), Some(boot_id)) = (cache_dir(), cache_path(), boot_id()) else {
+            return;
+        };
+        let core: Vec<&KernelSymbol> = full
+            .symbols
+            .iter()
+            .filter(|s| s.module.start == s.module.end)
+            .collect();
+        if core.is_empty() {
+            return;
+        }
+        let mut names = Vec::new();
+        let mut entries = Vec::with_capacity(core.len() * ENTRY_LEN);
+        for symbol in &core {
+            let name = full.span(symbol.name);
+            let start = names.len();
+            names.extend_from_slice(name);
+            let Ok(end) = u32::try_from(names.len()) else {
+                return;
+            };
+            let name_span = span(start, end as usize);
+            entries.extend_from_slice(&symbol.addr.to_le_bytes());
+            entries.extend_from_slice(&name_span.start.to_le_bytes());
+            entries.extend_from_slice(&name_span.end.to_le_bytes());
+        }
+        let mut out = Vec::with_capacity(64 + entries.len() + names.len());
+        out.extend_from_slice(MAGIC);
+        let mut id = [b' '; BOOT_ID_LEN];
+        id[..boot_id.len()].copy_from_slice(boot_id.as_bytes());
+        out.extend_from_slice(&id);
+        out.extend_from_slice(&(core.len() as u64).to_le_bytes());
+        out.extend_from_slice(&entries);
+        out.extend_from_slice(&names);
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        // Write a private temp file, then rename over the old cache atomically.
+        let tmp = dir.join(format!("kallsyms-core.{}", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&out));
+        if written.is_err() || std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cache_round_trips_core_symbols_only_for_the_same_boot() {
+            let full = Kallsyms::parse(
+                b"ffffffff81000000 T _stext\nffffffff81000100 t do_thing\nffffffffc0000000 t mod_fn\t[mod]\n".to_vec(),
+            )
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            std::env::set_var("XDG_CACHE_HOME", dir.path());
+            if boot_id().is_none() {
+                return;
+            }
+            write(&full);
+            let core = read().expect("cache readable");
+            assert_eq!(core.lookup(0xffffffff81000104).as_deref(), Some("do_thing"));
+            assert!(covers(&core, &[0xffffffff81000010]));
+            assert!(
+                !covers(&core, &[0xffffffffc0000004]),
+                "module addresses need the full kallsyms"
+            );
+            let bytes = std::fs::read(cache_path().unwrap()).unwrap();
+            assert!(decode(&bytes, "another-boot").is_none());
+            for cut in 0..bytes.len() {
+                let _ = decode(&bytes[..cut], &boot_id().unwrap());
+            }
+        }
     }
 }
 

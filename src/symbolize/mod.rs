@@ -176,8 +176,9 @@ impl Symbolizer {
         match module.kind {
             ModuleKind::Elf => elf::symbolize(module, addrs, &self.options),
             ModuleKind::Kernel => {
-                let kallsyms = kallsyms
-                    .get_or_init(|| Kallsyms::load(&self.options).map_err(|e| e.to_string()));
+                let kallsyms = kallsyms.get_or_init(|| {
+                    Kallsyms::load_for(addrs, &self.options).map_err(|e| e.to_string())
+                });
                 kernel::symbolize(module, addrs, &self.options, kallsyms)
             }
             ModuleKind::Jit => jit::symbolize(module, addrs),
