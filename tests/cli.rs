@@ -275,7 +275,14 @@ fn linux_perf_opens_the_file_and_agrees_on_top_function() {
     let perf_top = text(&perf.stdout)
         .lines()
         .find(|l| !l.starts_with('#') && l.contains('%'))
-        .map(|l| l.split_whitespace().last().unwrap_or("").to_string())
+        // `  74.78%  [.] burn_a  ...`: the symbol follows the [.]/[k] marker.
+        .and_then(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.iter()
+                .position(|c| c.starts_with('[') && c.ends_with(']'))
+                .and_then(|i| cols.get(i + 1))
+                .map(|s| s.to_string())
+        })
         .unwrap_or_default();
     let ours = self_shares(&report(&[
         "-i",
