@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 cargo build --release --quiet
 mkdir -p demo/out
-cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o demo/out/demo demo/demo.c
+cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls -o demo/out/demo demo/demo.c
 
 rprof=target/release/rprof
 $rprof record -g -F 999 -o demo/out/demo.data -- demo/out/demo 2
