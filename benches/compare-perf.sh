@@ -90,8 +90,9 @@ for tool in perf rprof; do
   for _ in $(seq "$RUNS"); do
     t0=$(now_ns)
     if [ $tool = perf ]; then
-      perf script -i "$WORK_DIR/p.data" --inline -F comm,pid,tid,time,event,ip,sym,dso,srcline 2>/dev/null \
-        | inferno-collapse-perf --all >/dev/null
+      # Line and inline detail, as rprof resolves it: perf gets both from
+      # addr2line (inferno skips the srcline lines, with warnings we hide).
+      perf script -i "$WORK_DIR/p.data" --inline -F +srcline 2>/dev/null | inferno-collapse-perf --all >/dev/null 2>&1
     else
       "$RPROF" report -i "$WORK_DIR/p.data" --format folded >/dev/null
     fi
