@@ -2,7 +2,8 @@
 # rprof and Linux perf side by side on the same workload; prints medians and
 # ratios (rprof / perf, lower is better). Run as root on an idle machine:
 #   bash benches/compare-perf.sh [RUNS]
-# Needs: perf (linux-perf), gcc; installs inferno's CLIs with cargo if missing.
+# Needs: perf (linux-perf), gcc, /usr/bin/time (package time); installs
+# inferno's CLIs with cargo if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -23,43 +24,38 @@ now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 # CPU seconds (user+sys) of a command and its waited-for children.
-cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1; awk '{print $1 + $2}' "$WORK_DIR/time"; }
+cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1 || true; awk '{print $1 + $2}' "$WORK_DIR/time"; }
 
-echo "rprof vs perf: $RUNS runs each, workload 'work split $SECS', -F $FREQ -g"
+echo "rprof vs perf: $RUNS runs each (medians), tests/workloads/work.c, -F $FREQ -g"
 echo
 
-# 1. Target slowdown: wall time of the workload alone and under each profiler.
+# 1+2. Attached at -F $FREQ -g to a fixed-work run: the target's slowdown
+# (its own wall time, which it measures, against an unprofiled run) and the
+# profiler's own CPU time (the target is not its child, so not counted).
+ROUNDS=6000
 for tool in none perf rprof; do
+  : > "$WORK_DIR/slow.$tool"
+  : > "$WORK_DIR/cpu.$tool"
   for _ in $(seq "$RUNS"); do
-    t0=$(now_ns)
-    case $tool in
-      none) "$WORK" split 1 >/dev/null ;;
-      perf) perf record -q -F $FREQ -g -o "$WORK_DIR/p.data" -- "$WORK" split 1 >/dev/null 2>&1 ;;
-      rprof) "$RPROF" record -F $FREQ -g -o "$WORK_DIR/r.data" -- "$WORK" split 1 >/dev/null 2>&1 ;;
-    esac
-    echo $(( $(now_ns) - t0 ))
-  done | median > "$WORK_DIR/wall.$tool"
-done
-base=$(cat "$WORK_DIR/wall.none")
-perf_slow=$(ratio "$(cat "$WORK_DIR/wall.perf")" "$base")
-rprof_slow=$(ratio "$(cat "$WORK_DIR/wall.rprof")" "$base")
-echo "target wall (incl. profiler start/stop): perf x$perf_slow  rprof x$rprof_slow  ratio $(ratio "$rprof_slow" "$perf_slow")"
-
-# 2. Profiler CPU while attached to a running workload for $SECS s.
-for tool in perf rprof; do
-  for _ in $(seq "$RUNS"); do
-    "$WORK" spin $((SECS + 2)) >/dev/null &
+    "$WORK" loops $ROUNDS > "$WORK_DIR/out" &
     pid=$!
-    sleep 0.3
-    if [ $tool = perf ]; then
-      cpu_of perf record -q -F $FREQ -g -p "$pid" -o "$WORK_DIR/p.data" -- sleep $SECS
-    else
-      cpu_of "$RPROF" record -F $FREQ -g -p "$pid" -o "$WORK_DIR/r.data" -- sleep $SECS
-    fi
-    wait "$pid" || true
-  done | median > "$WORK_DIR/cpu.$tool"
+    until grep -q ready "$WORK_DIR/out" 2>/dev/null; do sleep 0.01; done
+    case $tool in
+      none) ;;
+      perf) cpu_of perf record -q -F $FREQ -g -p "$pid" -o "$WORK_DIR/p.data" >> "$WORK_DIR/cpu.$tool" ;;
+      rprof) cpu_of "$RPROF" record -F $FREQ -g -p "$pid" -o "$WORK_DIR/r.data" >> "$WORK_DIR/cpu.$tool" ;;
+    esac
+    wait "$pid"
+    sed -n 's/truth elapsed_ns=//p' "$WORK_DIR/out" >> "$WORK_DIR/slow.$tool"
+  done
 done
-echo "profiler CPU for a ${SECS}s attach (s): perf $(cat "$WORK_DIR/cpu.perf")  rprof $(cat "$WORK_DIR/cpu.rprof")  ratio $(ratio "$(cat "$WORK_DIR/cpu.rprof")" "$(cat "$WORK_DIR/cpu.perf")")  (target <= 0.5)"
+base=$(median < "$WORK_DIR/slow.none")
+perf_slow=$(ratio "$(median < "$WORK_DIR/slow.perf")" "$base")
+rprof_slow=$(ratio "$(median < "$WORK_DIR/slow.rprof")" "$base")
+echo "target slowdown (wall of fixed work): perf x$perf_slow  rprof x$rprof_slow  ratio $(ratio "$rprof_slow" "$perf_slow")"
+perf_cpu=$(median < "$WORK_DIR/cpu.perf")
+rprof_cpu=$(median < "$WORK_DIR/cpu.rprof")
+echo "profiler CPU while attached (s): perf $perf_cpu  rprof $rprof_cpu  ratio $(ratio "$rprof_cpu" "$perf_cpu")  (target <= 0.5)"
 
 # 3. Fixed cost: wall time of `record -- true`.
 for tool in perf rprof; do

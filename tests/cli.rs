@@ -691,3 +691,172 @@ fn man_pages_are_up_to_date() {
         );
     }
 }
+
+/// Starts `work spin SECS` and returns it with its pid once it is running.
+fn spawn_spinner(secs: &str) -> (std::process::Child, String) {
+    let mut child = Command::new(&workloads().work)
+        .args(["spin", secs])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start workload");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("ready line")
+        .to_string();
+    (child, pid)
+}
+
+#[test]
+fn recording_ends_when_the_attached_process_exits() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("pidexit");
+    let data = dir.join("exit.data");
+    let (mut child, pid) = spawn_spinner("1");
+    let started = std::time::Instant::now();
+    let run = rprof(&[
+        "record",
+        "-g",
+        "-p",
+        &pid,
+        "--duration",
+        "20",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    let _ = child.wait();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "record kept going after the process exited"
+    );
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
+}
+
+#[test]
+fn thread_mode_records_only_the_given_thread() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("tid");
+    let data = dir.join("tid.data");
+    let (mut child, pid) = spawn_spinner("3");
+    let run = rprof(&[
+        "record",
+        "-g",
+        "-t",
+        &pid,
+        "--duration",
+        "1",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let top = report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "pid,symbol",
+        "--no-children",
+    ]);
+    let pids: Vec<&str> = top
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    assert!(
+        !pids.is_empty() && pids.iter().all(|p| *p == pid),
+        "samples from other processes: {pids:?}\n{top}"
+    );
+}
+
+#[test]
+fn system_wide_recording_for_a_commands_lifetime_sees_the_workload() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("syswide");
+    let data = dir.join("all.data");
+    let w = workloads();
+    let run = rprof(&[
+        "record",
+        "-a",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        w.work.to_str().unwrap(),
+        "split",
+        "1",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let top = report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "comm,symbol",
+        "--no-children",
+    ]);
+    let row = top
+        .lines()
+        .find(|l| l.contains(" burn_a"))
+        .unwrap_or_else(|| panic!("no burn_a:\n{top}"));
+    assert!(row.contains("work"), "{row}");
+}
+
+#[test]
+fn full_disk_is_reported_and_the_command_is_not_left_running() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("fulldisk");
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status();
+    if !mount.map(|s| s.success()).unwrap_or(false) {
+        assert!(
+            std::env::var_os("RPROF_REQUIRE_PERF").is_none(),
+            "cannot mount a small tmpfs for the full-disk test"
+        );
+        return;
+    }
+    let data = dir.join("full.data");
+    // A uniquely named copy, to check afterwards that it is not left running.
+    let copy = temp_dir("fulldisk-bin").join("work-fulldisk");
+    std::fs::copy(&workloads().work, &copy).unwrap();
+    let run = rprof(&[
+        "record",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        copy.to_str().unwrap(),
+        "split",
+        "2",
+    ]);
+    let _ = Command::new("umount").arg(&dir).status();
+    let err = text(&run.stderr);
+    assert!(!run.status.success(), "a full disk went unnoticed: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let left = Command::new("pgrep")
+        .args(["-f", "work-fulldisk"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the profiled command outlived the failed recording"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -9,6 +9,8 @@
  *   work fork SECS          fork + exec this binary as "child SECS"
  *   work child SECS         child_burn for SECS
  *   work spin SECS          prints "ready PID" then runs split (for -p attach)
+ *   work loops N            fixed work: N rounds of burn_a + burn_b; prints
+ *                           "ready PID", then "truth elapsed_ns=NS" (wall)
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -100,6 +102,17 @@ int main(int argc, char **argv) {
         printf("ready %d\n", (int)getpid());
         fflush(stdout);
         split(atof(argv[2]));
+    } else if (!strcmp(mode, "loops")) {
+        long rounds = atol(argv[2]);
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+        usleep(200000); /* time for a profiler to attach */
+        double t0 = wall_s();
+        for (long i = 0; i < rounds; i++) {
+            burn_a(300000);
+            burn_b(100000);
+        }
+        printf("truth elapsed_ns=%.0f\n", (wall_s() - t0) * 1e9);
     } else if (!strcmp(mode, "fork")) {
         fflush(stdout);
         pid_t pid = fork();
