@@ -99,11 +99,7 @@ fn bench_report(c: &mut Criterion) {
 
 fn bench_symbolize(c: &mut Criterion) {
     let exe = std::env::current_exe().expect("current exe");
-    let size = std::fs::metadata(&exe).map(|m| m.len()).unwrap_or(0);
-    // File offsets spread over the first part of the binary, where .text lives.
-    let addrs: Vec<u64> = (0..20_000u64)
-        .map(|i| 0x1000 + (i * 97) % (size / 4).max(0x2000))
-        .collect();
+    let addrs = text_file_offsets(&exe, 20_000);
     let module = ModuleRef {
         kind: ModuleKind::Elf,
         path: exe.display().to_string(),
@@ -124,6 +120,22 @@ fn bench_symbolize(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// `count` file offsets spread evenly over the binary's `.text`.
+fn text_file_offsets(path: &std::path::Path, count: u64) -> Vec<u64> {
+    use object::{Object, ObjectSection, ObjectSegment};
+    let data = std::fs::read(path).expect("read own binary");
+    let file = object::File::parse(&*data).expect("parse own binary");
+    let text = file.section_by_name(".text").expect(".text");
+    let segment = file
+        .segments()
+        .find(|s| s.address() <= text.address() && text.address() < s.address() + s.size())
+        .expect("segment of .text");
+    let step = (text.size() / count).max(1);
+    (0..count)
+        .map(|i| text.address() + i * step - segment.address() + segment.file_range().0)
+        .collect()
 }
 
 criterion_group!(benches, bench_report, bench_symbolize);

@@ -205,20 +205,7 @@ fn attach_to_running_process_with_pid() {
     let _guard = serial();
     let dir = temp_dir("attach");
     let data = dir.join("attach.data");
-    let mut child = Command::new(&workloads().work)
-        .args(["spin", "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start workload");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .trim()
-        .strip_prefix("ready ")
-        .expect("ready line")
-        .to_string();
+    let (mut child, pid) = spawn_spinner("3");
     let run = rprof(&[
         "record",
         "-g",

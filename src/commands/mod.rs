@@ -24,28 +24,13 @@ pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
     Ok(list)
 }
 
-/// Parses a CPU list such as `0-3,6`.
+/// Parses a `-C` CPU list such as `0-3,6`.
 pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>> {
-    let mut cpus = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || format!("-C: '{part}' is not a CPU or range (expected e.g. 0-3,6)");
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let a: u32 = a.trim().parse().with_context(bad)?;
-                let b: u32 = b.trim().parse().with_context(bad)?;
-                if a > b {
-                    bail!(bad());
-                }
-                cpus.extend(a..=b);
-            }
-            None => cpus.push(part.parse().with_context(bad)?),
-        }
-    }
+    let cpus = crate::sys::parse_cpu_list(text)
+        .map_err(|e| anyhow::anyhow!("-C {text}: {e} (expected e.g. 0-3,6)"))?;
     if cpus.is_empty() {
         bail!("-C: empty CPU list");
     }
-    cpus.sort_unstable();
-    cpus.dedup();
     Ok(cpus)
 }
 

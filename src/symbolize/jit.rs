@@ -104,14 +104,7 @@ pub fn symbolize(module: &ModuleRef, addrs: &[u64]) -> Resolved {
         .iter()
         .map(|&addr| {
             map.lookup(addr)
-                .map(|name| {
-                    Frames::from([Frame {
-                        function: Some(name.to_string()),
-                        file: None,
-                        line: 0,
-                        inlined: false,
-                    }])
-                })
+                .map(|name| Frame::function_only(name.to_string()))
                 .unwrap_or_else(|| Frames::from([]))
         })
         .collect();

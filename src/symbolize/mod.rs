@@ -62,6 +62,19 @@ pub struct Frame {
     pub inlined: bool,
 }
 
+impl Frame {
+    /// The single frame of an address named by a symbol table alone
+    /// (kallsyms, JIT maps): no source line, nothing inlined.
+    pub fn function_only(name: String) -> Frames {
+        Frames::from([Frame {
+            function: Some(name),
+            file: None,
+            line: 0,
+            inlined: false,
+        }])
+    }
+}
+
 /// Frames for one address, innermost first: inlined callees, then the real
 /// (outermost) function last. Never empty in a table.
 pub type Frames = Arc<[Frame]>;
