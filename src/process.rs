@@ -151,12 +151,19 @@ impl ProcessModel {
     }
 
     /// The thread's current name, falling back to its process's, then `:TID`.
+    /// The idle task (tid 0) has no COMM record; perf calls it `swapper`.
     pub fn comm(&self, pid: u32, tid: u32) -> String {
         self.comms
             .get(&tid)
             .or_else(|| self.comms.get(&pid))
             .cloned()
-            .unwrap_or_else(|| format!(":{tid}"))
+            .unwrap_or_else(|| {
+                if tid == 0 {
+                    "swapper".to_string()
+                } else {
+                    format!(":{tid}")
+                }
+            })
     }
 
     /// Finds the module and module-relative address of a frame of `pid`.
@@ -298,6 +305,13 @@ mod tests {
         assert_eq!(model.module(at.module).path, "/bin/child");
         let gone = model.locate(11, &user(0x1100, false));
         assert_eq!(model.module(gone.module).kind, ModuleKind::Jit);
+    }
+
+    #[test]
+    fn idle_task_is_called_swapper_and_unknown_threads_by_tid() {
+        let model = ProcessModel::new();
+        assert_eq!(model.comm(0, 0), "swapper");
+        assert_eq!(model.comm(42, 43), ":43");
     }
 
     #[test]
