@@ -14,7 +14,7 @@ cargo build --release --quiet
 RPROF=$PWD/target/release/rprof
 WORK_DIR=$(mktemp -d /tmp/rprof-compare.XXXXXX)
 trap 'rm -rf "$WORK_DIR"' EXIT
-cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl
+cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl -pthread
 WORK="$WORK_DIR/work"
 if ! command -v inferno-collapse-perf >/dev/null; then
   cargo install --quiet inferno

@@ -90,7 +90,7 @@ fn bench_report(c: &mut Criterion) {
             let replay = aggregate::replay(&file, &SampleFilter::default());
             let profile = aggregate::build_profile(replay, &SymbolTable::new(), "cpu-clock", "ns");
             let mut out = Vec::new();
-            Folded::default().write(&profile, &mut out).expect("fold");
+            Folded.write(&profile, &mut out).expect("fold");
             black_box(out.len())
         })
     });

@@ -69,12 +69,20 @@ pub struct Replay {
 /// Replays every record in time order and interns the located stacks.
 pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
     let (records, warnings) = file.sorted_records();
+    replay_records(&records, filter, warnings)
+}
+
+/// As [`replay`], over records already in time order.
+pub fn replay_records(records: &[Record], filter: &SampleFilter, warnings: Vec<String>) -> Replay {
     let mut model = ProcessModel::new();
     let mut stats = RecordingStats::default();
     let mut index: HashMap<(String, u32, Box<[ModuleAddr]>), usize> = HashMap::new();
     let mut stacks: Vec<LocatedStack> = Vec::new();
     let mut raw = Vec::new();
-    for record in &records {
+    // perf 6.x writes both the ring's LOST records and, at the end, a
+    // LOST_SAMPLES total of the same losses: count the larger, not the sum.
+    let (mut lost_in_ring, mut lost_samples) = (0u64, 0u64);
+    for record in records {
         match record {
             Record::Sample(sample) => {
                 let comm = model.comm(sample.pid, sample.tid);
@@ -84,7 +92,8 @@ pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
                 }
                 let weight = sample.period.max(1);
                 stats.samples += 1;
-                stats.weight += weight;
+                // Weights come from the file: saturate rather than overflow.
+                stats.weight = stats.weight.saturating_add(weight);
                 stats.first_time.get_or_insert(sample.time);
                 stats.last_time = Some(sample.time);
                 stats.has_callchains |= !sample.callchain.is_empty();
@@ -107,14 +116,16 @@ pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
                         stacks.len() - 1
                     }
                 };
-                stacks[slot].weight += weight;
+                stacks[slot].weight = stacks[slot].weight.saturating_add(weight);
                 stacks[slot].samples += 1;
             }
-            Record::Lost(l) | Record::LostSamples(l) => stats.lost += l.lost,
+            Record::Lost(l) => lost_in_ring = lost_in_ring.saturating_add(l.lost),
+            Record::LostSamples(l) => lost_samples = lost_samples.saturating_add(l.lost),
             Record::Throttle(t) if !t.unthrottle => stats.throttled += 1,
             other => model.apply(other),
         }
     }
+    stats.lost = lost_in_ring.max(lost_samples);
     Replay {
         model,
         stacks,
@@ -152,28 +163,13 @@ pub fn symbol_requests(file: &PerfFile) -> Vec<ModuleRequest> {
     replay(file, &SampleFilter::default()).symbol_requests()
 }
 
-/// The table index of `module`, preferring an exact build-id match.
-fn find_in_table(table: &SymbolTable, module: &ModuleRef) -> Option<u32> {
-    let mut by_path = None;
-    for (index, candidate) in table.modules().iter().enumerate() {
-        if candidate.kind != module.kind || candidate.path != module.path {
-            continue;
-        }
-        if candidate.build_id == module.build_id {
-            return Some(index as u32);
-        }
-        by_path.get_or_insert(index as u32);
-    }
-    by_path
-}
-
 /// Splits the requests into what `embedded` already answers and what is
 /// still missing (to be symbolized from this machine's files).
 pub fn missing_from(table: &SymbolTable, requests: Vec<ModuleRequest>) -> Vec<ModuleRequest> {
     requests
         .into_iter()
         .filter_map(|mut request| {
-            if let Some(id) = find_in_table(table, &request.module) {
+            if let Some(id) = table.find_recorded(&request.module) {
                 request
                     .addrs
                     .retain(|&addr| table.lookup(id, addr).is_none());
@@ -239,7 +235,7 @@ impl Profile {
 /// addresses; anything missing is shown as `[module]`).
 pub fn build_profile(replay: Replay, table: &SymbolTable, event_name: &str, unit: &str) -> Profile {
     let modules = replay.model.modules();
-    let table_ids: Vec<Option<u32>> = modules.iter().map(|m| find_in_table(table, m)).collect();
+    let table_ids: Vec<Option<u32>> = modules.iter().map(|m| table.find_recorded(m)).collect();
     let mut interner: HashMap<FrameInfo, FrameId> = HashMap::new();
     let mut frames: Vec<FrameInfo> = Vec::new();
     // Each (module, address) expands to the same frame ids every time.
@@ -344,6 +340,50 @@ fn frame_infos(module: &ModuleRef, named: Option<&[Frame]>) -> Vec<FrameInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::perfdata::{Lost, Sample};
+
+    fn sample(period: u64) -> Record {
+        Record::Sample(Sample {
+            ip: 0x1000,
+            pid: 1,
+            tid: 1,
+            period,
+            ..Sample::default()
+        })
+    }
+
+    #[test]
+    fn lost_counts_take_the_larger_of_ring_and_final_totals() {
+        // perf 6.x: LOST records from the ring, then LOST_SAMPLES with the same total.
+        let lost = |n| Lost {
+            lost: n,
+            ..Lost::default()
+        };
+        let records = vec![
+            Record::Lost(lost(3)),
+            Record::Lost(lost(4)),
+            Record::LostSamples(lost(7)),
+            sample(1),
+        ];
+        let replay = replay_records(&records, &SampleFilter::default(), Vec::new());
+        assert_eq!(replay.stats.lost, 7);
+    }
+
+    #[test]
+    fn huge_periods_from_a_file_saturate_instead_of_overflowing() {
+        let records = vec![sample(u64::MAX - 10), sample(u64::MAX - 10)];
+        let replay = replay_records(&records, &SampleFilter::default(), Vec::new());
+        assert_eq!(replay.stats.weight, u64::MAX);
+        assert_eq!(replay.stacks[0].weight, u64::MAX);
+        let profile = build_profile(replay, &SymbolTable::new(), "cpu-clock", "ns");
+        let mut out = Vec::new();
+        crate::output::Output::write(
+            &crate::output::Top::new(Default::default()),
+            &profile,
+            &mut out,
+        )
+        .unwrap();
+    }
 
     fn module(kind: ModuleKind, path: &str) -> ModuleRef {
         ModuleRef {

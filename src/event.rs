@@ -57,11 +57,6 @@ impl EventSpec {
         }
     }
 
-    /// The unit of a sample's weight (its period).
-    pub fn weight_unit(&self) -> &'static str {
-        weight_unit(self.kind, self.config)
-    }
-
     /// The attr for sampling this event. The record session adds the
     /// target-dependent bits (disabled, inherit, enable_on_exec).
     pub fn to_attr(&self) -> EventAttr {

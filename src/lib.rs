@@ -24,6 +24,7 @@ pub mod event;
 pub mod output;
 pub mod perfdata;
 pub mod process;
+pub mod procfs;
 pub mod record;
 pub mod symbolize;
 pub mod sys;

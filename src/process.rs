@@ -87,8 +87,10 @@ impl ProcessModel {
             }
             Record::Fork(t) => {
                 self.thread_pid.insert(t.tid, t.pid);
+                // A new thread starts with its parent's name (a reused tid
+                // must not keep the name of the thread that had it before).
                 if let Some(parent_comm) = self.comms.get(&t.ptid).cloned() {
-                    self.comms.entry(t.tid).or_insert(parent_comm);
+                    self.comms.insert(t.tid, parent_comm);
                 }
                 if t.pid != t.ppid {
                     // A new process starts with a copy of its parent's address space.
@@ -188,7 +190,7 @@ impl ProcessModel {
             Some((start, m)) if self.modules[m.module as usize].kind == ModuleKind::Elf => {
                 ModuleAddr {
                     module: m.module,
-                    addr: addr - start + m.pgoff,
+                    addr: (addr - start).wrapping_add(m.pgoff),
                 }
             }
             Some((_, m)) => ModuleAddr {

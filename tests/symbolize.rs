@@ -640,7 +640,12 @@ ffffffffc0001000 t nf_hook_slow\t[nf_conntrack]
             assert_eq!(outer_name(table.lookup(id, main).unwrap()), Some("main"));
         }
         let kernel = table
-            .find_module_by_path(ModuleKind::Kernel, "[kernel.kallsyms]")
+            .find_recorded(&ModuleRef {
+                kind: ModuleKind::Kernel,
+                path: "[kernel.kallsyms]".into(),
+                build_id: None,
+                pid: None,
+            })
             .unwrap();
         assert_eq!(
             outer_name(table.lookup(kernel, 0xffffffff81000010).unwrap()),

@@ -9,8 +9,8 @@ use crate::cli::RecordArgs;
 use crate::event::{CallGraph, EventSpec, Sampling};
 use crate::record::{self, RecordConfig, RecordOutcome, Target};
 
-/// Where the kernel's sampling-rate ceiling lives (`-F max`).
-const MAX_RATE_PATH: &str = "/proc/sys/kernel/perf_event_max_sample_rate";
+/// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
+const MAX_MMAP_PAGES: usize = 1 << 20;
 
 fn sampling(args: &RecordArgs) -> Result<Sampling> {
     if let Some(period) = args.count {
@@ -21,10 +21,7 @@ fn sampling(args: &RecordArgs) -> Result<Sampling> {
     }
     match args.freq.as_deref() {
         None => Ok(Sampling::default()),
-        Some("max") => {
-            let max = std::fs::read_to_string(MAX_RATE_PATH).ok().and_then(|t| t.trim().parse().ok());
-            Ok(Sampling::Frequency(max.unwrap_or(4000)))
-        }
+        Some("max") => Ok(Sampling::Frequency(crate::sys::max_sample_rate().unwrap_or(4000))),
         Some(text) => match text.parse::<u64>() {
             Ok(0) => bail!("-F 0: the frequency must be at least 1 Hz (perf's default is 4000; use -c PERIOD for a fixed period)"),
             Ok(hz) => Ok(Sampling::Frequency(hz)),
@@ -74,12 +71,15 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         Some(secs) if !(secs > 0.0 && secs.is_finite()) => {
             bail!("--duration {secs}: expected a positive number of seconds")
         }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => match Duration::try_from_secs_f64(secs) {
+            Ok(duration) => Some(duration),
+            Err(_) => bail!("--duration {secs}: too long; leave it out to record until Ctrl-C"),
+        },
         None => None,
     };
-    if !args.mmap_pages.is_power_of_two() {
+    if !args.mmap_pages.is_power_of_two() || args.mmap_pages > MAX_MMAP_PAGES {
         bail!(
-            "--mmap-pages {}: must be a power of two (e.g. 128)",
+            "--mmap-pages {}: must be a power of two up to {MAX_MMAP_PAGES} (e.g. 128)",
             args.mmap_pages
         );
     }
@@ -91,7 +91,10 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         output: args.output.clone(),
         mmap_pages: args.mmap_pages,
         embed_symbols: !args.no_embed_symbols,
-        cmdline: std::env::args().collect(),
+        // Lossy: a non-UTF-8 path must not stop a recording over its header.
+        cmdline: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     })
 }
 
@@ -124,12 +127,14 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
         0.0
     };
     format!(
-        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; rprof CPU {:.1}% of the recording ]",
+        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \
+         rprof CPU {:.1}% of the recording; symbols embedded in {} ms ]",
         outcome.samples,
         outcome.lost,
         human_bytes(outcome.file_size),
         output.display(),
         overhead,
+        outcome.finish_time.as_millis(),
     )
 }
 
@@ -142,7 +147,7 @@ pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
         eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);
     }
     if outcome.lost > 0 {
-        eprintln!("rprof: warning: {} samples were lost (ring buffer full); try a larger --mmap-pages or a lower -F", outcome.lost);
+        eprintln!("rprof: warning: {} samples were lost (the kernel could not write them, usually a full ring buffer); try a larger --mmap-pages or a lower -F", outcome.lost);
     }
     for warning in &outcome.warnings {
         eprintln!("rprof: warning: {warning}");
@@ -194,6 +199,21 @@ mod tests {
         assert_eq!(cfg.event.sampling, Sampling::Frequency(4000));
         assert_eq!(cfg.output, std::path::PathBuf::from("rprof.data"));
         assert!(matches!(cfg.target, Target::Launch { .. }));
+    }
+
+    #[test]
+    fn extreme_values_are_errors_not_panics() {
+        for flags in [
+            &["--duration", "1e30", "--", "true"][..],
+            &["--mmap-pages", "9223372036854775808", "--", "true"],
+            &["-C", "0-4294967295"],
+            &["-F", "lots", "--", "true"],
+        ] {
+            let err = config(&parse(flags)).unwrap_err().to_string();
+            assert!(!err.is_empty(), "{flags:?}");
+        }
+        // Representable but beyond any Instant: runs without a deadline.
+        assert!(config(&parse(&["--duration", "1e19", "--", "true"])).is_ok());
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
 
 fn output_for(args: &ReportArgs, has_callchains: bool) -> Result<Box<dyn Output>> {
     Ok(match args.format {
-        ReportFormat::Folded => Box::new(Folded::default()),
+        ReportFormat::Folded => Box::new(Folded),
         ReportFormat::Svg => Box::new(FlameGraphSvg {
             title: format!("rprof: {}", args.input.display()),
         }),

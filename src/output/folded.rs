@@ -8,12 +8,9 @@ use std::io::{self, Write};
 use super::Output;
 use crate::aggregate::{CodeKind, FrameInfo, Profile};
 
-/// Options for folded output.
+/// Folded output; each line's count is the summed weight of its samples.
 #[derive(Debug, Clone, Default)]
-pub struct Folded {
-    /// Count samples instead of summing weights (default false: weights).
-    pub sample_counts: bool,
-}
+pub struct Folded;
 
 /// The frame as it appears in a folded line. `;` separates frames and the
 /// last space separates the count, so `;` becomes `:` and spaces are kept
@@ -45,12 +42,9 @@ impl Folded {
                 line.push(';');
                 line.push_str(&names[frame as usize]);
             }
-            let count = if self.sample_counts {
-                stack.samples
-            } else {
-                stack.weight
-            };
-            *lines.entry(line).or_insert(0) += count;
+            let count = stack.weight;
+            let total = lines.entry(line).or_insert(0);
+            *total = total.saturating_add(count);
         }
         lines
     }
@@ -115,7 +109,7 @@ mod tests {
             ..Profile::default()
         };
         let mut out = Vec::new();
-        Folded::default().write(&profile, &mut out).unwrap();
+        Folded.write(&profile, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,

@@ -23,7 +23,7 @@ impl Default for FlameGraphSvg {
 
 impl Output for FlameGraphSvg {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        let lines: Vec<String> = Folded::default()
+        let lines: Vec<String> = Folded
             .lines(profile)
             .into_iter()
             .map(|(stack, count)| format!("{stack} {count}"))

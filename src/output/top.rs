@@ -116,19 +116,18 @@ impl Top {
                 key: self_key,
                 ..Row::default()
             });
-            row.self_weight += stack.weight;
-            row.self_samples += stack.samples;
+            row.self_weight = row.self_weight.saturating_add(stack.weight);
+            row.self_samples = row.self_samples.saturating_add(stack.samples);
             // Each key counts once per stack, however often it recurses.
             let mut seen: HashSet<RowKey> = HashSet::new();
             for frame in real {
                 let key = self.row_key(profile, stack, frame);
                 if seen.insert(key.clone()) {
-                    rows.entry(key.clone())
-                        .or_insert_with(|| Row {
-                            key,
-                            ..Row::default()
-                        })
-                        .total_weight += stack.weight;
+                    let row = rows.entry(key.clone()).or_insert_with(|| Row {
+                        key,
+                        ..Row::default()
+                    });
+                    row.total_weight = row.total_weight.saturating_add(stack.weight);
                 }
             }
         }
@@ -187,7 +186,7 @@ impl Output for Top {
             weight_text,
             format_ns(stats.duration_ns()),
         )?;
-        let lost_share = percent(stats.lost, stats.samples + stats.lost);
+        let lost_share = percent(stats.lost, stats.samples.saturating_add(stats.lost));
         writeln!(
             out,
             "# Lost: {} samples ({lost_share:.2}%), throttled {} times",

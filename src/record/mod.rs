@@ -66,9 +66,14 @@ pub struct RecordOutcome {
     pub throttle_events: u64,
     pub duration: Duration,
     pub file_size: u64,
-    /// rprof's own CPU time (user + system) during the recording.
+    /// rprof's own CPU time (user + system) until the recording stopped:
+    /// setup, the drain loop, /proc synthesis; not the symbolization after.
     pub profiler_cpu: Duration,
-    /// Exit code of the launched command, when there was one (128+signal if killed).
+    /// Wall time after the recording stopped: symbolizing every sampled
+    /// address and writing the feature sections.
+    pub finish_time: Duration,
+    /// Exit code of the launched command when it ended by itself (128+signal
+    /// if a signal killed it); None when rprof stopped it or launched nothing.
     pub child_exit_code: Option<i32>,
     /// Warnings to print after the summary (clamped rate, threads that
     /// vanished, symbols that could not be read, ...).
@@ -77,7 +82,7 @@ pub struct RecordOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{0}")]
+    #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
     #[error(transparent)]
     Write(#[from] crate::perfdata::WriteError),
@@ -142,11 +147,13 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     }
     write_initial_records(&mut writer, &plan, sample_type, &mut warnings)?;
 
-    let deadline = config.duration.map(|d| started + d);
+    // A duration too long to represent is no deadline at all.
+    let deadline = config.duration.and_then(|d| started.checked_add(d));
     let stats = session.record_loop(&mut writer, &mut plan.watch, &mut stop, deadline)?;
     let duration = started.elapsed();
-    stop.exit_on_next();
-    let child_exit_code = plan.child.as_mut().map(reap);
+    // The recording's own cost, before the end-of-run symbolization.
+    let profiler_cpu = sys::getrusage_self();
+    let child_exit_code = plan.child.as_mut().and_then(reap);
     drop(session);
 
     if stats.malformed_bytes > 0 {
@@ -156,15 +163,20 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
         ));
     }
     writer.flush()?;
+    // From here a further Ctrl-C may exit at once: the data is on disk.
+    stop.exit_on_next();
+    let embed_started = Instant::now();
     let features = feature_data(config, &event.name, writer.path(), &mut warnings);
     let file_size = writer.finish(&features)?;
+    let finish_time = embed_started.elapsed();
     Ok(RecordOutcome {
         samples: stats.samples,
         lost: stats.lost,
         throttle_events: stats.throttles,
         duration,
         file_size,
-        profiler_cpu: sys::getrusage_self(),
+        profiler_cpu,
+        finish_time,
         child_exit_code,
         warnings,
     })
@@ -253,12 +265,16 @@ fn discard_output(output: &Path, existed_before: bool) {
     }
 }
 
-/// Exit code of the command; one still running when recording stops
-/// (duration, signal to rprof only) gets SIGTERM, as with perf.
-fn reap(child: &mut HeldChild) -> i32 {
+/// Exit code of a command that ended by itself. One still running when
+/// recording stops (duration, signal to rprof only) gets SIGTERM, as with
+/// perf; its exit code then says nothing about the recording, so None.
+fn reap(child: &mut HeldChild) -> Option<i32> {
     match child.try_wait() {
-        Some(code) => code,
-        None => child.terminate(Duration::from_secs(2)),
+        Some(code) => Some(code),
+        None => {
+            child.terminate(Duration::from_secs(2));
+            None
+        }
     }
 }
 

@@ -276,7 +276,10 @@ fn name_event(err: RecordError, name: &str) -> RecordError {
 /// loop (the file is finished normally); once [`StopSignals::exit_on_next`]
 /// was called, a further signal exits at once. Handlers are removed on drop.
 pub(crate) struct StopSignals {
+    /// Set by SIGINT/SIGTERM: stop recording.
     flag: Arc<AtomicBool>,
+    /// Set by `exit_on_next`: a signal now exits the process.
+    armed: Arc<AtomicBool>,
     pipe: UnixStream,
     ids: Vec<signal_hook::SigId>,
 }
@@ -287,19 +290,18 @@ impl StopSignals {
             |e: std::io::Error| RecordError::Other(format!("installing signal handlers: {e}"));
         let (read, write) = UnixStream::pair().map_err(io_err)?;
         read.set_nonblocking(true).map_err(io_err)?;
-        let flag = Arc::new(AtomicBool::new(false));
         let mut stop = StopSignals {
-            flag,
+            flag: Arc::new(AtomicBool::new(false)),
+            armed: Arc::new(AtomicBool::new(false)),
             pipe: read,
             ids: Vec::new(),
         };
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            // Order matters: the shutdown check runs before the flag is set.
             stop.ids.push(
                 signal_hook::flag::register_conditional_shutdown(
                     signal,
                     128 + signal,
-                    Arc::clone(&stop.flag),
+                    Arc::clone(&stop.armed),
                 )
                 .map_err(io_err)?,
             );
@@ -316,10 +318,11 @@ impl StopSignals {
         self.flag.load(Ordering::Relaxed)
     }
 
-    /// After recording: a signal now (e.g. during symbolization) exits at
-    /// once; the data already in the file stays readable.
+    /// Once the data is flushed and the command reaped: a signal now (e.g.
+    /// during symbolization) exits at once; the file stays readable. Until
+    /// then every signal only asks the loop to stop.
     pub fn exit_on_next(&self) {
-        self.flag.store(true, Ordering::Relaxed);
+        self.armed.store(true, Ordering::Relaxed);
     }
 
     fn clear_pipe(&mut self) {

@@ -118,9 +118,11 @@ pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
                     event_pids.push(pid_arg(tid)?);
                 }
             }
+            // Mappings belong to the process: describe the tgid of a thread id.
+            let processes = pids.iter().map(|&p| thread_group(p).unwrap_or(p)).collect();
             let mut plan = attach_plan(
                 event_pids,
-                Synth::Processes(dedup(pids.clone())),
+                Synth::Processes(dedup(processes)),
                 argv.as_deref(),
             )?;
             plan.inherit = true;

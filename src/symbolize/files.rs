@@ -115,23 +115,13 @@ fn read_vdso_of(proc: &str) -> io::Result<Vec<u8>> {
     let (start, end) = maps
         .lines()
         .find(|line| line.ends_with("[vdso]"))
-        .and_then(parse_map_range)
+        .and_then(|line| crate::procfs::parse_maps_line(line).map(|m| (m.start, m.end)))
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no [vdso] mapping"))?;
     let len = usize::try_from(end.saturating_sub(start))
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad [vdso] range"))?;
     let mut bytes = vec![0; len];
     File::open(format!("/proc/{proc}/mem"))?.read_exact_at(&mut bytes, start)?;
     Ok(bytes)
-}
-
-/// Parses the `start-end` field of a `/proc/PID/maps` line.
-fn parse_map_range(line: &str) -> Option<(u64, u64)> {
-    let range = line.split_ascii_whitespace().next()?;
-    let (start, end) = range.split_once('-')?;
-    Some((
-        u64::from_str_radix(start, 16).ok()?,
-        u64::from_str_radix(end, 16).ok()?,
-    ))
 }
 
 #[cfg(test)]
@@ -149,15 +139,6 @@ mod tests {
             ]
         );
         assert_eq!(candidate_paths("/bin/x", None), [PathBuf::from("/bin/x")]);
-    }
-
-    #[test]
-    fn maps_range() {
-        let line = "7f95d0932000-7f95d0934000 r-xp 00000000 00:00 0   [vdso]";
-        assert_eq!(
-            parse_map_range(line),
-            Some((0x7f95d0932000, 0x7f95d0934000))
-        );
     }
 
     #[test]

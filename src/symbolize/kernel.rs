@@ -138,7 +138,7 @@ impl Kallsyms {
 mod core_cache {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::{span, Kallsyms, KernelSymbol, Span, LAST_SYMBOL_SPAN};
 
@@ -159,13 +159,17 @@ mod core_cache {
         Some(base.join("rprof"))
     }
 
-    fn cache_path() -> Option<PathBuf> {
-        Some(cache_dir()?.join("kallsyms-core"))
+    fn cache_path(dir: &Path) -> PathBuf {
+        dir.join("kallsyms-core")
     }
 
     /// The cached core symbols, if the cache is this boot's, ours and private.
     pub fn read() -> Option<Kallsyms> {
-        let path = cache_path()?;
+        read_from(&cache_dir()?)
+    }
+
+    fn read_from(dir: &Path) -> Option<Kallsyms> {
+        let path = cache_path(dir);
         let meta = std::fs::symlink_metadata(&path).ok()?;
         // Kernel addresses are secrets (KASLR): trust only our own 0600 file.
         if !meta.is_file()
@@ -226,9 +230,16 @@ mod core_cache {
     /// Stores the core symbols of a full parse. Best effort: a read-only
     /// home only costs speed.
     pub fn write(full: &Kallsyms) {
-        let (Some(dir), Some(path), Some(boot_id)) = (cache_dir(), cache_path(), boot_id()) else {
+        if let Some(dir) = cache_dir() {
+            write_to(&dir, full);
+        }
+    }
+
+    fn write_to(dir: &Path, full: &Kallsyms) {
+        let Some(boot_id) = boot_id() else {
             return;
         };
+        let path = cache_path(dir);
         let core: Vec<&KernelSymbol> = full
             .symbols
             .iter()
@@ -262,7 +273,7 @@ mod core_cache {
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir);
+            .create(dir);
         // Write a private temp file, then rename over the old cache atomically.
         let tmp = dir.join(format!("kallsyms-core.{}", std::process::id()));
         let written = std::fs::OpenOptions::new()
@@ -288,19 +299,18 @@ mod core_cache {
             )
             .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            std::env::set_var("XDG_CACHE_HOME", dir.path());
             if boot_id().is_none() {
                 return;
             }
-            write(&full);
-            let core = read().expect("cache readable");
+            write_to(dir.path(), &full);
+            let core = read_from(dir.path()).expect("cache readable");
             assert_eq!(core.lookup(0xffffffff81000104).as_deref(), Some("do_thing"));
             assert!(covers(&core, &[0xffffffff81000010]));
             assert!(
                 !covers(&core, &[0xffffffffc0000004]),
                 "module addresses need the full kallsyms"
             );
-            let bytes = std::fs::read(cache_path().unwrap()).unwrap();
+            let bytes = std::fs::read(cache_path(dir.path())).unwrap();
             assert!(decode(&bytes, "another-boot").is_none());
             for cut in 0..bytes.len() {
                 let _ = decode(&bytes[..cut], &boot_id().unwrap());

@@ -44,13 +44,21 @@ impl SymbolTable {
         self.module_index.get(module).copied()
     }
 
-    /// Looks a module up by kind and path only, ignoring build id and pid
-    /// (a report on another host sees the same paths).
-    pub fn find_module_by_path(&self, kind: super::ModuleKind, path: &str) -> Option<u32> {
-        self.modules
-            .iter()
-            .position(|m| m.kind == kind && m.path == path)
-            .map(|i| i as u32)
+    /// The table's entry for a module seen in a recording: same kind and
+    /// path, preferring the same build id; the pid that mapped it does not
+    /// matter (a library is the same file in every process).
+    pub fn find_recorded(&self, module: &ModuleRef) -> Option<u32> {
+        let mut by_path = None;
+        for (index, candidate) in self.modules.iter().enumerate() {
+            if candidate.kind != module.kind || candidate.path != module.path {
+                continue;
+            }
+            if candidate.build_id == module.build_id {
+                return Some(index as u32);
+            }
+            by_path.get_or_insert(index as u32);
+        }
+        by_path
     }
 
     pub fn modules(&self) -> &[ModuleRef] {

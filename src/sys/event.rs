@@ -46,8 +46,6 @@ pub fn to_kernel_attr(attr: &EventAttr) -> bindings::perf_event_attr {
 #[derive(Debug)]
 pub struct PerfEvent {
     fd: OwnedFd,
-    pid: i32,
-    cpu: i32,
 }
 
 impl PerfEvent {
@@ -70,19 +68,9 @@ impl PerfEvent {
             // SAFETY: the kernel just returned this fd; nothing else owns it.
             Ok(fd) => Ok(PerfEvent {
                 fd: unsafe { OwnedFd::from_raw_fd(fd) },
-                pid,
-                cpu,
             }),
             Err(err) => Err(open_error(attr, pid, cpu, &err)),
         }
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-
-    pub fn cpu(&self) -> i32 {
-        self.cpu
     }
 
     pub fn enable(&self) -> Result<(), SysError> {

@@ -115,6 +115,9 @@ pub fn errno_name(err: &io::Error) -> &'static str {
     }
 }
 
+/// Upper bound on CPU numbers (the kernel's largest NR_CPUS).
+const MAX_CPUS: u32 = 8192;
+
 /// Parses a kernel CPU list such as `0-3,8,10-11` (whitespace tolerated).
 pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
     let mut cpus = Vec::new();
@@ -128,7 +131,8 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
             Some((lo, hi)) => {
                 let lo: u32 = lo.trim().parse().map_err(|_| bad())?;
                 let hi: u32 = hi.trim().parse().map_err(|_| bad())?;
-                if hi < lo {
+                // The kernel's CPU numbers stay below NR_CPUS (at most 8192).
+                if hi < lo || hi >= MAX_CPUS {
                     return Err(bad());
                 }
                 cpus.extend(lo..=hi);

@@ -194,11 +194,6 @@ impl RingBuffer {
         Ok(ring)
     }
 
-    /// Size of the data area in bytes.
-    pub fn data_size(&self) -> usize {
-        self.data_size
-    }
-
     fn page(&self) -> *mut perf_event_mmap_page {
         self.base.as_ptr().cast::<perf_event_mmap_page>()
     }

@@ -59,7 +59,7 @@ pub fn workloads() -> &'static Workloads {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads");
         let work = dir.join("work");
         let dlwork = dir.join("libdlwork.so");
-        cc(&[&src.join("work.c")], &work, &["-ldl"]);
+        cc(&[&src.join("work.c")], &work, &["-ldl", "-pthread"]);
         cc(&[&src.join("dlwork.c")], &dlwork, &["-shared", "-fPIC"]);
         Workloads { work, dlwork }
     })

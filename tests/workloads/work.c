@@ -9,10 +9,14 @@
  *   work fork SECS          fork + exec this binary as "child SECS"
  *   work child SECS         child_burn for SECS
  *   work spin SECS          prints "ready PID" then runs split (for -p attach)
+ *   work threads SECS       prints "ready PID", waits 300 ms (time to attach),
+ *                           then starts a second thread running burn_b while
+ *                           the main thread runs burn_a, both for SECS
  *   work loops N            fixed work: N rounds of burn_a + burn_b; prints
  *                           "ready PID", then "truth elapsed_ns=NS" (wall)
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +75,14 @@ static long long run_for(void (*fn)(long), double secs) {
     return spent;
 }
 
+static void burn_b_chunk(long n) { burn_b(n); }
+static void burn_a_chunk(long n) { burn_a(n); }
+
+static void *second_thread(void *arg) {
+    printf("truth burn_b=%lld\n", run_for(burn_b_chunk, *(double *)arg));
+    return NULL;
+}
+
 static void split(double secs) {
     long long a = 0, b = 0;
     double end = wall_s() + secs;
@@ -102,6 +114,15 @@ int main(int argc, char **argv) {
         printf("ready %d\n", (int)getpid());
         fflush(stdout);
         split(atof(argv[2]));
+    } else if (!strcmp(mode, "threads")) {
+        double secs = atof(argv[2]);
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+        usleep(300000);
+        pthread_t thread;
+        pthread_create(&thread, NULL, second_thread, &secs);
+        printf("truth burn_a=%lld\n", run_for(burn_a_chunk, secs));
+        pthread_join(thread, NULL);
     } else if (!strcmp(mode, "loops")) {
         long rounds = atol(argv[2]);
         printf("ready %d\n", (int)getpid());

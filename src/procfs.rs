@@ -1,0 +1,119 @@
+//! Parsers for the /proc files rprof reads (pure text in, values out), shared
+//! by the recorder (synthesizing mappings) and the symbolizer (the vdso).
+
+/// One line of `/proc/PID/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapsLine {
+    pub start: u64,
+    pub end: u64,
+    /// `PROT_*` bits from the `rwx` columns.
+    pub prot: u32,
+    /// `MAP_PRIVATE` or `MAP_SHARED` from the `p`/`s` column.
+    pub flags: u32,
+    pub exec: bool,
+    pub pgoff: u64,
+    /// File path, `[vdso]`-style name, or empty for anonymous memory.
+    pub path: String,
+}
+
+/// Parses `start-end perms offset dev inode   path`; the path may contain spaces.
+pub fn parse_maps_line(line: &str) -> Option<MapsLine> {
+    let mut rest = line;
+    let mut field = || {
+        let trimmed = rest.trim_start();
+        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let (f, r) = trimmed.split_at(end);
+        rest = r;
+        (!f.is_empty()).then_some(f)
+    };
+    let range = field()?;
+    let perms = field()?.as_bytes();
+    let pgoff = field()?;
+    let _dev = field()?;
+    let _inode = field()?;
+    let path = rest.trim().to_string();
+    let (start, end) = range.split_once('-')?;
+    let start = u64::from_str_radix(start, 16).ok()?;
+    let end = u64::from_str_radix(end, 16).ok()?;
+    if perms.len() < 4 || end < start {
+        return None;
+    }
+    let mut prot = 0;
+    if perms[0] == b'r' {
+        prot |= libc::PROT_READ as u32;
+    }
+    if perms[1] == b'w' {
+        prot |= libc::PROT_WRITE as u32;
+    }
+    if perms[2] == b'x' {
+        prot |= libc::PROT_EXEC as u32;
+    }
+    let flags = if perms[3] == b's' {
+        libc::MAP_SHARED as u32
+    } else {
+        libc::MAP_PRIVATE as u32
+    };
+    Some(MapsLine {
+        start,
+        end,
+        prot,
+        flags,
+        exec: perms[2] == b'x',
+        pgoff: u64::from_str_radix(pgoff, 16).ok()?,
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_line_with_file() {
+        let l = parse_maps_line(
+            "55d0c7a02000-55d0c7a07000 r-xp 00002000 fd:01 1234                       /usr/bin/cat",
+        )
+        .unwrap();
+        assert_eq!(l.start, 0x55d0c7a02000);
+        assert_eq!(l.end, 0x55d0c7a07000);
+        assert_eq!(l.pgoff, 0x2000);
+        assert!(l.exec);
+        assert_eq!(l.prot, (libc::PROT_READ | libc::PROT_EXEC) as u32);
+        assert_eq!(l.flags, libc::MAP_PRIVATE as u32);
+        assert_eq!(l.path, "/usr/bin/cat");
+    }
+
+    #[test]
+    fn maps_line_with_spaces_deleted_and_anonymous() {
+        let l = parse_maps_line("7f00-8f00 rwxs 00000000 00:05 77  /tmp/my dir/lib x.so (deleted)")
+            .unwrap();
+        assert_eq!(l.path, "/tmp/my dir/lib x.so (deleted)");
+        assert_eq!(l.flags, libc::MAP_SHARED as u32);
+        assert_ne!(l.prot & libc::PROT_WRITE as u32, 0);
+        let anon = parse_maps_line("7ffd1000-7ffd3000 r-xp 00000000 00:00 0").unwrap();
+        assert_eq!(anon.path, "");
+        let vdso = parse_maps_line(
+            "7ffd5000-7ffd7000 r-xp 00000000 00:00 0                          [vdso]",
+        )
+        .unwrap();
+        assert_eq!(vdso.path, "[vdso]");
+        let data = parse_maps_line("7ffd5000-7ffd7000 rw-p 00000000 00:00 0  [stack]").unwrap();
+        assert!(!data.exec);
+    }
+
+    #[test]
+    fn maps_line_garbage_is_rejected() {
+        assert_eq!(parse_maps_line(""), None);
+        assert_eq!(parse_maps_line("zz-10 r-xp 0 0 0"), None);
+        assert_eq!(parse_maps_line("10-20 r-xp"), None);
+        assert_eq!(parse_maps_line("20-10 r-xp 0 00:00 0"), None);
+    }
+
+    #[test]
+    fn own_maps_parse_and_include_an_executable_mapping() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let lines: Vec<MapsLine> = maps.lines().filter_map(parse_maps_line).collect();
+        assert_eq!(lines.len(), maps.lines().count());
+        assert!(lines.iter().any(|l| l.exec && !l.path.is_empty()));
+    }
+}
