@@ -443,12 +443,9 @@ fn launched_command_exit_code_is_passed_on() {
     assert_eq!(run.status.code(), Some(3));
 }
 
-#[test]
-fn ctrl_c_finishes_a_valid_file() {
-    require_perf!();
-    let _guard = serial();
-    let dir = temp_dir("sigint");
-    let data = dir.join("int.data");
+/// Records `work split 30`, sends SIGINT `presses` times 20 ms apart, and
+/// returns rprof's exit status and stderr.
+fn interrupt_recording(data: &Path, presses: usize) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(rprof_bin())
         .args(["record", "-g", "-o", data.to_str().unwrap(), "--"])
         .arg(&workloads().work)
@@ -458,10 +455,13 @@ fn ctrl_c_finishes_a_valid_file() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    for _ in 0..presses {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = std::time::Instant::now();
     let status = child.wait().unwrap();
     assert!(
@@ -475,9 +475,57 @@ fn ctrl_c_finishes_a_valid_file() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
+    let left = Command::new("pgrep")
+        .args(["-f", "work split 30"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the profiled command outlived the recording"
+    );
+    (status, stderr)
+}
+
+#[test]
+fn ctrl_c_finishes_a_valid_file() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("sigint");
+    let data = dir.join("int.data");
+    let (status, stderr) = interrupt_recording(&data, 1);
+    assert!(status.success(), "record after Ctrl-C: {status:?} {stderr}");
     assert!(
         stderr.contains("samples"),
-        "no summary after Ctrl-C (status {status:?}): {stderr}"
+        "no summary after Ctrl-C: {stderr}"
+    );
+    let shares = self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]));
+    assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
+    let file = rprof::perfdata::PerfFile::open(&data).unwrap();
+    assert!(
+        file.feature(rprof::perfdata::format::feature::RPROF_SYMBOLS)
+            .is_some(),
+        "symbols not embedded"
+    );
+}
+
+#[test]
+fn second_ctrl_c_still_leaves_a_readable_file() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("sigint2");
+    let data = dir.join("int2.data");
+    // The second press may land while symbols are embedded, which it cuts
+    // short: the samples are on disk by then.
+    let (status, stderr) = interrupt_recording(&data, 2);
+    assert!(
+        status.success() || status.code() == Some(130),
+        "{status:?} {stderr}"
     );
     let shares = self_shares(&report(&[
         "-i",
