@@ -1,15 +1,13 @@
 //! End-to-end tests: real recordings of workloads that measure their own
 //! ground truth, checked against that truth and against Linux perf.
 
-mod util;
-
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::*;
+use crate::util::*;
 
 /// Records `work ARGS` with frame pointers; returns the workload's stdout.
 fn record_work(out: &Path, args: &[&str]) -> String {

@@ -1,0 +1,6 @@
+//! rprof's integration tests, one binary: end-to-end recordings checked
+//! against ground truth and Linux perf, and the symbolizer on compiled fixtures.
+
+mod record_report;
+mod symbolize;
+mod util;
