@@ -60,10 +60,28 @@ pub mod record_type {
     pub const BPF_EVENT: u32 = 18;
     pub const CGROUP: u32 = 19;
     pub const TEXT_POKE: u32 = 20;
+    /// Pipe mode: an attr followed by its sample ids.
     pub const HEADER_ATTR: u32 = 64;
+    pub const HEADER_EVENT_TYPE: u32 = 65;
+    /// Pipe mode: followed by `size` bytes of tracing data that the header's size omits.
+    pub const HEADER_TRACING_DATA: u32 = 66;
+    /// Pipe mode: one entry of the HEADER_BUILD_ID feature section.
+    pub const HEADER_BUILD_ID: u32 = 67;
     pub const FINISHED_ROUND: u32 = 68;
+    pub const ID_INDEX: u32 = 69;
+    pub const AUXTRACE_INFO: u32 = 70;
     /// Followed by `size` bytes of AUX data that the header's size omits.
     pub const AUXTRACE: u32 = 71;
+    pub const THREAD_MAP: u32 = 73;
+    pub const CPU_MAP: u32 = 74;
+    pub const STAT_CONFIG: u32 = 75;
+    pub const STAT: u32 = 76;
+    pub const STAT_ROUND: u32 = 77;
+    pub const EVENT_UPDATE: u32 = 78;
+    pub const TIME_CONV: u32 = 79;
+    /// Pipe mode: u64 feature bit, then that feature section's bytes.
+    pub const HEADER_FEATURE: u32 = 80;
+    /// zstd-compressed records (`perf record -z`), one stream across records.
     pub const COMPRESSED: u32 = 81;
     pub const FINISHED_INIT: u32 = 82;
 }
@@ -113,6 +131,8 @@ pub mod feature {
     pub const TOTAL_MEM: u32 = 10;
     pub const CMDLINE: u32 = 11;
     pub const EVENT_DESC: u32 = 12;
+    /// u32 version, type, level, ratio, mmap_len (`perf record -z`).
+    pub const COMPRESSED: u32 = 27;
     /// rprof's embedded symbol table. Far above perf's last feature (~32),
     /// below `HEADER_FEAT_BITS` (256): perf skips bits it does not know.
     pub const RPROF_SYMBOLS: u32 = 200;

@@ -7,6 +7,7 @@
 //! skips the section while rprof finds its symbol table there.
 
 pub mod attr;
+mod compressed;
 mod cursor;
 mod decode;
 pub mod format;

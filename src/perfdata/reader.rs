@@ -1,5 +1,11 @@
-//! Reads perf.data files (rprof's and Linux perf's). Never panics on
-//! malformed input: every length is checked and errors say what is wrong.
+//! Reads perf.data files (rprof's and Linux perf's): plain files, files
+//! whose records are zstd-compressed (`perf record -z`) and pipe-mode files
+//! (`perf record -o -`, saved to disk). Never panics on malformed input:
+//! every length is checked and errors say what is wrong.
+//!
+//! A pipe-mode file has no attrs section and no feature table: its attrs
+//! come as HEADER_ATTR records and its features as HEADER_FEATURE records,
+//! inline with the data. Opening it walks the records once to find them.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,6 +15,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::attr::EventAttr;
+use super::compressed::ZstdStream;
 use super::cursor::{c_string, Cursor};
 use super::decode::Decoder;
 use super::format::{
@@ -16,6 +23,15 @@ use super::format::{
     FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC, MAGIC_SWAPPED, PIPE_HEADER_SIZE,
 };
 use super::records::Record;
+
+/// The most one COMPRESSED record may decompress to. perf sizes its buffer
+/// by the recording's mmap size (512 KiB by default); this leaves room for
+/// any ring size while bounding what a corrupt record can allocate.
+const MAX_UNPACKED_PER_RECORD: usize = 64 << 20;
+/// Decompressed bytes gathered from a run of COMPRESSED records before they
+/// are handed out (each hand-out copies the zstd window, 512 KiB at perf's
+/// default level).
+const UNPACK_BATCH: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -28,8 +44,6 @@ pub enum ReadError {
     Empty { path: PathBuf },
     #[error("{path} is not a perf.data file (no PERFILE2 magic); give a file written by `rprof record` or `perf record`")]
     NotPerfData { path: PathBuf },
-    #[error("{path}: perf pipe-mode files are not supported yet; record to a file with -o")]
-    PipeMode { path: PathBuf },
     #[error("{path}: corrupt header: {detail}")]
     BadHeader { path: PathBuf, detail: String },
     #[error("{path}: corrupt RPROF_SYMBOLS section: {detail}")]
@@ -61,6 +75,18 @@ pub struct PerfFile {
     metadata: Metadata,
     /// Problems found while opening (not fatal): shown with the records' warnings.
     warnings: Vec<String>,
+    /// Pipe mode: where the attrs were declared.
+    pipe: Option<PipeAttrs>,
+}
+
+/// A pipe-mode file's HEADER_ATTR records, so that the record iterator can
+/// build its decoder from the attrs declared so far, as perf does.
+#[derive(Debug, Default)]
+struct PipeAttrs {
+    /// File offset of each attr's record, in file order (= attr order).
+    offsets: Vec<usize>,
+    /// Sample ids of each attr.
+    ids: Vec<Vec<u64>>,
 }
 
 /// The file's bytes: mapped when opened from disk, owned for tests.
@@ -113,6 +139,7 @@ impl PerfFile {
             features: layout.features,
             metadata: layout.metadata,
             warnings: layout.warnings,
+            pipe: layout.pipe,
         })
     }
 
@@ -139,15 +166,35 @@ impl PerfFile {
     /// Records in file order. Stops at the first undecodable record with a
     /// warning (see [`Records::warnings`] after iterating) rather than an
     /// error, so a truncated recording still reports what it holds.
+    ///
+    /// Records inside COMPRESSED records (`perf record -z`) come out in
+    /// place of the record that held them.
     pub fn records(&self) -> Records<'_> {
         Records {
             file: self,
             pos: self.data.start,
             done: false,
-            compressed: 0,
+            pipe_decoder: self.pipe.as_ref().map(|_| Decoder::new(Vec::new(), &[])),
+            zstd: None,
+            unpacked: Vec::new(),
+            unpacked_pos: 0,
             malformed: 0,
+            before_attrs: 0,
             warnings: Vec::new(),
         }
+    }
+
+    /// The data section from file offset `pos` on.
+    fn data_from(&self, pos: usize) -> &[u8] {
+        self.bytes
+            .as_slice()
+            .get(pos..self.data.end)
+            .unwrap_or_default()
+    }
+
+    /// Whether this is a pipe-mode file (`perf record -o -`).
+    pub fn is_pipe_mode(&self) -> bool {
+        self.pipe.is_some()
     }
 
     /// All records in file order, plus every warning (opening and decoding).
@@ -191,9 +238,25 @@ pub struct Records<'a> {
     file: &'a PerfFile,
     pos: usize,
     done: bool,
-    compressed: usize,
+    /// Pipe mode: decodes with the attrs declared so far.
+    pipe_decoder: Option<Decoder>,
+    /// The zstd stream of the COMPRESSED records, from the first one on.
+    zstd: Option<Box<ZstdStream>>,
+    /// Decompressed records not handed out yet, from `unpacked_pos` on; a
+    /// record cut off at the end continues in the next COMPRESSED record.
+    unpacked: Vec<u8>,
+    unpacked_pos: usize,
     malformed: usize,
+    before_attrs: usize,
     warnings: Vec<String>,
+}
+
+/// Why a framed record yields nothing.
+enum Skip {
+    /// Shorter than its event's sample layout says.
+    Malformed,
+    /// A pipe-mode sample before any HEADER_ATTR: no layout to read it with.
+    BeforeAttrs,
 }
 
 impl<'a> Records<'a> {
@@ -206,74 +269,116 @@ impl<'a> Records<'a> {
     fn finish(&mut self, problem: Option<String>) {
         self.done = true;
         self.warnings.extend(problem);
-        if self.compressed > 0 {
-            self.warnings.push(format!(
-                "{} compressed records (perf record -z) were skipped: rprof cannot \
-                 decompress them yet; record without -z",
-                self.compressed
-            ));
-        }
         if self.malformed > 0 {
             self.warnings.push(format!(
                 "{} records were shorter than their event's sample layout says and were skipped",
                 self.malformed
             ));
         }
-    }
-
-    fn truncated(left: usize) -> Step<'a> {
-        Step::Stop(format!(
-            "file is truncated: {left} bytes at the end could not be decoded; showing what it holds"
-        ))
-    }
-
-    /// Frames the record at `pos` without decoding its body.
-    fn frame(&self) -> Step<'a> {
-        let file: &'a PerfFile = self.file;
-        let rest = file
-            .bytes
-            .as_slice()
-            .get(self.pos..file.data.end)
-            .unwrap_or_default();
-        if rest.is_empty() {
-            return Step::End;
-        }
-        let mut c = Cursor::new(rest);
-        let (Some(kind), Some(misc), Some(size)) = (c.u32(), c.u16(), c.u16()) else {
-            return Self::truncated(rest.len());
-        };
-        let size = usize::from(size);
-        if size < EVENT_HEADER_SIZE {
-            return Step::Stop(format!(
-                "record at file offset {} has size {size}, less than its own header: the data \
-                 is corrupt from here on; showing the records before it",
-                self.pos
+        if self.before_attrs > 0 {
+            self.warnings.push(format!(
+                "{} samples came before any event attr (HEADER_ATTR record) and were skipped",
+                self.before_attrs
             ));
         }
-        let Some(body) = rest.get(EVENT_HEADER_SIZE..size) else {
-            return Self::truncated(rest.len());
-        };
-        let mut len = size;
-        if kind == record_type::AUXTRACE {
-            // The AUX payload follows the record, outside its size.
-            let payload = Cursor::new(body)
-                .u64()
-                .and_then(|n| usize::try_from(n).ok());
-            match payload.and_then(|n| len.checked_add(n)) {
-                Some(total) if total <= rest.len() => len = total,
-                _ => return Self::truncated(rest.len()),
-            }
+    }
+
+    fn decoder(&self) -> &Decoder {
+        self.pipe_decoder.as_ref().unwrap_or(&self.file.decoder)
+    }
+
+    fn decode(&self, frame: &Frame<'_>) -> Result<Record, Skip> {
+        let decoder = self.decoder();
+        if frame.kind == record_type::SAMPLE && decoder.attrs().is_empty() {
+            return Err(Skip::BeforeAttrs);
         }
-        Step::Record(Frame {
-            kind,
-            misc,
-            body,
-            len,
+        decoder
+            .decode(frame.kind, frame.misc, frame.body)
+            .ok_or(Skip::Malformed)
+    }
+
+    fn count(&mut self, skip: Skip) {
+        match skip {
+            Skip::Malformed => self.malformed += 1,
+            Skip::BeforeAttrs => self.before_attrs += 1,
+        }
+    }
+
+    /// Pipe mode: the HEADER_ATTR record at `at` declares one more attr.
+    fn attr_declared(&mut self, at: usize) {
+        let (Some(pipe), Some(current)) = (&self.file.pipe, &self.pipe_decoder) else {
+            return;
+        };
+        let declared = pipe.offsets.partition_point(|&offset| offset <= at);
+        if declared != current.attrs().len() {
+            let attrs = self.file.decoder.attrs();
+            self.pipe_decoder = Some(Decoder::new(
+                attrs.get(..declared).unwrap_or(attrs).to_vec(),
+                pipe.ids.get(..declared).unwrap_or(&pipe.ids),
+            ));
+        }
+    }
+
+    /// Decompresses the run of COMPRESSED records that starts with
+    /// `payload` (at file offset `at`; `self.pos` is past it) behind the
+    /// records still waiting in `unpacked`. Nothing else sits between them
+    /// in the file, so their records come out together, in their place.
+    fn unpack(&mut self, payload: &[u8], at: usize) -> Result<(), String> {
+        let file: &'a PerfFile = self.file;
+        self.unpacked.drain(..self.unpacked_pos);
+        self.unpacked_pos = 0;
+        let zstd = self
+            .zstd
+            .get_or_insert_with(|| Box::new(ZstdStream::new(MAX_UNPACKED_PER_RECORD)));
+        let mut payload = payload;
+        let result = loop {
+            if let Err(e) = zstd.feed(payload, &mut self.unpacked) {
+                break Err(e);
+            }
+            if zstd.undrained() >= UNPACK_BATCH {
+                break Ok(());
+            }
+            match frame(file.data_from(self.pos), Some(self.pos)) {
+                Step::Record(next) if next.kind == record_type::COMPRESSED => {
+                    self.pos += next.len;
+                    payload = next.body;
+                }
+                _ => break Ok(()),
+            }
+        };
+        let drained = result.and_then(|()| zstd.drain(&mut self.unpacked));
+        drained.map_err(|e| {
+            format!(
+                "the compressed records from file offset {at} on cannot be decompressed ({e}); \
+                 showing the records before them"
+            )
         })
+    }
+
+    /// The next decompressed record, if a whole one is waiting.
+    fn next_unpacked(&mut self) -> Option<Result<Record, Skip>> {
+        let rest = self.unpacked.get(self.unpacked_pos..).unwrap_or_default();
+        let (len, decoded) = match frame(rest, None) {
+            Step::Record(frame) => (frame.len, self.decode(&frame)),
+            // The rest of the record is in the next COMPRESSED record.
+            Step::End | Step::Cut(_) => return None,
+            Step::Stop(problem) => {
+                self.finish(Some(problem));
+                return None;
+            }
+        };
+        self.unpacked_pos += len;
+        Some(decoded)
     }
 }
 
-/// One record in the data section, framed but not decoded.
+fn truncated(left: usize) -> String {
+    format!(
+        "file is truncated: {left} bytes at the end could not be decoded; showing what it holds"
+    )
+}
+
+/// One record, framed but not decoded.
 struct Frame<'a> {
     kind: u32,
     misc: u16,
@@ -285,19 +390,89 @@ struct Frame<'a> {
 enum Step<'a> {
     Record(Frame<'a>),
     End,
+    /// The bytes end inside a record; how many are left.
+    Cut(usize),
     /// The data cannot be framed past here; the reason, as a warning.
     Stop(String),
 }
 
-impl Iterator for Records<'_> {
+/// Frames the record at the start of `rest` without decoding its body.
+/// `offset` is its file offset, `None` inside decompressed data.
+fn frame(rest: &[u8], offset: Option<usize>) -> Step<'_> {
+    if rest.is_empty() {
+        return Step::End;
+    }
+    let mut c = Cursor::new(rest);
+    let (Some(kind), Some(misc), Some(size)) = (c.u32(), c.u16(), c.u16()) else {
+        return Step::Cut(rest.len());
+    };
+    let size = usize::from(size);
+    if size < EVENT_HEADER_SIZE {
+        let place = match offset {
+            Some(at) => format!("record at file offset {at}"),
+            None => "a record inside compressed data".into(),
+        };
+        return Step::Stop(format!(
+            "{place} has size {size}, less than its own header: the data is corrupt from \
+             here on; showing the records before it"
+        ));
+    }
+    let Some(body) = rest.get(EVENT_HEADER_SIZE..size) else {
+        return Step::Cut(rest.len());
+    };
+    // Payloads that follow the record, outside its size.
+    let after = match kind {
+        record_type::AUXTRACE => Cursor::new(body)
+            .u64()
+            .and_then(|n| usize::try_from(n).ok()),
+        // perf pads tracing data to 8 bytes and skips the padding too.
+        record_type::HEADER_TRACING_DATA => Cursor::new(body)
+            .u32()
+            .and_then(|n| usize::try_from(n).ok()?.checked_add(7))
+            .map(|n| n & !7),
+        _ => Some(0),
+    };
+    match after.and_then(|n| size.checked_add(n)) {
+        Some(len) if len <= rest.len() => Step::Record(Frame {
+            kind,
+            misc,
+            body,
+            len,
+        }),
+        _ => Step::Cut(rest.len()),
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
     type Item = Record;
 
     fn next(&mut self) -> Option<Record> {
         while !self.done {
-            let frame = match self.frame() {
+            // What the last COMPRESSED record held comes first, in its place.
+            match self.next_unpacked() {
+                Some(Ok(record)) => return Some(record),
+                Some(Err(skip)) => {
+                    self.count(skip);
+                    continue;
+                }
+                None if self.done => break,
+                None => {}
+            }
+            let file: &'a PerfFile = self.file;
+            let frame = match frame(file.data_from(self.pos), Some(self.pos)) {
                 Step::Record(frame) => frame,
                 Step::End => {
-                    self.finish(None);
+                    let left = self.unpacked.len() - self.unpacked_pos;
+                    self.finish((left > 0).then(|| {
+                        format!(
+                            "the compressed data ends inside a record: {left} bytes could not \
+                             be decoded; showing what it holds"
+                        )
+                    }));
+                    break;
+                }
+                Step::Cut(left) => {
+                    self.finish(Some(truncated(left)));
                     break;
                 }
                 Step::Stop(problem) => {
@@ -305,26 +480,42 @@ impl Iterator for Records<'_> {
                     break;
                 }
             };
+            let at = self.pos;
             self.pos += frame.len;
-            if frame.kind == record_type::COMPRESSED {
-                self.compressed += 1;
+            match frame.kind {
+                record_type::COMPRESSED => {
+                    if let Err(problem) = self.unpack(frame.body, at) {
+                        self.finish(Some(problem));
+                    }
+                    continue;
+                }
+                record_type::HEADER_ATTR => self.attr_declared(at),
+                _ => {}
             }
-            match self.file.decoder.decode(frame.kind, frame.misc, frame.body) {
-                Some(record) => return Some(record),
-                None => self.malformed += 1,
+            match self.decode(&frame) {
+                Ok(record) => return Some(record),
+                Err(skip) => self.count(skip),
             }
         }
         None
     }
 }
 
-/// Everything `PerfFile` learns from the header and the feature sections.
+/// Everything `PerfFile` learns from the header and the feature sections
+/// (in pipe mode: from the HEADER_* records).
 struct Layout {
     decoder: Decoder,
     data: Range<usize>,
     features: BTreeMap<u32, Range<usize>>,
     metadata: Metadata,
     warnings: Vec<String>,
+    pipe: Option<PipeAttrs>,
+}
+
+/// The start of the file: a full header, or pipe mode's magic and size.
+enum Header {
+    File(FileHeader),
+    Pipe,
 }
 
 /// `struct perf_file_header`, as read.
@@ -341,7 +532,10 @@ impl Layout {
             path: path.to_path_buf(),
             detail,
         };
-        let header = read_file_header(bytes, path)?;
+        let header = match read_file_header(bytes, path)? {
+            Header::File(header) => header,
+            Header::Pipe => return Self::parse_pipe(bytes, path),
+        };
         let mut warnings = Vec::new();
         let (attrs, ids) = read_attrs(bytes, &header, &mut warnings).map_err(bad)?;
         let (data, features_at) = data_range(bytes, &header, &mut warnings).map_err(bad)?;
@@ -356,11 +550,89 @@ impl Layout {
             features,
             metadata,
             warnings,
+            pipe: None,
+        })
+    }
+
+    /// Pipe mode: one pass over the records for the attrs, the features and
+    /// the build ids. Framing problems are left for the record iterator to
+    /// report; what comes before them is used.
+    fn parse_pipe(bytes: &[u8], path: &Path) -> Result<Layout, ReadError> {
+        let data = PIPE_HEADER_SIZE as usize..bytes.len();
+        let mut attrs = Vec::new();
+        let mut pipe = PipeAttrs::default();
+        let mut features = BTreeMap::new();
+        let mut build_ids = Vec::new();
+        let mut warnings = Vec::new();
+        let mut pos = data.start;
+        while let Step::Record(frame) = frame(bytes.get(pos..).unwrap_or_default(), Some(pos)) {
+            let body_at = pos + EVENT_HEADER_SIZE;
+            match frame.kind {
+                record_type::HEADER_ATTR => match read_pipe_attr(frame.body) {
+                    Some((attr, ids)) => {
+                        attrs.push(attr);
+                        pipe.offsets.push(pos);
+                        pipe.ids.push(ids);
+                    }
+                    None => warnings.push(format!(
+                        "the event attr record at file offset {pos} is malformed; ignored"
+                    )),
+                },
+                record_type::HEADER_FEATURE => {
+                    let bit = Cursor::new(frame.body).u64();
+                    match bit.and_then(|b| u32::try_from(b).ok()) {
+                        Some(bit) if bit < feature::FEAT_BITS => {
+                            features.insert(bit, body_at + 8..body_at + frame.body.len());
+                        }
+                        _ => warnings.push(format!(
+                            "the feature record at file offset {pos} is malformed; ignored"
+                        )),
+                    }
+                }
+                record_type::HEADER_BUILD_ID => {
+                    let record = bytes.get(pos..body_at + frame.body.len());
+                    match record.and_then(read_build_ids) {
+                        Some(mut ids) => build_ids.append(&mut ids),
+                        None => warnings.push(format!(
+                            "the build id record at file offset {pos} is malformed; ignored"
+                        )),
+                    }
+                }
+                _ => {}
+            }
+            pos += frame.len;
+        }
+        if attrs.is_empty() {
+            return Err(ReadError::BadHeader {
+                path: path.to_path_buf(),
+                detail: "this pipe-mode file declares no events (no HEADER_ATTR record): \
+                         the recording was cut short before it started"
+                    .into(),
+            });
+        }
+        let mut metadata = read_metadata(bytes, &features, &mut warnings);
+        metadata.build_ids.append(&mut build_ids);
+        Ok(Layout {
+            decoder: Decoder::new(attrs, &pipe.ids),
+            data,
+            features,
+            metadata,
+            warnings,
+            pipe: Some(pipe),
         })
     }
 }
 
-fn read_file_header(bytes: &[u8], path: &Path) -> Result<FileHeader, ReadError> {
+/// PERF_RECORD_HEADER_ATTR's body: the attr (its own size), then u64 ids.
+fn read_pipe_attr(body: &[u8]) -> Option<(EventAttr, Vec<u64>)> {
+    let attr = EventAttr::from_bytes(body)?;
+    let declared = Cursor::new(body.get(4..)?).u32()?;
+    let ids = body.get(usize::try_from(declared.max(ATTR_SIZE_VER0)).ok()?..)?;
+    let ids = Cursor::new(ids).u64s((ids.len() / 8) as u64)?;
+    Some((attr, ids))
+}
+
+fn read_file_header(bytes: &[u8], path: &Path) -> Result<Header, ReadError> {
     let path = path.to_path_buf();
     let bad = |detail: &str| ReadError::BadHeader {
         path: path.clone(),
@@ -394,7 +666,7 @@ fn read_file_header(bytes: &[u8], path: &Path) -> Result<FileHeader, ReadError> 
     c.skip(8).ok_or_else(truncated)?;
     let size = c.u64().ok_or_else(truncated)?;
     if size == PIPE_HEADER_SIZE {
-        return Err(ReadError::PipeMode { path: path.clone() });
+        return Ok(Header::Pipe);
     }
     if size != FILE_HEADER_SIZE && size != FILE_HEADER_SIZE_NO_FEATURES {
         return Err(bad(&format!("unexpected header size {size}")));
@@ -408,12 +680,12 @@ fn read_file_header(bytes: &[u8], path: &Path) -> Result<FileHeader, ReadError> 
     if size == FILE_HEADER_SIZE {
         features = c.array().ok_or_else(truncated)?;
     }
-    Ok(FileHeader {
+    Ok(Header::File(FileHeader {
         attr_size,
         attrs,
         data,
         features,
-    })
+    }))
 }
 
 /// `(offset, size)` from the file as a checked range inside `bytes`.

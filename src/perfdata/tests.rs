@@ -6,7 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ruzstd::encoding::CompressionLevel;
+
 use super::attr::{event_type, flag, sample, software, EventAttr};
+use super::compressed::tests::endless;
 use super::cursor::ByteWriter;
 use super::format::{context, feature, misc, read_format, record_type, BRANCH_HW_INDEX};
 use super::records::CpuMode;
@@ -401,10 +404,9 @@ fn open_errors_say_what_the_file_is() {
     ));
     let mut pipe = b"PERFILE2".to_vec();
     pipe.extend_from_slice(&16u64.to_ne_bytes());
-    assert!(matches!(
-        PerfFile::from_bytes(pipe),
-        Err(ReadError::PipeMode { .. })
-    ));
+    let err = PerfFile::from_bytes(pipe).err().unwrap();
+    assert!(matches!(err, ReadError::BadHeader { .. }), "{err}");
+    assert!(err.to_string().contains("no HEADER_ATTR"), "{err}");
     assert!(matches!(
         PerfFile::from_bytes(b"2ELIFREP\0\0\0\0\0\0\0\x68".to_vec()),
         Err(ReadError::BadHeader { .. })
@@ -709,10 +711,54 @@ fn kernel_records_decode() {
     );
 }
 
+/// `records` as perf -z writes them: one zstd stream that never ends, its
+/// bytes spread over COMPRESSED records of `piece` bytes (blocks straddle).
+fn compressed(records: &[u8], piece: usize) -> Vec<u8> {
+    let frame = ruzstd::encoding::compress_to_vec(records, CompressionLevel::Fastest);
+    let frame = endless(&frame);
+    let mut out = Vec::new();
+    for chunk in frame.chunks(piece) {
+        let mut w = ByteWriter::default();
+        w.u32(record_type::COMPRESSED)
+            .u16(0)
+            .u16((8 + chunk.len()) as u16)
+            .bytes(chunk);
+        out.extend(w.buf);
+    }
+    out
+}
+
 #[test]
-fn compressed_records_are_skipped_with_one_warning() {
+fn compressed_records_decode_in_place() {
+    let mut data = encode_records(&expected_records()[..4]);
+    data.extend(compressed(&encode_records(&expected_records()[4..7]), 13));
+    data.extend(encode_records(&expected_records()[7..]));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records, expected_records());
+}
+
+#[test]
+fn records_split_across_compressed_records_are_joined() {
+    // Many records, so that zstd blocks and records both cross the
+    // boundaries of the COMPRESSED records.
+    let samples: Vec<Record> = (0..3000)
+        .map(|i| Record::Sample(sample_at(i, 1 + (i % 5) as u32)))
+        .collect();
+    let data = compressed(&encode_records(&samples), 4000);
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let file = PerfFile::from_bytes(bytes).unwrap();
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records, samples);
+    assert_eq!(file.records().count(), samples.len());
+}
+
+#[test]
+fn corrupt_compressed_payload_stops_with_warning() {
     // zstd payloads make odd record sizes; framing must not require alignment.
-    let mut data = Vec::new();
+    let mut data = encode_records(&expected_records()[..1]);
     for _ in 0..3 {
         data.extend(81u32.to_ne_bytes());
         data.extend(0u16.to_ne_bytes());
@@ -722,11 +768,224 @@ fn compressed_records_are_skipped_with_one_warning() {
     data.extend(encode_sample(SAMPLE_TYPE, &sample_at(5, 5), &[], &[]));
     let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
-    assert_eq!(records.len(), 4);
-    assert_eq!(records[0], Record::Other { kind: 81 });
-    assert_eq!(records[3], Record::Sample(sample_at(5, 5)));
+    assert_eq!(records, expected_records()[..1]);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("3 compressed records"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("cannot be decompressed"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn compressed_data_cut_inside_a_record_warns() {
+    let mut payload = encode_records(&expected_records()[4..5]);
+    payload.truncate(payload.len() - 3);
+    let data = compressed(&payload, 1000);
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(records.is_empty(), "{records:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("ends inside a record")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn corrupted_compressed_files_never_panic() {
+    let mut data = encode_records(&expected_records()[..2]);
+    let samples: Vec<Record> = (0..500).map(|i| Record::Sample(sample_at(i, 3))).collect();
+    data.extend(compressed(&encode_records(&samples), 700));
+    let valid = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(valid.clone()).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records.len(), 502);
+    let data_at = u64::from_ne_bytes(valid[40..48].try_into().unwrap()) as usize;
+    let mut state = 0x1234_5678_9abc_def1;
+    for _ in 0..500 {
+        let mut bytes = valid.clone();
+        for _ in 0..1 + xorshift(&mut state) % 4 {
+            // Mostly inside the compressed payloads.
+            let at = data_at + (xorshift(&mut state) as usize) % data.len();
+            bytes[at] = xorshift(&mut state) as u8;
+        }
+        read_everything(bytes);
+    }
+    for len in (0..valid.len()).step_by(37) {
+        read_everything(valid[..len].to_vec());
+    }
+}
+
+// ---- pipe mode ----
+
+/// A perf record of `kind` holding `body`.
+fn user_record(kind: u32, body: &[u8]) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.u32(kind).u16(0).u16((8 + body.len()) as u16).bytes(body);
+    w.buf
+}
+
+fn header_attr(attr: &EventAttr, ids: &[u64]) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.bytes(&attr.to_bytes());
+    for &id in ids {
+        w.u64(id);
+    }
+    user_record(record_type::HEADER_ATTR, &w.buf)
+}
+
+fn header_feature(bit: u32, section: &[u8]) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.u64(u64::from(bit)).bytes(section);
+    user_record(record_type::HEADER_FEATURE, &w.buf)
+}
+
+/// What `perf record -o -` writes, in perf's order: features, attr, tracing
+/// data, a build id, FINISHED_INIT, then the records (some compressed).
+fn pipe_file_bytes() -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.bytes(b"PERFILE2").u64(16);
+    let mut out = w.buf;
+    let mut host = ByteWriter::default();
+    host.perf_string("pipe-host");
+    out.extend(header_feature(feature::HOSTNAME, &host.buf));
+    let mut cmdline = ByteWriter::default();
+    cmdline.u32(2).perf_string("perf").perf_string("record");
+    out.extend(header_feature(feature::CMDLINE, &cmdline.buf));
+    out.extend(header_attr(&cpu_clock_attr(SAMPLE_TYPE), &[7, 8]));
+    let mut tracing = ByteWriter::default();
+    tracing.u32(12).u32(0);
+    out.extend(user_record(record_type::HEADER_TRACING_DATA, &tracing.buf));
+    out.extend([0xee; 16]); // 12 bytes of tracing data, padded to 8
+    let mut build_id = ByteWriter::default();
+    build_id.i32(42).bytes(&[0xcd; 20]).u8(20).bytes(&[0; 3]);
+    build_id.padded_c_string("/usr/bin/rprof-test-binary", 8);
+    let mut record = user_record(record_type::HEADER_BUILD_ID, &build_id.buf);
+    record[4..6].copy_from_slice(&misc::BUILD_ID_SIZE.to_ne_bytes());
+    out.extend(record);
+    out.extend(user_record(record_type::FINISHED_INIT, &[]));
+    out.extend(encode_records(&expected_records()[..3]));
+    out.extend(compressed(&encode_records(&expected_records()[3..7]), 50));
+    out.extend(encode_records(&expected_records()[7..]));
+    out
+}
+
+fn without_user_records(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .filter(|r| !matches!(r, Record::Other { kind } if *kind >= record_type::HEADER_ATTR))
+        .collect()
+}
+
+#[test]
+fn pipe_mode_file_reads_records_attrs_and_metadata() {
+    let file = PerfFile::from_bytes(pipe_file_bytes()).unwrap();
+    assert!(file.is_pipe_mode());
+    assert!(file.warnings().is_empty(), "{:?}", file.warnings());
+    assert_eq!(file.attrs(), &[cpu_clock_attr(SAMPLE_TYPE)]);
+    let meta = file.metadata();
+    assert_eq!(meta.hostname.as_deref(), Some("pipe-host"));
+    assert_eq!(meta.cmdline, ["perf", "record"]);
+    assert_eq!(
+        meta.build_ids,
+        [(42, vec![0xcd; 20], "/usr/bin/rprof-test-binary".to_string())]
+    );
+    assert!(file.feature(feature::HOSTNAME).is_some());
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let kinds: Vec<u32> = records
+        .iter()
+        .take(6)
+        .filter_map(|r| match r {
+            Record::Other { kind } => Some(*kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            record_type::HEADER_FEATURE,
+            record_type::HEADER_FEATURE,
+            record_type::HEADER_ATTR,
+            record_type::HEADER_TRACING_DATA,
+            record_type::HEADER_BUILD_ID,
+            record_type::FINISHED_INIT
+        ]
+    );
+    assert_eq!(without_user_records(records), expected_records());
+}
+
+#[test]
+fn pipe_mode_samples_before_any_attr_are_skipped() {
+    let mut bytes = b"PERFILE2".to_vec();
+    bytes.extend(16u64.to_ne_bytes());
+    bytes.extend(encode_sample(SAMPLE_TYPE, &sample_at(1, 1), &[], &[]));
+    bytes.extend(header_attr(&cpu_clock_attr(SAMPLE_TYPE), &[]));
+    bytes.extend(encode_sample(SAMPLE_TYPE, &sample_at(2, 1), &[], &[]));
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(
+        without_user_records(records),
+        [Record::Sample(sample_at(2, 1))]
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("1 samples came before")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn pipe_mode_decoder_grows_with_the_attrs_declared() {
+    // Until the second attr arrives, every sample belongs to the first;
+    // after it, samples find their attr by IDENTIFIER.
+    let st = sample::IDENTIFIER | sample::IP | sample::TID | sample::TIME;
+    let a = cpu_clock_attr(st);
+    let mut b = cpu_clock_attr(st);
+    b.config = software::PAGE_FAULTS;
+    let mut s = sample_at(10, 5);
+    s.callchain.clear();
+    s.cpu = 0;
+    s.id = Some(200);
+    let mut bytes = b"PERFILE2".to_vec();
+    bytes.extend(16u64.to_ne_bytes());
+    bytes.extend(header_attr(&a, &[100]));
+    bytes.extend(encode_sample(st, &s, &[], &[]));
+    bytes.extend(header_attr(&b, &[200]));
+    bytes.extend(encode_sample(st, &s, &[], &[]));
+    let file = PerfFile::from_bytes(bytes).unwrap();
+    assert_eq!(file.attrs(), &[a, b]);
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let indexes: Vec<usize> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s.attr_index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(indexes, [0, 1]);
+}
+
+#[test]
+fn no_prefix_of_a_pipe_file_panics() {
+    let bytes = pipe_file_bytes();
+    for len in 0..=bytes.len() {
+        read_everything(bytes[..len].to_vec());
+    }
+}
+
+#[test]
+fn corrupted_pipe_files_never_panic() {
+    let valid = pipe_file_bytes();
+    let mut state = 0x0bad_cafe_f00d_d00d;
+    for _ in 0..2000 {
+        let mut bytes = valid.clone();
+        for _ in 0..1 + xorshift(&mut state) % 8 {
+            let at = 16 + (xorshift(&mut state) as usize) % (bytes.len() - 16);
+            bytes[at] = xorshift(&mut state) as u8;
+        }
+        read_everything(bytes);
+    }
 }
 
 #[test]
@@ -798,8 +1057,80 @@ fn reads_a_linux_perf_record_file() {
         return;
     };
     assert_success(&output, "perf record");
-
     let file = PerfFile::open(&path).unwrap();
+    assert!(!file.is_pipe_mode());
+    check_busy_loop_recording(&file, &path);
+}
+
+#[test]
+fn reads_a_compressed_linux_perf_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let path_str = path.to_str().unwrap();
+    let args = [
+        "record", "-q", "-z", "-g", "-o", path_str, "--", "sh", "-c", BUSY_LOOP,
+    ];
+    let Some(output) = run_perf(&args) else {
+        return;
+    };
+    assert_success(&output, "perf record -z");
+    let file = PerfFile::open(&path).unwrap();
+    assert!(
+        file.feature(feature::COMPRESSED).is_some(),
+        "perf record -z wrote no HEADER_COMPRESSED feature"
+    );
+    check_busy_loop_recording(&file, &path);
+}
+
+/// `perf record -o -` with `extra` args, its output saved to a file.
+fn record_pipe_file(dir: &Path, extra: &[&str]) -> Option<std::path::PathBuf> {
+    let mut args = vec!["record", "-q", "-g", "-o", "-"];
+    args.extend(extra);
+    args.extend(["--", "sh", "-c", BUSY_LOOP]);
+    let output = run_perf(&args)?;
+    assert!(
+        output.status.success(),
+        "perf {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = dir.join("pipe.data");
+    std::fs::write(&path, &output.stdout).unwrap();
+    Some(path)
+}
+
+#[test]
+fn reads_a_linux_perf_pipe_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = record_pipe_file(dir.path(), &[]) else {
+        return;
+    };
+    let file = PerfFile::open(&path).unwrap();
+    assert!(file.is_pipe_mode());
+    check_busy_loop_recording(&file, &path);
+
+    // No prefix of it panics (every 97th, to keep the test quick).
+    let bytes = std::fs::read(&path).unwrap();
+    for len in (0..bytes.len()).step_by(97) {
+        read_everything(bytes[..len].to_vec());
+    }
+}
+
+#[test]
+fn reads_a_compressed_linux_perf_pipe_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = record_pipe_file(dir.path(), &["-z"]) else {
+        return;
+    };
+    let file = PerfFile::open(&path).unwrap();
+    assert!(file.is_pipe_mode());
+    assert!(file.feature(feature::COMPRESSED).is_some());
+    check_busy_loop_recording(&file, &path);
+}
+
+/// What a recording of BUSY_LOOP holds, however perf wrote it (plain, -z,
+/// pipe mode): metadata, samples with call chains, comm and mmap records,
+/// and exactly the samples `perf script` sees.
+fn check_busy_loop_recording(file: &PerfFile, path: &Path) {
     let meta = file.metadata();
     assert!(meta.hostname.as_deref().is_some_and(|h| !h.is_empty()));
     assert!(meta.osrelease.is_some());
@@ -817,6 +1148,9 @@ fn reads_a_linux_perf_record_file() {
 
     let (records, warnings) = file.sorted_records();
     assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(!records.contains(&Record::Other {
+        kind: record_type::COMPRESSED
+    }));
     let samples: Vec<&Sample> = records
         .iter()
         .filter_map(|r| match r {
@@ -847,30 +1181,17 @@ fn reads_a_linux_perf_record_file() {
     assert!(records
         .iter()
         .any(|r| matches!(r, Record::Mmap(m) if m.cpumode == CpuMode::Kernel)));
-}
 
-#[test]
-fn compressed_linux_perf_file_warns_instead_of_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("perf.data");
     let path_str = path.to_str().unwrap();
-    let args = [
-        "record", "-q", "-z", "-o", path_str, "--", "sh", "-c", BUSY_LOOP,
-    ];
-    let Some(output) = run_perf(&args) else {
+    let Some(output) = run_perf(&["script", "-G", "-F", "pid,time", "-i", path_str]) else {
         return;
     };
-    if !output.status.success() {
-        eprintln!("skipping: this perf cannot record with -z");
-        return;
-    }
-    let (records, warnings) = PerfFile::open(&path).unwrap().sorted_records();
-    assert!(records.contains(&Record::Other {
-        kind: record_type::COMPRESSED
-    }));
-    assert!(
-        warnings.iter().any(|w| w.contains("compressed")),
-        "{warnings:?}"
+    let script = assert_success(&output, "perf script");
+    let perf_samples = script.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(
+        samples.len(),
+        perf_samples,
+        "perf script sees other samples"
     );
 }
 
