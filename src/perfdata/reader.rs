@@ -28,10 +28,6 @@ use super::records::Record;
 /// by the recording's mmap size (512 KiB by default); this leaves room for
 /// any ring size while bounding what a corrupt record can allocate.
 const MAX_UNPACKED_PER_RECORD: usize = 64 << 20;
-/// Decompressed bytes gathered from a run of COMPRESSED records before they
-/// are handed out (each hand-out copies the zstd window, 512 KiB at perf's
-/// default level).
-const UNPACK_BATCH: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -319,35 +315,18 @@ impl<'a> Records<'a> {
         }
     }
 
-    /// Decompresses the run of COMPRESSED records that starts with
-    /// `payload` (at file offset `at`; `self.pos` is past it) behind the
-    /// records still waiting in `unpacked`. Nothing else sits between them
-    /// in the file, so their records come out together, in their place.
+    /// Decompresses one COMPRESSED record (at file offset `at`) behind the
+    /// records still waiting in `unpacked`; its records come out in its place.
     fn unpack(&mut self, payload: &[u8], at: usize) -> Result<(), String> {
-        let file: &'a PerfFile = self.file;
         self.unpacked.drain(..self.unpacked_pos);
         self.unpacked_pos = 0;
-        let zstd = self
-            .zstd
-            .get_or_insert_with(|| Box::new(ZstdStream::new(MAX_UNPACKED_PER_RECORD)));
-        let mut payload = payload;
-        let result = loop {
-            if let Err(e) = zstd.feed(payload, &mut self.unpacked) {
-                break Err(e);
-            }
-            if zstd.undrained() >= UNPACK_BATCH {
-                break Ok(());
-            }
-            match frame(file.data_from(self.pos), Some(self.pos)) {
-                Step::Record(next) if next.kind == record_type::COMPRESSED => {
-                    self.pos += next.len;
-                    payload = next.body;
-                }
-                _ => break Ok(()),
-            }
+        let zstd = match &mut self.zstd {
+            Some(zstd) => zstd,
+            None => self
+                .zstd
+                .insert(Box::new(ZstdStream::new(MAX_UNPACKED_PER_RECORD)?)),
         };
-        let drained = result.and_then(|()| zstd.drain(&mut self.unpacked));
-        drained.map_err(|e| {
+        zstd.feed(payload, &mut self.unpacked).map_err(|e| {
             format!(
                 "the compressed records from file offset {at} on cannot be decompressed ({e}); \
                  showing the records before them"
@@ -748,10 +727,12 @@ fn data_range(
         .filter(|&s| s <= bytes.len())
         .ok_or("the data section starts past the end of the file (truncated?)")?;
     let has_features = header.features.iter().any(|&b| b != 0);
-    if size == 0 && !has_features && start < bytes.len() {
-        // Killed before the header was refreshed: the rest is records.
+    let recorded_end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+    if !has_features && recorded_end < bytes.len() {
+        // Killed after the last header refresh (or before the first): no
+        // feature sections follow the data, so the rest is records too.
         warnings.push(
-            "the header's data size is 0 (the recording was not finished cleanly?); \
+            "the recording was not finished cleanly (no feature sections); \
              reading records up to the end of the file"
                 .into(),
         );

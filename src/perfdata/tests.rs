@@ -6,10 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ruzstd::encoding::CompressionLevel;
-
 use super::attr::{event_type, flag, sample, software, EventAttr};
-use super::compressed::tests::endless;
+use super::compressed::tests::perf_like_stream;
 use super::cursor::ByteWriter;
 use super::format::{context, feature, misc, read_format, record_type, BRANCH_HW_INDEX};
 use super::records::CpuMode;
@@ -306,7 +304,31 @@ fn header_never_refreshed_reads_to_end_of_file_with_warning() {
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert_eq!(records, expected_records());
     assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("data size is 0"), "{warnings:?}");
+    assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
+}
+
+#[test]
+fn records_written_after_the_last_header_refresh_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![],
+    }];
+    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    let records = expected_records();
+    w.write_raw(&encode_records(&records[..3])).unwrap();
+    w.flush().unwrap();
+    // More records reach the disk, then the recorder is killed before the
+    // next header refresh (and before any feature section).
+    w.write_raw(&encode_records(&records[3..])).unwrap();
+    w.write_raw(&vec![0u8; (1 << 20) + 8]).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - (1 << 20) - 8);
+    drop(w);
+    let (read, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(read, records);
+    assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
 }
 
 #[test]
@@ -714,15 +736,13 @@ fn kernel_records_decode() {
 /// `records` as perf -z writes them: one zstd stream that never ends, its
 /// bytes spread over COMPRESSED records of `piece` bytes (blocks straddle).
 fn compressed(records: &[u8], piece: usize) -> Vec<u8> {
-    let frame = ruzstd::encoding::compress_to_vec(records, CompressionLevel::Fastest);
-    let frame = endless(&frame);
     let mut out = Vec::new();
-    for chunk in frame.chunks(piece) {
+    for chunk in perf_like_stream(records, piece) {
         let mut w = ByteWriter::default();
         w.u32(record_type::COMPRESSED)
             .u16(0)
             .u16((8 + chunk.len()) as u16)
-            .bytes(chunk);
+            .bytes(&chunk);
         out.extend(w.buf);
     }
     out
