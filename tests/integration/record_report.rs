@@ -893,3 +893,31 @@ fn full_disk_is_reported_and_the_command_is_not_left_running() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn jit_frames_are_named_from_the_perf_map() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("jit");
+    let data = dir.join("jit.data");
+    let stdout = record_work(&data, &["jit", "1"]);
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    if let Some(map) = stdout.lines().find_map(|l| l.strip_prefix("jit map ")) {
+        let _ = std::fs::remove_file(map.trim());
+    }
+    let total: u64 = folded.iter().map(|(_, c)| c).sum();
+    let jit: u64 = folded
+        .iter()
+        .filter(|(s, _)| s.contains("jit_spin_[j]"))
+        .map(|(_, c)| c)
+        .sum();
+    assert!(
+        jit * 10 > total * 8,
+        "JIT frames missing or small ({jit} of {total}): {folded:?}"
+    );
+}

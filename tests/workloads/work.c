@@ -12,6 +12,9 @@
  *   work threads SECS       prints "ready PID", waits 300 ms (time to attach),
  *                           then starts a second thread running burn_b while
  *                           the main thread runs burn_a, both for SECS
+ *   work jit SECS           copies a spin loop into anonymous executable
+ *                           memory, names it jit_spin in /tmp/perf-PID.map
+ *                           (as JITs do) and runs it for SECS
  *   work loops N            fixed work: N rounds of burn_a + burn_b; prints
  *                           "ready PID", then "truth elapsed_ns=NS" (wall)
  */
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +87,29 @@ static void *second_thread(void *arg) {
     return NULL;
 }
 
+/* x86-64: push rbp; mov rbp,rsp; mov rcx,imm64; 1: dec rcx; jnz 1b; pop rbp; ret */
+static const unsigned char jit_code[] = {0x55, 0x48, 0x89, 0xe5, 0x48, 0xb9, 0x40, 0x0d, 0x03, 0x00,
+                                         0x00, 0x00, 0x00, 0x00, 0x48, 0xff, 0xc9, 0x75, 0xfb, 0x5d, 0xc3};
+
+__attribute__((noinline)) void jit_host(void (*fn)(void)) { fn(); }
+
+static int jit(double secs) {
+    void *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return 1;
+    memcpy(mem, jit_code, sizeof jit_code);
+    if (mprotect(mem, 4096, PROT_READ | PROT_EXEC)) return 1;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%d.map", (int)getpid());
+    FILE *map = fopen(path, "w");
+    if (!map) return 1;
+    fprintf(map, "%lx %zx jit_spin\n", (unsigned long)mem, sizeof jit_code);
+    fclose(map);
+    double end = wall_s() + secs;
+    while (wall_s() < end) jit_host((void (*)(void))mem);
+    printf("jit map %s\n", path);
+    return 0;
+}
+
 static void split(double secs) {
     long long a = 0, b = 0;
     double end = wall_s() + secs;
@@ -123,6 +150,8 @@ int main(int argc, char **argv) {
         pthread_create(&thread, NULL, second_thread, &secs);
         printf("truth burn_a=%lld\n", run_for(burn_a_chunk, secs));
         pthread_join(thread, NULL);
+    } else if (!strcmp(mode, "jit")) {
+        return jit(atof(argv[2]));
     } else if (!strcmp(mode, "loops")) {
         long rounds = atol(argv[2]);
         printf("ready %d\n", (int)getpid());
