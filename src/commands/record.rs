@@ -121,18 +121,20 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
     } else {
         0.0
     };
-    let lost_share = if outcome.samples + outcome.lost > 0 {
-        100.0 * outcome.lost as f64 / (outcome.samples + outcome.lost) as f64
+    let seen = outcome.samples.saturating_add(outcome.lost);
+    let lost_share = if seen > 0 {
+        100.0 * outcome.lost as f64 / seen as f64
     } else {
         0.0
     };
     format!(
         "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \
-         rprof CPU {:.1}% of the recording; symbols embedded in {} ms ]",
+         rprof CPU {:.1} ms = {:.1}% of the recording; symbols embedded in {} ms ]",
         outcome.samples,
         outcome.lost,
         human_bytes(outcome.file_size),
         output.display(),
+        outcome.profiler_cpu.as_secs_f64() * 1e3,
         overhead,
         outcome.finish_time.as_millis(),
     )

@@ -419,9 +419,38 @@ fn summary_line_reports_samples_lost_size_and_overhead() {
     ]);
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
+    // `[ rprof record: N samples, L lost (x%), D s, SIZE written to F; rprof CPU ...`
+    let number_before = |text: &str, word: &str| -> u64 {
+        let at = text
+            .find(word)
+            .unwrap_or_else(|| panic!("no '{word}' in {text}"));
+        text[..at]
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .expect("a number")
+    };
+    let samples = number_before(&err, " samples, ");
+    assert_eq!(number_before(&err, " lost ("), 0, "{err}");
     assert!(
-        err.contains(" samples, ") && err.contains(" lost ") && err.contains("rprof CPU"),
+        err.contains("rprof CPU") && err.contains("% of the recording"),
         "{err}"
+    );
+    assert!(
+        err.contains(&format!("written to {}", data.display())),
+        "{err}"
+    );
+    // The summary's count is the file's count.
+    let top = report(&["-i", data.to_str().unwrap()]);
+    assert_eq!(
+        number_before(&top, " samples, total weight"),
+        samples,
+        "{top}"
+    );
+    // 0.5 s at 4000 Hz on one busy CPU: roughly 2000 samples.
+    assert!(
+        (1000..=2600).contains(&samples),
+        "{samples} samples in 0.5 s at 4000 Hz"
     );
 }
 
