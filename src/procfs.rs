@@ -1,5 +1,8 @@
-//! Parsers for the /proc files rprof reads (pure text in, values out), shared
-//! by the recorder (synthesizing mappings) and the symbolizer (the vdso).
+//! Parsers for the /proc files rprof reads (text in, values out): maps
+//! lines, status fields, the start of kallsyms. Shared by the recorder and
+//! the symbolizer; the callers read the files.
+
+use std::io::BufRead;
 
 /// One line of `/proc/PID/maps`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,30 @@ pub fn parse_maps_line(line: &str) -> Option<MapsLine> {
     })
 }
 
+/// A numeric field of `/proc/PID/status` (`Tgid:`, `PPid:`).
+pub fn parse_status_field(status: &str, key: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The address of `_text` in kallsyms text, reading only up to that line.
+pub fn find_text_address(reader: impl BufRead) -> Option<u64> {
+    for line in reader.lines().take(100_000) {
+        let line = line.ok()?;
+        let mut parts = line.split_whitespace();
+        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if name == "_text" {
+            return u64::from_str_radix(addr, 16).ok();
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +142,25 @@ mod tests {
         let lines: Vec<MapsLine> = maps.lines().filter_map(parse_maps_line).collect();
         assert_eq!(lines.len(), maps.lines().count());
         assert!(lines.iter().any(|l| l.exec && !l.path.is_empty()));
+    }
+
+    #[test]
+    fn status_fields_parse() {
+        let status =
+            "Name:\tcat\nUmask:\t0022\nState:\tR\nTgid:\t4242\nNgid:\t0\nPid:\t4243\nPPid:\t1\n";
+        assert_eq!(parse_status_field(status, "Tgid:"), Some(4242));
+        assert_eq!(parse_status_field(status, "PPid:"), Some(1));
+        assert_eq!(parse_status_field(status, "Nope:"), None);
+    }
+
+    #[test]
+    fn text_address_is_found_in_kallsyms_text() {
+        let text = "0000000000000000 A fixed_percpu_data\nffffffff81000000 T _stext\nffffffff81000000 T _text\nffffffff81000010 T other\n";
+        assert_eq!(find_text_address(text.as_bytes()), Some(0xffffffff81000000));
+        assert_eq!(
+            find_text_address("ffffffff81000000 T other\n".as_bytes()),
+            None
+        );
+        assert_eq!(find_text_address("garbage\n\n".as_bytes()), None);
     }
 }

@@ -127,16 +127,20 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
     } else {
         0.0
     };
+    let symbols = if outcome.symbols_embedded {
+        format!("symbols embedded in {} ms", outcome.finish_time.as_millis())
+    } else {
+        "symbols not embedded".to_string()
+    };
     format!(
         "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \
-         rprof CPU {:.1} ms = {:.1}% of the recording; symbols embedded in {} ms ]",
+         rprof CPU {:.1} ms = {:.1}% of the recording; {symbols} ]",
         outcome.samples,
         outcome.lost,
         human_bytes(outcome.file_size),
         output.display(),
         outcome.profiler_cpu.as_secs_f64() * 1e3,
         overhead,
-        outcome.finish_time.as_millis(),
     )
 }
 
@@ -212,7 +216,10 @@ mod tests {
             &["-F", "lots", "--", "true"],
         ] {
             let err = config(&parse(flags)).unwrap_err().to_string();
-            assert!(!err.is_empty(), "{flags:?}");
+            assert!(
+                err.contains(flags[0]),
+                "{flags:?}: the error should name the flag: {err}"
+            );
         }
         // Representable but beyond any Instant: runs without a deadline.
         assert!(config(&parse(&["--duration", "1e19", "--", "true"])).is_ok());

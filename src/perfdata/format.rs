@@ -83,6 +83,8 @@ pub mod record_type {
     pub const HEADER_FEATURE: u32 = 80;
     /// zstd-compressed records (`perf record -z`), one stream across records.
     pub const COMPRESSED: u32 = 81;
+    /// perf 6.15+: `u64 data_size`, then the zstd bytes padded to 8.
+    pub const COMPRESSED2: u32 = 83;
     pub const FINISHED_INIT: u32 = 82;
 }
 

@@ -66,6 +66,8 @@ pub struct PerfFile {
     decoder: Decoder,
     /// Byte range of the data section, clamped to the file.
     data: Range<usize>,
+    /// See [`DataLayout::unfinished_from`].
+    unfinished_from: Option<usize>,
     /// Feature sections by bit, each checked to lie inside the file.
     features: BTreeMap<u32, Range<usize>>,
     metadata: Metadata,
@@ -132,6 +134,7 @@ impl PerfFile {
             bytes,
             decoder: layout.decoder,
             data: layout.data,
+            unfinished_from: layout.unfinished_from,
             features: layout.features,
             metadata: layout.metadata,
             warnings: layout.warnings,
@@ -174,6 +177,7 @@ impl PerfFile {
             zstd: None,
             unpacked: Vec::new(),
             unpacked_pos: 0,
+            stop_after_unpacked: None,
             malformed: 0,
             before_attrs: 0,
             warnings: Vec::new(),
@@ -242,6 +246,9 @@ pub struct Records<'a> {
     /// record cut off at the end continues in the next COMPRESSED record.
     unpacked: Vec<u8>,
     unpacked_pos: usize,
+    /// A decompression error: reported once the records decoded before it
+    /// are handed out.
+    stop_after_unpacked: Option<String>,
     malformed: usize,
     before_attrs: usize,
     warnings: Vec<String>,
@@ -351,6 +358,17 @@ impl<'a> Records<'a> {
     }
 }
 
+/// The zstd bytes of a COMPRESSED (all of the body) or COMPRESSED2 record
+/// (`u64 data_size`, then the data, padded to 8 bytes).
+fn compressed_payload(kind: u32, body: &[u8]) -> Option<&[u8]> {
+    if kind == record_type::COMPRESSED {
+        return Some(body);
+    }
+    let mut c = Cursor::new(body);
+    let size = usize::try_from(c.u64()?).ok()?;
+    c.bytes(size)
+}
+
 fn truncated(left: usize) -> String {
     format!(
         "file is truncated: {left} bytes at the end could not be decoded; showing what it holds"
@@ -435,11 +453,21 @@ impl<'a> Iterator for Records<'a> {
                     continue;
                 }
                 None if self.done => break,
-                None => {}
+                None => {
+                    if let Some(problem) = self.stop_after_unpacked.take() {
+                        self.finish(Some(problem));
+                        break;
+                    }
+                }
             }
             let file: &'a PerfFile = self.file;
+            let in_unfinished_tail = file.unfinished_from.is_some_and(|from| self.pos >= from);
             let frame = match frame(file.data_from(self.pos), Some(self.pos)) {
                 Step::Record(frame) => frame,
+                Step::Cut(_) | Step::Stop(_) if in_unfinished_tail => {
+                    self.finish(None);
+                    break;
+                }
                 Step::End => {
                     let left = self.unpacked.len() - self.unpacked_pos;
                     self.finish((left > 0).then(|| {
@@ -462,9 +490,15 @@ impl<'a> Iterator for Records<'a> {
             let at = self.pos;
             self.pos += frame.len;
             match frame.kind {
-                record_type::COMPRESSED => {
-                    if let Err(problem) = self.unpack(frame.body, at) {
-                        self.finish(Some(problem));
+                record_type::COMPRESSED | record_type::COMPRESSED2 => {
+                    let payload = compressed_payload(frame.kind, frame.body);
+                    let unpacked = payload
+                        .ok_or_else(|| {
+                            format!("compressed record at file offset {at} is cut short")
+                        })
+                        .and_then(|payload| self.unpack(payload, at));
+                    if let Err(problem) = unpacked {
+                        self.stop_after_unpacked = Some(problem);
                     }
                     continue;
                 }
@@ -485,6 +519,7 @@ impl<'a> Iterator for Records<'a> {
 struct Layout {
     decoder: Decoder,
     data: Range<usize>,
+    unfinished_from: Option<usize>,
     features: BTreeMap<u32, Range<usize>>,
     metadata: Metadata,
     warnings: Vec<String>,
@@ -517,7 +552,11 @@ impl Layout {
         };
         let mut warnings = Vec::new();
         let (attrs, ids) = read_attrs(bytes, &header, &mut warnings).map_err(bad)?;
-        let (data, features_at) = data_range(bytes, &header, &mut warnings).map_err(bad)?;
+        let DataLayout {
+            data,
+            features_at,
+            unfinished_from,
+        } = data_range(bytes, &header, &mut warnings).map_err(bad)?;
         let features = match features_at {
             Some(at) => feature_ranges(bytes, at, &header.features, &mut warnings),
             None => BTreeMap::new(),
@@ -526,6 +565,7 @@ impl Layout {
         Ok(Layout {
             decoder: Decoder::new(attrs, &ids),
             data,
+            unfinished_from,
             features,
             metadata,
             warnings,
@@ -594,6 +634,8 @@ impl Layout {
         Ok(Layout {
             decoder: Decoder::new(attrs, &pipe.ids),
             data,
+            // A pipe has no recorded size: a cut-off end is reported as such.
+            unfinished_from: None,
             features,
             metadata,
             warnings,
@@ -714,13 +756,22 @@ fn read_attrs(
     Ok((attrs, ids))
 }
 
-/// The data section, clamped to the file, and where the feature table
-/// starts when it can be trusted.
+/// Where the data section lies, clamped to the file.
+struct DataLayout {
+    data: Range<usize>,
+    /// Where the feature table starts, when it can be trusted.
+    features_at: Option<usize>,
+    /// Past this offset the data is the unfinished tail of a recording that
+    /// was killed: records are read while they frame, and the first bytes
+    /// that do not end the reading quietly (the open already warned).
+    unfinished_from: Option<usize>,
+}
+
 fn data_range(
     bytes: &[u8],
     header: &FileHeader,
     warnings: &mut Vec<String>,
-) -> Result<(Range<usize>, Option<usize>), String> {
+) -> Result<DataLayout, String> {
     let (offset, size) = header.data;
     let start = usize::try_from(offset)
         .ok()
@@ -728,26 +779,45 @@ fn data_range(
         .ok_or("the data section starts past the end of the file (truncated?)")?;
     let has_features = header.features.iter().any(|&b| b != 0);
     let recorded_end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-    if !has_features && recorded_end < bytes.len() {
-        // Killed after the last header refresh (or before the first): no
-        // feature sections follow the data, so the rest is records too.
+    // perf sets its feature bits at the start and the data size only at the
+    // end; rprof refreshes the size as it goes and sets the bits at the end.
+    // Either way a killed recording leaves records past the recorded size.
+    let unfinished = if size == 0 {
+        start < bytes.len()
+    } else {
+        !has_features && recorded_end < bytes.len()
+    };
+    if unfinished {
         warnings.push(
-            "the recording was not finished cleanly (no feature sections); \
-             reading records up to the end of the file"
+            "the recording was not finished cleanly (killed?); reading the records up to the end \
+             of the file"
                 .into(),
         );
-        return Ok((start..bytes.len(), None));
+        let unfinished_from = recorded_end.min(bytes.len());
+        return Ok(DataLayout {
+            data: start..bytes.len(),
+            features_at: None,
+            unfinished_from: Some(unfinished_from),
+        });
     }
     match range_in(bytes, header.data) {
         Some(range) => {
             let end = range.end;
-            Ok((range, has_features.then_some(end)))
+            Ok(DataLayout {
+                data: range,
+                features_at: has_features.then_some(end),
+                unfinished_from: None,
+            })
         }
         None => {
             if has_features {
                 warnings.push("the feature sections lie past the end of the file; ignored".into());
             }
-            Ok((start..bytes.len(), None))
+            Ok(DataLayout {
+                data: start..bytes.len(),
+                features_at: None,
+                unfinished_from: None,
+            })
         }
     }
 }

@@ -307,6 +307,43 @@ fn header_never_refreshed_reads_to_end_of_file_with_warning() {
     assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
 }
 
+/// A finished file's bytes, for tests that damage its header.
+fn finished_file_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![],
+    }];
+    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    w.write_raw(&encode_records(&expected_records())).unwrap();
+    w.finish(&features()).unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+#[test]
+fn killed_perf_recording_with_feature_bits_but_no_data_size_is_read() {
+    // perf sets its feature bits when it starts and the data size when it
+    // ends: a perf killed with SIGKILL leaves size 0 with the bits set.
+    let mut bytes = finished_file_bytes();
+    bytes[48..56].copy_from_slice(&0u64.to_ne_bytes());
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records, expected_records());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
+}
+
+#[test]
+fn crash_while_writing_feature_sections_reads_the_records_quietly() {
+    // Feature sections written, header bits not yet: the bytes after the
+    // data are the feature table, not records.
+    let mut bytes = finished_file_bytes();
+    bytes[72..104].fill(0);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(records, expected_records());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+}
+
 #[test]
 fn records_written_after_the_last_header_refresh_are_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -746,6 +783,35 @@ fn compressed(records: &[u8], piece: usize) -> Vec<u8> {
         out.extend(w.buf);
     }
     out
+}
+
+/// As [`compressed`], in perf 6.15's COMPRESSED2 form (sized, 8-aligned).
+fn compressed2(records: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in perf_like_stream(records, piece) {
+        let padded = (chunk.len() + 7) & !7;
+        let mut w = ByteWriter::default();
+        w.u32(record_type::COMPRESSED2)
+            .u16(0)
+            .u16((16 + padded) as u16)
+            .u64(chunk.len() as u64)
+            .bytes(&chunk)
+            .bytes(&vec![0; padded - chunk.len()]);
+        out.extend(w.buf);
+    }
+    out
+}
+
+#[test]
+fn compressed2_records_of_newer_perf_decode_in_place() {
+    let samples: Vec<Record> = (0..500)
+        .map(|i| Record::Sample(sample_at(i, 1 + (i % 3) as u32)))
+        .collect();
+    let data = compressed2(&encode_records(&samples), 3000);
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records, samples);
 }
 
 #[test]

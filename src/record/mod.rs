@@ -72,6 +72,9 @@ pub struct RecordOutcome {
     /// Wall time after the recording stopped: symbolizing every sampled
     /// address and writing the feature sections.
     pub finish_time: Duration,
+    /// Whether the symbol table was embedded (not with `--no-embed-symbols`,
+    /// nor when symbolization failed).
+    pub symbols_embedded: bool,
     /// Exit code of the launched command when it ended by itself (128+signal
     /// if a signal killed it); None when rprof stopped it or launched nothing.
     pub child_exit_code: Option<i32>,
@@ -167,6 +170,7 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     stop.exit_on_next();
     let embed_started = Instant::now();
     let features = feature_data(config, &event.name, writer.path(), &mut warnings);
+    let symbols_embedded = features.rprof_symbols.is_some();
     let file_size = writer.finish(&features)?;
     let finish_time = embed_started.elapsed();
     Ok(RecordOutcome {
@@ -177,6 +181,7 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
         file_size,
         profiler_cpu,
         finish_time,
+        symbols_embedded,
         child_exit_code,
         warnings,
     })

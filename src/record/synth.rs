@@ -3,31 +3,15 @@
 //! kernel's own map. Encoded with the attr's `sample_type` so the
 //! `sample_id_all` trailer matches the kernel's records; time 0.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 
 use crate::perfdata::records::{Comm, CpuMode, Mmap, SampleId, TaskEvent};
 use crate::perfdata::writer::encode;
-use crate::procfs::{parse_maps_line, MapsLine};
+use crate::procfs::{find_text_address, parse_maps_line, MapsLine};
 use crate::record::target::list_threads;
 
 /// perf's name for the kernel image map.
 pub(crate) const KERNEL_MMAP_NAME: &str = "[kernel.kallsyms]_text";
-
-/// The address of `_text` in kallsyms text, reading only up to that line.
-pub(crate) fn find_text_address(reader: impl BufRead) -> Option<u64> {
-    for line in reader.lines().take(100_000) {
-        let line = line.ok()?;
-        let mut parts = line.split_whitespace();
-        let (Some(addr), Some(_kind), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if name == "_text" {
-            return u64::from_str_radix(addr, 16).ok();
-        }
-    }
-    None
-}
 
 fn id(pid: u32, tid: u32) -> SampleId {
     SampleId {
@@ -158,20 +142,4 @@ pub(crate) fn all_pids() -> Vec<u32> {
         .collect();
     pids.sort_unstable();
     pids
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_address_is_found_in_kallsyms_text() {
-        let text = "0000000000000000 A fixed_percpu_data\nffffffff81000000 T _stext\nffffffff81000000 T _text\nffffffff81000010 T other\n";
-        assert_eq!(find_text_address(text.as_bytes()), Some(0xffffffff81000000));
-        assert_eq!(
-            find_text_address("ffffffff81000000 T other\n".as_bytes()),
-            None
-        );
-        assert_eq!(find_text_address("garbage\n\n".as_bytes()), None);
-    }
 }

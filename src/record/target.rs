@@ -209,29 +209,12 @@ pub(crate) fn list_threads(pid: u32) -> Result<Vec<u32>, RecordError> {
 /// The thread group (process) id of a thread, from `/proc/TID/status`.
 pub(crate) fn thread_group(tid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    parse_status_field(&status, "Tgid:")
-}
-
-/// A numeric field of `/proc/PID/status` (`Tgid:`, `PPid:`).
-pub(crate) fn parse_status_field(status: &str, key: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|v| v.trim().parse().ok())
+    crate::procfs::parse_status_field(&status, "Tgid:")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_fields_parse() {
-        let status =
-            "Name:\tcat\nUmask:\t0022\nState:\tR\nTgid:\t4242\nNgid:\t0\nPid:\t4243\nPPid:\t1\n";
-        assert_eq!(parse_status_field(status, "Tgid:"), Some(4242));
-        assert_eq!(parse_status_field(status, "PPid:"), Some(1));
-        assert_eq!(parse_status_field(status, "Nope:"), None);
-    }
 
     #[test]
     fn own_threads_and_group_are_found() {
