@@ -32,6 +32,17 @@ fn report(args: &[&str]) -> String {
     text(&run.stdout)
 }
 
+/// Self share per function of a recording (`--sort symbol --no-children`).
+fn symbol_shares(data: &Path) -> Vec<(String, f64)> {
+    self_shares(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--sort",
+        "symbol",
+        "--no-children",
+    ]))
+}
+
 fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
     shares
         .iter()
@@ -167,13 +178,7 @@ fn dlopened_library_is_symbolized() {
         row.contains("libdlwork.so"),
         "dl_spin not attributed to libdlwork.so: {row}"
     );
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(share_of(&shares, "dl_spin") > 80.0, "{shares:?}");
 }
 
@@ -184,13 +189,7 @@ fn forked_and_execed_child_is_profiled() {
     let dir = temp_dir("fork");
     let data = dir.join("fork.data");
     record_work(&data, &["fork", "1"]);
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(
         share_of(&shares, "child_burn") > 80.0,
         "child not profiled: {shares:?}"
@@ -208,13 +207,7 @@ fn attach_to_running_process_with_pid() {
     let run = rprof(&["record", "-g", "-p", &pid, "-o", data.to_str().unwrap()]);
     let _ = child.wait();
     assert!(run.status.success(), "{}", text(&run.stderr));
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(
         share_of(&shares, "burn_a") > 25.0,
         "main thread missing: {shares:?}"
@@ -265,13 +258,7 @@ fn linux_perf_opens_the_file_and_agrees_on_top_functions() {
             Some((cols.get(marker + 1)?.to_string(), share))
         })
         .collect();
-    let ours = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let ours = symbol_shares(&data);
     // The two top functions, in the same order and within a point of each other.
     for rank in 0..2 {
         assert_eq!(
@@ -318,13 +305,7 @@ fn report_reads_files_written_by_linux_perf() {
         "perf record failed: {}",
         text(&run.stderr)
     );
-    let measured = split_share(&self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ])));
+    let measured = split_share(&symbol_shares(&data));
     let truth = truth_split(&text(&run.stdout));
     assert!(
         (measured - truth).abs() <= 2.0,
@@ -352,13 +333,7 @@ fn report_names_functions_after_the_binary_is_deleted() {
     ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     std::fs::remove_file(&copy).unwrap();
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(
         share_of(&shares, "burn_a") > 50.0,
         "names lost after delete: {shares:?}"
@@ -525,13 +500,7 @@ fn ctrl_c_finishes_a_valid_file() {
         stderr.contains("samples"),
         "no summary after Ctrl-C: {stderr}"
     );
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
     let file = rprof::perfdata::PerfFile::open(&data).unwrap();
     assert!(
@@ -554,13 +523,7 @@ fn second_ctrl_c_still_leaves_a_readable_file() {
         status.success() || status.code() == Some(130),
         "{status:?} {stderr}"
     );
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
 }
 
@@ -800,13 +763,7 @@ fn recording_ends_when_the_attached_process_exits() {
         started.elapsed() < Duration::from_secs(10),
         "record kept going after the process exited"
     );
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
 }
 
@@ -831,13 +788,7 @@ fn thread_mode_records_only_the_given_thread() {
     ]);
     let _ = child.wait();
     assert!(run.status.success(), "{}", text(&run.stderr));
-    let shares = self_shares(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--sort",
-        "symbol",
-        "--no-children",
-    ]));
+    let shares = symbol_shares(&data);
     assert!(share_of(&shares, "burn_a") > 80.0, "{shares:?}");
     assert!(
         share_of(&shares, "burn_b") < 1.0,
