@@ -657,11 +657,18 @@ fn unprivileged_system_wide_recording_explains_paranoid() {
     if paranoid.trim().parse::<i32>().unwrap_or(2) < 1 {
         return; // -a is allowed to everyone here; nothing to explain.
     }
-    let dir = temp_dir("nobody");
+    // `nobody` must reach the binary and the output directory: the checkout
+    // may sit under a private home, so both go to a world-readable place.
+    let dir = std::env::temp_dir().join(format!("rprof-nobody-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let binary = dir.join("rprof");
+    std::fs::copy(rprof_bin(), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(rprof_bin())
+        .arg(&binary)
         .args([
             "record",
             "-a",
@@ -672,6 +679,7 @@ fn unprivileged_system_wide_recording_explains_paranoid() {
         ])
         .output()
         .expect("setpriv (util-linux)");
+    let _ = std::fs::remove_dir_all(&dir);
     let err = text(&run.stderr);
     assert!(!run.status.success(), "nobody recorded system-wide: {err}");
     assert!(
