@@ -910,3 +910,48 @@ fn jit_frames_are_named_from_the_perf_map() {
         "JIT frames missing or small ({jit} of {total}): {folded:?}"
     );
 }
+
+#[test]
+fn lost_samples_are_counted_and_recorded_in_the_file() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("lost");
+    let data = dir.join("lost.data");
+    let w = workloads();
+    // A one-page ring at 100 kHz overflows between drains.
+    let run = rprof(&[
+        "record",
+        "-m",
+        "1",
+        "-c",
+        "10000",
+        "-g",
+        "-o",
+        data.to_str().unwrap(),
+        "--",
+        w.work.to_str().unwrap(),
+        "split",
+        "1",
+    ]);
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let lost_in_summary: u64 = err
+        .split(" lost (")
+        .next()
+        .and_then(|head| head.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lost count in: {err}"));
+    assert!(
+        lost_in_summary > 0,
+        "a one-page ring at 100 kHz lost nothing: {err}"
+    );
+    assert!(
+        err.contains("samples were lost"),
+        "no lost-samples warning: {err}"
+    );
+    let top = report(&["-i", data.to_str().unwrap()]);
+    assert!(
+        top.contains(&format!("# Lost: {lost_in_summary} samples")),
+        "report disagrees with the summary ({lost_in_summary}):\n{top}"
+    );
+}
