@@ -22,6 +22,14 @@ fi
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# Median wall time in ms of RUNS runs of a command.
+median_ms() {
+  for _ in $(seq "$RUNS"); do
+    t0=$(now_ns)
+    "$@"
+    echo $(( $(now_ns) - t0 ))
+  done | median | awk '{printf "%.1f", $1 / 1e6}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 # CPU seconds (user+sys) of a command and its waited-for children.
 cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1 || true; awk '{print $1 + $2}' "$WORK_DIR/time"; }
@@ -58,19 +66,10 @@ rprof_cpu=$(median < "$WORK_DIR/cpu.rprof")
 echo "profiler CPU while attached (s): perf $perf_cpu  rprof $rprof_cpu  ratio $(ratio "$rprof_cpu" "$perf_cpu")  (target <= 0.5)"
 
 # 3. Fixed cost: wall time of `record -- true`.
-for tool in perf rprof; do
-  for _ in $(seq "$RUNS"); do
-    t0=$(now_ns)
-    if [ $tool = perf ]; then
-      perf record -q -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1
-    else
-      "$RPROF" record -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1
-    fi
-    echo $(( $(now_ns) - t0 ))
-  done | median > "$WORK_DIR/true.$tool"
-done
-perf_true_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/true.perf")
-rprof_true_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/true.rprof")
+perf_record_true() { perf record -q -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1; }
+rprof_record_true() { "$RPROF" record -o "$WORK_DIR/t.data" -- true >/dev/null 2>&1; }
+perf_true_ms=$(median_ms perf_record_true)
+rprof_true_ms=$(median_ms rprof_record_true)
 echo "record -- true wall (ms): perf $perf_true_ms  rprof $rprof_true_ms  ratio $(ratio "$rprof_true_ms" "$perf_true_ms")  (target rprof < 50 ms)"
 
 # 4. File size per sample, same workload and rate.
@@ -82,19 +81,10 @@ rprof_bps=$(( $(stat -c %s "$WORK_DIR/r.data") / $(samples_of "$WORK_DIR/r.data"
 echo "file bytes per sample: perf $perf_bps  rprof $rprof_bps (incl. embedded symbols)  ratio $(ratio "$rprof_bps" "$perf_bps")"
 
 # 5. Recording -> folded stacks with line/inline detail, on perf's recording.
-for tool in perf rprof; do
-  for _ in $(seq "$RUNS"); do
-    t0=$(now_ns)
-    if [ $tool = perf ]; then
-      # Line and inline detail, as rprof resolves it: perf gets both from
-      # addr2line (inferno skips the srcline lines, with warnings we hide).
-      perf script -i "$WORK_DIR/p.data" --inline -F +srcline 2>/dev/null | inferno-collapse-perf --all >/dev/null 2>&1
-    else
-      "$RPROF" report -i "$WORK_DIR/p.data" --format folded >/dev/null
-    fi
-    echo $(( $(now_ns) - t0 ))
-  done | median > "$WORK_DIR/fold.$tool"
-done
-perf_fold_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/fold.perf")
-rprof_fold_ms=$(awk '{printf "%.1f", $1 / 1e6}' "$WORK_DIR/fold.rprof")
+# perf gets line and inline detail from addr2line, as rprof resolves them
+# (inferno skips the srcline lines, with warnings we hide).
+perf_fold() { perf script -i "$WORK_DIR/p.data" --inline -F +srcline 2>/dev/null | inferno-collapse-perf --all >/dev/null 2>&1; }
+rprof_fold() { "$RPROF" report -i "$WORK_DIR/p.data" --format folded >/dev/null; }
+perf_fold_ms=$(median_ms perf_fold)
+rprof_fold_ms=$(median_ms rprof_fold)
 echo "perf.data -> folded (ms): perf script|inferno $perf_fold_ms  rprof $rprof_fold_ms  speed-up x$(ratio "$perf_fold_ms" "$rprof_fold_ms")  (target >= 10)"

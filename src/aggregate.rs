@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::perfdata::{PerfFile, Record};
 use crate::process::{ModuleAddr, ModuleId, ProcessModel};
@@ -50,7 +51,7 @@ impl RecordingStats {
 /// A stack located in modules but not yet named.
 #[derive(Debug, Clone)]
 pub struct LocatedStack {
-    pub comm: String,
+    pub comm: Rc<str>,
     pub pid: u32,
     /// Leaf first.
     pub frames: Box<[ModuleAddr]>,
@@ -66,6 +67,9 @@ pub struct Replay {
     pub warnings: Vec<String>,
 }
 
+/// What makes two samples the same stack: thread name, pid, located frames.
+type StackKey = (Rc<str>, u32, Box<[ModuleAddr]>);
+
 /// Replays every record in time order and interns the located stacks.
 pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
     let (records, warnings) = file.sorted_records();
@@ -76,7 +80,7 @@ pub fn replay(file: &PerfFile, filter: &SampleFilter) -> Replay {
 pub fn replay_records(records: &[Record], filter: &SampleFilter, warnings: Vec<String>) -> Replay {
     let mut model = ProcessModel::new();
     let mut stats = RecordingStats::default();
-    let mut index: HashMap<(String, u32, Box<[ModuleAddr]>), usize> = HashMap::new();
+    let mut index: HashMap<StackKey, usize> = HashMap::new();
     let mut stacks: Vec<LocatedStack> = Vec::new();
     let mut raw = Vec::new();
     // perf 6.x writes both the ring's LOST records and, at the end, a
@@ -100,22 +104,19 @@ pub fn replay_records(records: &[Record], filter: &SampleFilter, warnings: Vec<S
                 unwind::frames_into(sample, &mut raw);
                 let frames: Box<[ModuleAddr]> =
                     raw.iter().map(|f| model.locate(sample.pid, f)).collect();
-                let key = (comm, sample.pid, frames);
-                let slot = match index.get(&key) {
-                    Some(&slot) => slot,
-                    None => {
-                        let (comm, pid, frames) = key.clone();
+                let next = stacks.len();
+                let slot = *index.entry((comm, sample.pid, frames)).or_insert_with_key(
+                    |(comm, pid, frames)| {
                         stacks.push(LocatedStack {
-                            comm,
-                            pid,
-                            frames,
+                            comm: Rc::clone(comm),
+                            pid: *pid,
+                            frames: frames.clone(),
                             weight: 0,
                             samples: 0,
                         });
-                        index.insert(key, stacks.len() - 1);
-                        stacks.len() - 1
-                    }
-                };
+                        next
+                    },
+                );
                 stacks[slot].weight = stacks[slot].weight.saturating_add(weight);
                 stacks[slot].samples += 1;
             }
@@ -260,7 +261,7 @@ pub fn build_profile(replay: Replay, table: &SymbolTable, event_name: &str, unit
             ids.extend_from_slice(expansion);
         }
         stacks.push(Stack {
-            comm: located.comm,
+            comm: located.comm.to_string(),
             pid: located.pid,
             frames: ids,
             weight: located.weight,

@@ -3,6 +3,7 @@
 //! Pure: it never reads /proc; everything comes from the recording.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use crate::perfdata::records::{CpuMode, Mmap, Record};
 use crate::symbolize::{ModuleKind, ModuleRef};
@@ -40,7 +41,8 @@ pub const KERNEL_MODULE_PATH: &str = "[kernel.kallsyms]";
 pub struct ProcessModel {
     processes: HashMap<u32, Process>,
     /// tid -> comm
-    comms: HashMap<u32, String>,
+    /// Shared strings: every sample asks for its thread's name.
+    comms: HashMap<u32, Rc<str>>,
     /// tid -> pid
     thread_pid: HashMap<u32, u32>,
     modules: Vec<ModuleRef>,
@@ -82,7 +84,7 @@ impl ProcessModel {
                     // exec replaces the address space; the new image's mmaps follow.
                     self.processes.insert(c.pid, Process::default());
                 }
-                self.comms.insert(c.tid, c.comm.clone());
+                self.comms.insert(c.tid, Rc::from(c.comm.as_str()));
                 self.thread_pid.insert(c.tid, c.pid);
             }
             Record::Fork(t) => {
@@ -154,18 +156,12 @@ impl ProcessModel {
 
     /// The thread's current name, falling back to its process's, then `:TID`.
     /// The idle task (tid 0) has no COMM record; perf calls it `swapper`.
-    pub fn comm(&self, pid: u32, tid: u32) -> String {
-        self.comms
-            .get(&tid)
-            .or_else(|| self.comms.get(&pid))
-            .cloned()
-            .unwrap_or_else(|| {
-                if tid == 0 {
-                    "swapper".to_string()
-                } else {
-                    format!(":{tid}")
-                }
-            })
+    pub fn comm(&self, pid: u32, tid: u32) -> Rc<str> {
+        match self.comms.get(&tid).or_else(|| self.comms.get(&pid)) {
+            Some(comm) => Rc::clone(comm),
+            None if tid == 0 => Rc::from("swapper"),
+            None => Rc::from(format!(":{tid}")),
+        }
     }
 
     /// Finds the module and module-relative address of a frame of `pid`.
@@ -302,7 +298,7 @@ mod tests {
             ..Comm::default()
         }));
         model.apply(&mmap(11, 0x5000, 0x1000, 0, "/bin/child"));
-        assert_eq!(model.comm(11, 11), "child");
+        assert_eq!(&*model.comm(11, 11), "child");
         let at = model.locate(11, &user(0x5004, false));
         assert_eq!(model.module(at.module).path, "/bin/child");
         let gone = model.locate(11, &user(0x1100, false));
@@ -312,8 +308,8 @@ mod tests {
     #[test]
     fn idle_task_is_called_swapper_and_unknown_threads_by_tid() {
         let model = ProcessModel::new();
-        assert_eq!(model.comm(0, 0), "swapper");
-        assert_eq!(model.comm(42, 43), ":43");
+        assert_eq!(&*model.comm(0, 0), "swapper");
+        assert_eq!(&*model.comm(42, 43), ":43");
     }
 
     #[test]

@@ -63,18 +63,7 @@ pub struct Metadata {
 /// An opened perf.data file (memory-mapped).
 pub struct PerfFile {
     bytes: Source,
-    decoder: Decoder,
-    /// Byte range of the data section, clamped to the file.
-    data: Range<usize>,
-    /// See [`DataLayout::unfinished_from`].
-    unfinished_from: Option<usize>,
-    /// Feature sections by bit, each checked to lie inside the file.
-    features: BTreeMap<u32, Range<usize>>,
-    metadata: Metadata,
-    /// Problems found while opening (not fatal): shown with the records' warnings.
-    warnings: Vec<String>,
-    /// Pipe mode: where the attrs were declared.
-    pipe: Option<PipeAttrs>,
+    layout: Layout,
 }
 
 /// A pipe-mode file's HEADER_ATTR records, so that the record iterator can
@@ -130,36 +119,27 @@ impl PerfFile {
 
     fn parse(bytes: Source, path: &Path) -> Result<PerfFile, ReadError> {
         let layout = Layout::parse(bytes.as_slice(), path)?;
-        Ok(PerfFile {
-            bytes,
-            decoder: layout.decoder,
-            data: layout.data,
-            unfinished_from: layout.unfinished_from,
-            features: layout.features,
-            metadata: layout.metadata,
-            warnings: layout.warnings,
-            pipe: layout.pipe,
-        })
+        Ok(PerfFile { bytes, layout })
     }
 
     pub fn attrs(&self) -> &[EventAttr] {
-        self.decoder.attrs()
+        self.layout.decoder.attrs()
     }
 
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        &self.layout.metadata
     }
 
     /// Raw bytes of a feature section (`format::feature::*`), if present.
     pub fn feature(&self, bit: u32) -> Option<&[u8]> {
-        let range = self.features.get(&bit)?;
+        let range = self.layout.features.get(&bit)?;
         self.bytes.as_slice().get(range.clone())
     }
 
     /// Problems found while opening the file (e.g. a header that was never
     /// finalized). The record iterators add their own.
     pub fn warnings(&self) -> &[String] {
-        &self.warnings
+        &self.layout.warnings
     }
 
     /// Records in file order. Stops at the first undecodable record with a
@@ -171,9 +151,13 @@ impl PerfFile {
     pub fn records(&self) -> Records<'_> {
         Records {
             file: self,
-            pos: self.data.start,
+            pos: self.layout.data.start,
             done: false,
-            pipe_decoder: self.pipe.as_ref().map(|_| Decoder::new(Vec::new(), &[])),
+            pipe_decoder: self
+                .layout
+                .pipe
+                .as_ref()
+                .map(|_| Decoder::new(Vec::new(), &[])),
             zstd: None,
             unpacked: Vec::new(),
             unpacked_pos: 0,
@@ -188,20 +172,20 @@ impl PerfFile {
     fn data_from(&self, pos: usize) -> &[u8] {
         self.bytes
             .as_slice()
-            .get(pos..self.data.end)
+            .get(pos..self.layout.data.end)
             .unwrap_or_default()
     }
 
     /// Whether this is a pipe-mode file (`perf record -o -`).
     pub fn is_pipe_mode(&self) -> bool {
-        self.pipe.is_some()
+        self.layout.pipe.is_some()
     }
 
     /// All records in file order, plus every warning (opening and decoding).
     pub fn read_records(&self) -> (Vec<Record>, Vec<String>) {
         let mut iter = self.records();
         let records: Vec<Record> = iter.by_ref().collect();
-        let mut warnings = self.warnings.clone();
+        let mut warnings = self.layout.warnings.clone();
         warnings.append(&mut iter.warnings);
         (records, warnings)
     }
@@ -287,7 +271,9 @@ impl<'a> Records<'a> {
     }
 
     fn decoder(&self) -> &Decoder {
-        self.pipe_decoder.as_ref().unwrap_or(&self.file.decoder)
+        self.pipe_decoder
+            .as_ref()
+            .unwrap_or(&self.file.layout.decoder)
     }
 
     fn decode(&self, frame: &Frame<'_>) -> Result<Record, Skip> {
@@ -309,12 +295,12 @@ impl<'a> Records<'a> {
 
     /// Pipe mode: the HEADER_ATTR record at `at` declares one more attr.
     fn attr_declared(&mut self, at: usize) {
-        let (Some(pipe), Some(current)) = (&self.file.pipe, &self.pipe_decoder) else {
+        let (Some(pipe), Some(current)) = (&self.file.layout.pipe, &self.pipe_decoder) else {
             return;
         };
         let declared = pipe.offsets.partition_point(|&offset| offset <= at);
         if declared != current.attrs().len() {
-            let attrs = self.file.decoder.attrs();
+            let attrs = self.file.layout.decoder.attrs();
             self.pipe_decoder = Some(Decoder::new(
                 attrs.get(..declared).unwrap_or(attrs).to_vec(),
                 pipe.ids.get(..declared).unwrap_or(&pipe.ids),
@@ -461,7 +447,10 @@ impl<'a> Iterator for Records<'a> {
                 }
             }
             let file: &'a PerfFile = self.file;
-            let in_unfinished_tail = file.unfinished_from.is_some_and(|from| self.pos >= from);
+            let in_unfinished_tail = file
+                .layout
+                .unfinished_from
+                .is_some_and(|from| self.pos >= from);
             let frame = match frame(file.data_from(self.pos), Some(self.pos)) {
                 Step::Record(frame) => frame,
                 Step::Cut(_) | Step::Stop(_) if in_unfinished_tail => {
@@ -518,11 +507,16 @@ impl<'a> Iterator for Records<'a> {
 /// (in pipe mode: from the HEADER_* records).
 struct Layout {
     decoder: Decoder,
+    /// Byte range of the data section, clamped to the file.
     data: Range<usize>,
+    /// See [`DataLayout::unfinished_from`].
     unfinished_from: Option<usize>,
+    /// Feature sections by bit, each checked to lie inside the file.
     features: BTreeMap<u32, Range<usize>>,
     metadata: Metadata,
+    /// Problems found while opening (not fatal): shown with the records' warnings.
     warnings: Vec<String>,
+    /// Pipe mode: where the attrs were declared.
     pipe: Option<PipeAttrs>,
 }
 

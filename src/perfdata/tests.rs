@@ -488,12 +488,24 @@ fn read_everything(bytes: Vec<u8>) {
     }
 }
 
-#[test]
-fn no_prefix_of_a_valid_file_panics() {
-    let bytes = test_file_bytes();
+/// Reads every prefix of `bytes`, as a file cut off anywhere would be.
+fn read_every_prefix(bytes: &[u8]) {
     for len in 0..=bytes.len() {
         read_everything(bytes[..len].to_vec());
     }
+}
+
+/// Overwrites 1 to 8 random bytes at or after `from`.
+fn flip_bytes(bytes: &mut [u8], from: usize, state: &mut u64) {
+    for _ in 0..1 + xorshift(state) % 8 {
+        let at = from + (xorshift(state) as usize) % (bytes.len() - from);
+        bytes[at] = xorshift(state) as u8;
+    }
+}
+
+#[test]
+fn no_prefix_of_a_valid_file_panics() {
+    read_every_prefix(&test_file_bytes());
 }
 
 #[test]
@@ -509,10 +521,7 @@ fn garbage_and_corrupted_files_never_panic() {
             bytes.extend((0..len).map(|_| xorshift(&mut state) as u8));
         } else {
             // A valid file with a few bytes flipped (often in sizes and counts).
-            for _ in 0..1 + xorshift(&mut state) % 8 {
-                let at = (xorshift(&mut state) as usize) % bytes.len();
-                bytes[at] = xorshift(&mut state) as u8;
-            }
+            flip_bytes(&mut bytes, 0, &mut state);
         }
         read_everything(bytes);
     }
@@ -1054,10 +1063,7 @@ fn pipe_mode_decoder_grows_with_the_attrs_declared() {
 
 #[test]
 fn no_prefix_of_a_pipe_file_panics() {
-    let bytes = pipe_file_bytes();
-    for len in 0..=bytes.len() {
-        read_everything(bytes[..len].to_vec());
-    }
+    read_every_prefix(&pipe_file_bytes());
 }
 
 #[test]
@@ -1066,10 +1072,7 @@ fn corrupted_pipe_files_never_panic() {
     let mut state = 0x0bad_cafe_f00d_d00d;
     for _ in 0..2000 {
         let mut bytes = valid.clone();
-        for _ in 0..1 + xorshift(&mut state) % 8 {
-            let at = 16 + (xorshift(&mut state) as usize) % (bytes.len() - 16);
-            bytes[at] = xorshift(&mut state) as u8;
-        }
+        flip_bytes(&mut bytes, 16, &mut state);
         read_everything(bytes);
     }
 }

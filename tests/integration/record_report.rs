@@ -11,19 +11,19 @@ use crate::util::*;
 
 /// Records `work ARGS` with frame pointers; returns the workload's stdout.
 fn record_work(out: &Path, args: &[&str]) -> String {
-    let w = workloads();
-    let mut argv = vec![
-        "record",
-        "-g",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        w.work.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(args);
-    let run = rprof(&argv);
+    let run = record_work_with(&["-g"], out, args);
     assert!(run.status.success(), "record failed: {}", text(&run.stderr));
     text(&run.stdout)
+}
+
+/// Runs `rprof record FLAGS -o OUT -- work ARGS`, whatever its outcome.
+fn record_work_with(flags: &[&str], out: &Path, args: &[&str]) -> std::process::Output {
+    let w = workloads();
+    let mut argv = vec!["record"];
+    argv.extend_from_slice(flags);
+    argv.extend(["-o", out.to_str().unwrap(), "--", w.work.to_str().unwrap()]);
+    argv.extend_from_slice(args);
+    rprof(&argv)
 }
 
 fn report(args: &[&str]) -> String {
@@ -382,16 +382,7 @@ fn summary_line_reports_samples_lost_size_and_overhead() {
     let _guard = serial();
     let dir = temp_dir("summary");
     let data = dir.join("s.data");
-    let w = workloads();
-    let run = rprof(&[
-        "record",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        w.work.to_str().unwrap(),
-        "split",
-        "0.5",
-    ]);
+    let run = record_work_with(&[], &data, &["split", "0.5"]);
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
     // `[ rprof record: N samples, L lost (x%), D s, SIZE written to F; rprof CPU ...`
@@ -652,9 +643,7 @@ fn absurd_frequency_is_clamped_with_a_warning() {
 #[test]
 fn unprivileged_system_wide_recording_explains_paranoid() {
     require_perf!();
-    let paranoid =
-        std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid").unwrap_or_default();
-    if paranoid.trim().parse::<i32>().unwrap_or(2) < 1 {
+    if rprof::sys::perf_event_paranoid().unwrap_or(2) < 1 {
         return; // -a is allowed to everyone here; nothing to explain.
     }
     // `nobody` must reach the binary and the output directory: the checkout
@@ -811,18 +800,7 @@ fn system_wide_recording_for_a_commands_lifetime_sees_the_workload() {
     let _guard = serial();
     let dir = temp_dir("syswide");
     let data = dir.join("all.data");
-    let w = workloads();
-    let run = rprof(&[
-        "record",
-        "-a",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        w.work.to_str().unwrap(),
-        "split",
-        "1",
-    ]);
+    let run = record_work_with(&["-a", "-g"], &data, &["split", "1"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let top = report(&[
         "-i",
@@ -917,22 +895,8 @@ fn lost_samples_are_counted_and_recorded_in_the_file() {
     let _guard = serial();
     let dir = temp_dir("lost");
     let data = dir.join("lost.data");
-    let w = workloads();
     // A one-page ring at 100 kHz overflows between drains.
-    let run = rprof(&[
-        "record",
-        "-m",
-        "1",
-        "-c",
-        "10000",
-        "-g",
-        "-o",
-        data.to_str().unwrap(),
-        "--",
-        w.work.to_str().unwrap(),
-        "split",
-        "1",
-    ]);
+    let run = record_work_with(&["-m", "1", "-c", "10000", "-g"], &data, &["split", "1"]);
     let err = text(&run.stderr);
     assert!(run.status.success(), "{err}");
     let lost_in_summary: u64 = err

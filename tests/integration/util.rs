@@ -80,28 +80,12 @@ pub fn cc(sources: &[&Path], out: &Path, extra: &[&str]) {
 /// Whether this test may skip when perf_event_open is refused: only when
 /// RPROF_REQUIRE_PERF is unset (CI sets it, so there the tests must run).
 pub fn perf_events_usable() -> bool {
-    let paranoid: i32 = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(2);
-    let root = nix_uid() == 0;
-    let usable = root || paranoid <= 1;
+    let paranoid = rprof::sys::perf_event_paranoid().unwrap_or(2);
+    let usable = rprof::sys::is_root() || paranoid <= 1;
     if !usable && std::env::var_os("RPROF_REQUIRE_PERF").is_some() {
         panic!("perf_event_open is not usable (paranoid={paranoid}, not root) but RPROF_REQUIRE_PERF is set");
     }
     usable
-}
-
-fn nix_uid() -> u32 {
-    // Avoid a libc dependency in tests: the real uid is in /proc/self/status.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(u32::MAX)
 }
 
 /// Whether Linux perf can be used for cross-checks (required under RPROF_REQUIRE_PERF).
