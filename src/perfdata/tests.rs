@@ -158,6 +158,15 @@ fn encode_records(records: &[Record]) -> Vec<u8> {
     out
 }
 
+/// A writer for one cpu-clock attr without ids.
+fn cpu_clock_writer(path: &Path) -> PerfDataWriter {
+    let attrs = [AttrEntry {
+        attr: cpu_clock_attr(SAMPLE_TYPE),
+        ids: vec![],
+    }];
+    PerfDataWriter::create(path, &attrs).unwrap()
+}
+
 /// Writes the round-trip file at `path` and returns its size.
 fn write_test_file(path: &Path) -> u64 {
     let attrs = [AttrEntry {
@@ -264,11 +273,7 @@ fn sorted_records_order_by_time_and_keep_untimed_in_place() {
 fn flushed_recording_is_readable_before_finish() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perf.data");
-    let attrs = [AttrEntry {
-        attr: cpu_clock_attr(SAMPLE_TYPE),
-        ids: vec![],
-    }];
-    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    let mut w = cpu_clock_writer(&path);
     let records = expected_records();
     w.write_raw(&encode_records(&records[..4])).unwrap();
     w.flush().unwrap();
@@ -289,11 +294,7 @@ fn flushed_recording_is_readable_before_finish() {
 fn header_never_refreshed_reads_to_end_of_file_with_warning() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perf.data");
-    let attrs = [AttrEntry {
-        attr: cpu_clock_attr(SAMPLE_TYPE),
-        ids: vec![],
-    }];
-    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    let mut w = cpu_clock_writer(&path);
     w.write_raw(&encode_records(&expected_records())).unwrap();
     // Push bytes to disk without refreshing the header, like a kill between
     // a buffer write and the header update.
@@ -307,25 +308,11 @@ fn header_never_refreshed_reads_to_end_of_file_with_warning() {
     assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
 }
 
-/// A finished file's bytes, for tests that damage its header.
-fn finished_file_bytes() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("perf.data");
-    let attrs = [AttrEntry {
-        attr: cpu_clock_attr(SAMPLE_TYPE),
-        ids: vec![],
-    }];
-    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
-    w.write_raw(&encode_records(&expected_records())).unwrap();
-    w.finish(&features()).unwrap();
-    std::fs::read(&path).unwrap()
-}
-
 #[test]
 fn killed_perf_recording_with_feature_bits_but_no_data_size_is_read() {
     // perf sets its feature bits when it starts and the data size when it
     // ends: a perf killed with SIGKILL leaves size 0 with the bits set.
-    let mut bytes = finished_file_bytes();
+    let mut bytes = test_file_bytes();
     bytes[48..56].copy_from_slice(&0u64.to_ne_bytes());
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert_eq!(records, expected_records());
@@ -337,7 +324,7 @@ fn killed_perf_recording_with_feature_bits_but_no_data_size_is_read() {
 fn crash_while_writing_feature_sections_reads_the_records_quietly() {
     // Feature sections written, header bits not yet: the bytes after the
     // data are the feature table, not records.
-    let mut bytes = finished_file_bytes();
+    let mut bytes = test_file_bytes();
     bytes[72..104].fill(0);
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert_eq!(records, expected_records());
@@ -348,11 +335,7 @@ fn crash_while_writing_feature_sections_reads_the_records_quietly() {
 fn records_written_after_the_last_header_refresh_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perf.data");
-    let attrs = [AttrEntry {
-        attr: cpu_clock_attr(SAMPLE_TYPE),
-        ids: vec![],
-    }];
-    let mut w = PerfDataWriter::create(&path, &attrs).unwrap();
+    let mut w = cpu_clock_writer(&path);
     let records = expected_records();
     w.write_raw(&encode_records(&records[..3])).unwrap();
     w.flush().unwrap();
