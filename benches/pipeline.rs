@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rprof::aggregate::{self, SampleFilter};
+use rprof::aggregate::{self, ProfileOptions};
 use rprof::event::{CallGraph, EventSpec, Sampling};
 use rprof::output::{Folded, Output};
 use rprof::perfdata::records::CpuMode;
@@ -62,7 +62,7 @@ fn generated_recording() -> PathBuf {
             tid: if i % 2 == 0 { 100 } else { 200 },
             time: 1_000 + i * 1_000_000,
             period: 1_001_001,
-            callchain,
+            callchain: callchain.into(),
             ..Sample::default()
         };
         writer
@@ -78,19 +78,19 @@ fn bench_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("report");
     group.throughput(Throughput::Elements(SAMPLES));
     group.sample_size(10);
-    group.bench_function("decode_sorted_records", |b| {
+    group.bench_function("decode_ordered_records", |b| {
         b.iter(|| {
             let file = PerfFile::open(&path).expect("open");
-            black_box(file.sorted_records().0.len())
+            black_box(file.ordered().count())
         })
     });
     group.bench_function("replay_aggregate_folded", |b| {
         let file = PerfFile::open(&path).expect("open");
         b.iter(|| {
-            let replay = aggregate::replay(&file, &SampleFilter::default());
-            let profile = aggregate::build_profile(replay, &SymbolTable::new(), "cpu-clock", "ns");
+            let mut profile = aggregate::profile_file(&file, &ProfileOptions::default());
+            profile.name_locations(&SymbolTable::new());
             let mut out = Vec::new();
-            Folded.write(&profile, &mut out).expect("fold");
+            Folded::default().write(&profile, &mut out).expect("fold");
             black_box(out.len())
         })
     });

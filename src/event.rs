@@ -98,12 +98,83 @@ impl EventSpec {
     }
 }
 
-/// Unit of the period of an event, for report headers.
-pub fn weight_unit(kind: u32, config: u64) -> &'static str {
-    match (kind, config) {
-        (event_type::SOFTWARE, software::CPU_CLOCK | software::TASK_CLOCK) => "ns",
-        (event_type::HARDWARE | event_type::HW_CACHE | event_type::RAW, _) => "events",
-        _ => "events",
+/// The unit of an event's sample weights (its periods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Timer events (cpu-clock, task-clock): periods are nanoseconds.
+    Nanoseconds,
+    /// Everything else counts occurrences (cycles, faults, switches).
+    Events,
+}
+
+impl Unit {
+    /// The event's unit from its type and config.
+    pub fn of(kind: u32, config: u64) -> Unit {
+        match (kind, config) {
+            (event_type::SOFTWARE, software::CPU_CLOCK | software::TASK_CLOCK) => Unit::Nanoseconds,
+            _ => Unit::Events,
+        }
+    }
+
+    /// Short name in report headers (`ns`, `events`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Nanoseconds => "ns",
+            Unit::Events => "events",
+        }
+    }
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name of an event, as perf spells it (`cycles`, `cpu-clock`,
+/// `r1c2`, `type 4 config 0x1c2`): the one place events are named, for
+/// reports and messages alike.
+pub fn event_name(kind: u32, config: u64) -> String {
+    const HARDWARE: [&str; 10] = [
+        "cycles",
+        "instructions",
+        "cache-references",
+        "cache-misses",
+        "branches",
+        "branch-misses",
+        "bus-cycles",
+        "stalled-cycles-frontend",
+        "stalled-cycles-backend",
+        "ref-cycles",
+    ];
+    const SOFTWARE: [&str; 12] = [
+        "cpu-clock",
+        "task-clock",
+        "page-faults",
+        "context-switches",
+        "cpu-migrations",
+        "minor-faults",
+        "major-faults",
+        "alignment-faults",
+        "emulation-faults",
+        "dummy",
+        "bpf-output",
+        "cgroup-switches",
+    ];
+    let named = |table: &[&'static str]| {
+        usize::try_from(config)
+            .ok()
+            .and_then(|i| table.get(i).copied())
+    };
+    let name = match kind {
+        event_type::HARDWARE => named(&HARDWARE),
+        event_type::SOFTWARE => named(&SOFTWARE),
+        _ => None,
+    };
+    match (name, kind) {
+        (Some(name), _) => name.to_string(),
+        (None, event_type::RAW) => format!("r{config:x}"),
+        (None, _) => format!("type {kind} config {config:#x}"),
     }
 }
 
@@ -122,6 +193,23 @@ mod tests {
         assert_ne!(attr.sample_type & sample::CALLCHAIN, 0);
         assert!(attr.has_flag(flag::SAMPLE_ID_ALL) && attr.has_flag(flag::MMAP2));
         assert_eq!(attr.sample_max_stack, MAX_STACK);
+    }
+
+    #[test]
+    fn events_are_named_as_perf_names_them() {
+        assert_eq!(
+            event_name(event_type::SOFTWARE, software::CPU_CLOCK),
+            "cpu-clock"
+        );
+        assert_eq!(event_name(event_type::SOFTWARE, 2), "page-faults");
+        assert_eq!(event_name(event_type::HARDWARE, 1), "instructions");
+        assert_eq!(event_name(event_type::RAW, 0x1c2), "r1c2");
+        assert_eq!(event_name(9, 0x10), "type 9 config 0x10");
+        assert_eq!(
+            Unit::of(event_type::SOFTWARE, software::TASK_CLOCK),
+            Unit::Nanoseconds
+        );
+        assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Events);
     }
 
     #[test]

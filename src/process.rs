@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
+use crate::aggregate::MappingRange;
 use crate::perfdata::records::{CpuMode, Mmap, Record};
 use crate::symbolize::{ModuleKind, ModuleRef};
 use crate::unwind::{RawFrame, Space};
@@ -46,6 +47,8 @@ pub struct ProcessModel {
     /// tid -> pid
     thread_pid: HashMap<u32, u32>,
     modules: Vec<ModuleRef>,
+    /// Where each module was first mapped (ELF modules only).
+    first_mappings: Vec<Option<MappingRange>>,
     /// Interned by what identifies the file, not by which process mapped
     /// it, so a library shared by many processes is symbolized once.
     module_ids: HashMap<(ModuleKind, String, Option<Vec<u8>>), ModuleId>,
@@ -65,6 +68,11 @@ impl ProcessModel {
         &self.modules[id as usize]
     }
 
+    /// Where a module was first mapped; None for the kernel and JIT code.
+    pub fn first_mapping(&self, id: ModuleId) -> Option<MappingRange> {
+        self.first_mappings.get(id as usize).copied().flatten()
+    }
+
     fn intern(&mut self, module: ModuleRef) -> ModuleId {
         let key = (module.kind, module.path.clone(), module.build_id.clone());
         if let Some(&id) = self.module_ids.get(&key) {
@@ -73,11 +81,12 @@ impl ProcessModel {
         let id = self.modules.len() as ModuleId;
         self.module_ids.insert(key, id);
         self.modules.push(module);
+        self.first_mappings.push(None);
         id
     }
 
     /// Applies one record. Samples are ignored (see [`ProcessModel::locate`]).
-    pub fn apply(&mut self, record: &Record) {
+    pub fn apply(&mut self, record: &Record<'_>) {
         match record {
             Record::Comm(c) => {
                 if c.exec {
@@ -116,9 +125,16 @@ impl ProcessModel {
             return;
         }
         let module = self.intern(elf_or_jit_module(m));
-        let process = self.processes.entry(m.pid).or_default();
         let start = m.start;
         let end = m.start.saturating_add(m.len);
+        if self.modules[module as usize].kind == ModuleKind::Elf {
+            self.first_mappings[module as usize].get_or_insert(MappingRange {
+                start,
+                limit: end,
+                offset: m.pgoff,
+            });
+        }
+        let process = self.processes.entry(m.pid).or_default();
         // A new mapping replaces whatever it overlaps (mmap semantics).
         let overlapping: Vec<u64> = process
             .mappings
@@ -233,7 +249,7 @@ mod tests {
     use super::*;
     use crate::perfdata::records::{Comm, TaskEvent};
 
-    fn mmap(pid: u32, start: u64, len: u64, pgoff: u64, name: &str) -> Record {
+    fn mmap(pid: u32, start: u64, len: u64, pgoff: u64, name: &str) -> Record<'static> {
         Record::Mmap(Mmap {
             cpumode: CpuMode::User,
             pid,

@@ -38,14 +38,14 @@ impl RawFrame {
 
 /// The frames of a sample, leaf first. Without a call chain it is the
 /// sampled IP alone, in the space the sample's cpumode says.
-pub fn frames(sample: &Sample) -> Vec<RawFrame> {
+pub fn frames(sample: &Sample<'_>) -> Vec<RawFrame> {
     let mut out = Vec::with_capacity(sample.callchain.len().max(1));
     frames_into(sample, &mut out);
     out
 }
 
 /// As [`frames`], reusing `out` (cleared first) to spare an allocation per sample.
-pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
+pub fn frames_into(sample: &Sample<'_>, out: &mut Vec<RawFrame>) {
     out.clear();
     let default_space = match sample.cpumode {
         CpuMode::Kernel | CpuMode::GuestKernel | CpuMode::Hypervisor => Space::Kernel,
@@ -63,7 +63,7 @@ pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
     // The first address after a context marker is where that context was
     // interrupted (a real PC); the ones after it are return addresses.
     let mut first_in_context = true;
-    for &addr in &sample.callchain {
+    for &addr in sample.callchain.iter() {
         if addr >= context::MAX {
             space = match addr {
                 context::KERNEL | context::GUEST_KERNEL | context::HV => Space::Kernel,
@@ -92,11 +92,11 @@ pub fn frames_into(sample: &Sample, out: &mut Vec<RawFrame>) {
 mod tests {
     use super::*;
 
-    fn sample(callchain: Vec<u64>) -> Sample {
+    fn sample(callchain: Vec<u64>) -> Sample<'static> {
         Sample {
             ip: 0xffff_ffff_8100_0010,
             cpumode: CpuMode::Kernel,
-            callchain,
+            callchain: callchain.into(),
             ..Sample::default()
         }
     }

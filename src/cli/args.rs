@@ -149,6 +149,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PCT", default_value_t = 0.0)]
     pub percent_limit: f64,
 
+    /// Show only this event (as the report header names it). Default: top
+    /// shows every event, one section each; folded and svg show the first.
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+
     /// Only samples of these processes (comma-separated).
     #[arg(long, value_name = "PID[,PID...]")]
     pub pid: Option<String>,

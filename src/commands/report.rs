@@ -6,9 +6,8 @@ use std::io::{self, BufWriter, Write};
 use anyhow::{bail, Context, Result};
 
 use super::parse_number_list;
-use crate::aggregate::{self, Profile, SampleFilter};
+use crate::aggregate::{self, EventId, Profile, ProfileOptions, SampleFilter};
 use crate::cli::args::{ReportArgs, ReportFormat};
-use crate::event::weight_unit;
 use crate::output::{FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions};
 use crate::perfdata::format::feature;
 use crate::perfdata::PerfFile;
@@ -41,7 +40,11 @@ fn filter(args: &ReportArgs) -> Result<SampleFilter> {
 /// Reads a recording and names its stacks: the embedded symbol table first,
 /// this machine's files for anything it lacks (e.g. files from Linux perf).
 pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
-    let replay = aggregate::replay(file, filter);
+    let options = ProfileOptions {
+        filter: filter.clone(),
+        ..ProfileOptions::default()
+    };
+    let mut profile = aggregate::profile_file(file, &options);
     let mut warnings = Vec::new();
     let mut table = match file
         .feature(feature::RPROF_SYMBOLS)
@@ -56,7 +59,7 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
         }
         None => SymbolTable::new(),
     };
-    let missing = aggregate::missing_from(&table, replay.symbol_requests());
+    let missing = aggregate::missing_from(&table, profile.symbol_requests());
     if !missing.is_empty() {
         let (found, reports) = Symbolizer::new(SymbolizeOptions::default()).symbolize(missing);
         table.merge(found);
@@ -75,34 +78,58 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
             warnings.push(format!("... and {extra} more modules without symbols"));
         }
     }
-    let attr = file.attrs().first().copied().unwrap_or_default();
-    let event_name = file
-        .metadata()
-        .event_names
-        .first()
-        .cloned()
-        .unwrap_or_else(|| {
-            if attr.kind == 1 && attr.config == 0 {
-                "cpu-clock".into()
-            } else {
-                format!("event type {} config {:#x}", attr.kind, attr.config)
-            }
-        });
-    let mut profile = aggregate::build_profile(
-        replay,
-        &table,
-        &event_name,
-        weight_unit(attr.kind, attr.config),
-    );
+    profile.name_locations(&table);
     profile.warnings.extend(warnings);
     profile
 }
 
-fn output_for(args: &ReportArgs, has_callchains: bool) -> Result<Box<dyn Output>> {
+/// The event `--event` names, or None (all events) when not given.
+fn selected_event(args: &ReportArgs, profile: &Profile) -> Result<Option<EventId>> {
+    let Some(name) = args.event.as_deref() else {
+        return Ok(None);
+    };
+    match profile.find_event(name) {
+        Some(event) => Ok(Some(event)),
+        None => {
+            let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
+            bail!(
+                "--event {name}: {} has no such event (it has: {})",
+                args.input.display(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// Folded stacks and flame graphs show one event: the chosen one or the
+/// first. Say which when the file has more, so units are never mixed unseen.
+fn single_event(args: &ReportArgs, profile: &Profile, chosen: Option<EventId>) -> EventId {
+    let event = chosen.unwrap_or(0);
+    if chosen.is_none() && profile.events.len() > 1 {
+        let others: Vec<&str> = profile.events[1..]
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        eprintln!(
+            "rprof: showing event {} ({}); {} also has {}: pick one with --event NAME",
+            profile.events[0].name,
+            profile.events[0].unit,
+            args.input.display(),
+            others.join(", ")
+        );
+    }
+    event
+}
+
+fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
+    let chosen = selected_event(args, profile)?;
     Ok(match args.format {
-        ReportFormat::Folded => Box::new(Folded),
+        ReportFormat::Folded => Box::new(Folded {
+            event: single_event(args, profile, chosen),
+        }),
         ReportFormat::Svg => Box::new(FlameGraphSvg {
             title: format!("rprof: {}", args.input.display()),
+            event: single_event(args, profile, chosen),
         }),
         ReportFormat::Top => {
             let sort = SortKey::parse_list(&args.sort).map_err(anyhow::Error::msg)?;
@@ -115,13 +142,14 @@ fn output_for(args: &ReportArgs, has_callchains: bool) -> Result<Box<dyn Output>
             let children = if args.no_children {
                 false
             } else {
-                args.children || has_callchains
+                args.children || profile.stats.has_callchains
             };
             Box::new(Top::new(TopOptions {
                 sort,
                 children,
                 percent_limit: args.percent_limit,
                 source: args.input.display().to_string(),
+                event: chosen,
             }))
         }
     })
@@ -131,13 +159,13 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let filter = filter(args)?;
     let file = PerfFile::open(&args.input)?;
     let profile = load_profile(&file, &filter);
-    let output = output_for(args, profile.stats.has_callchains)?;
+    let output = output_for(args, &profile)?;
     if args.format != ReportFormat::Top {
         for warning in &profile.warnings {
             eprintln!("rprof: warning: {warning}");
         }
     }
-    if profile.stats.samples == 0 {
+    if profile.total_samples() == 0 {
         eprintln!(
             "rprof: warning: {} holds no samples{}",
             args.input.display(),

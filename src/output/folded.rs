@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::Output;
-use crate::aggregate::{CodeKind, FrameInfo, Profile};
+use crate::aggregate::{CodeKind, EventId, FrameInfo, NamedProfile, Profile};
 
-/// Folded output; each line's count is the summed weight of its samples.
+/// Folded output of one event; each line's count is the summed weight of
+/// its samples, in the event's unit.
 #[derive(Debug, Clone, Default)]
-pub struct Folded;
+pub struct Folded {
+    /// The event to show (default: the first).
+    pub event: EventId,
+}
 
 /// The frame as it appears in a folded line. `;` separates frames and the
 /// last space separates the count, so `;` becomes `:` and spaces are kept
@@ -33,7 +37,7 @@ pub fn folded_frame_name(frame: &FrameInfo) -> String {
 
 impl Folded {
     /// The folded lines (stack, count), merged and sorted by stack.
-    pub fn lines(&self, profile: &Profile) -> BTreeMap<String, u64> {
+    pub fn lines(&self, profile: &NamedProfile) -> BTreeMap<String, u64> {
         let names: Vec<String> = profile.frames.iter().map(folded_frame_name).collect();
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
         for stack in &profile.stacks {
@@ -52,7 +56,7 @@ impl Folded {
 
 impl Output for Folded {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        for (stack, count) in self.lines(profile) {
+        for (stack, count) in self.lines(&profile.named(self.event)) {
             writeln!(out, "{stack} {count}")?;
         }
         Ok(())
@@ -62,7 +66,7 @@ impl Output for Folded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::Stack;
+    use crate::aggregate::NamedStack;
 
     fn frame(name: &str, kind: CodeKind, inlined: bool) -> FrameInfo {
         FrameInfo {
@@ -76,7 +80,7 @@ mod tests {
 
     #[test]
     fn lines_are_caller_first_with_suffixes_and_merged() {
-        let profile = Profile {
+        let profile = NamedProfile {
             frames: vec![
                 frame("leaf;x", CodeKind::User, true),
                 frame("main", CodeKind::User, false),
@@ -84,21 +88,21 @@ mod tests {
                 frame("jitted", CodeKind::Jit, false),
             ],
             stacks: vec![
-                Stack {
+                NamedStack {
                     comm: "app".into(),
                     pid: 1,
                     frames: vec![0, 1],
                     weight: 10,
                     samples: 1,
                 },
-                Stack {
+                NamedStack {
                     comm: "app".into(),
                     pid: 2,
                     frames: vec![0, 1],
                     weight: 5,
                     samples: 1,
                 },
-                Stack {
+                NamedStack {
                     comm: "app".into(),
                     pid: 1,
                     frames: vec![2, 3, 1],
@@ -106,11 +110,12 @@ mod tests {
                     samples: 1,
                 },
             ],
-            ..Profile::default()
         };
-        let mut out = Vec::new();
-        Folded.write(&profile, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text: String = Folded::default()
+            .lines(&profile)
+            .into_iter()
+            .map(|(stack, count)| format!("{stack} {count}\n"))
+            .collect();
         assert_eq!(
             text,
             "app;main;jitted_[j];do_syscall_64_[k] 7\napp;main;leaf:x_[i] 15\n"

@@ -4,33 +4,38 @@ use std::io::{self, Write};
 
 use super::folded::Folded;
 use super::Output;
-use crate::aggregate::Profile;
+use crate::aggregate::{EventId, Profile};
 
 /// Options for the flame graph.
 #[derive(Debug, Clone)]
 pub struct FlameGraphSvg {
     /// Title at the top (default "Flame Graph").
     pub title: String,
+    /// The event to draw (default: the first).
+    pub event: EventId,
 }
 
 impl Default for FlameGraphSvg {
     fn default() -> Self {
         FlameGraphSvg {
             title: "Flame Graph".to_string(),
+            event: 0,
         }
     }
 }
 
 impl Output for FlameGraphSvg {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        let lines: Vec<String> = Folded
-            .lines(profile)
+        let lines: Vec<String> = Folded { event: self.event }
+            .lines(&profile.named(self.event))
             .into_iter()
             .map(|(stack, count)| format!("{stack} {count}"))
             .collect();
         let mut options = inferno::flamegraph::Options::default();
         options.title = self.title.clone();
-        options.count_name = profile.unit.clone();
+        if let Some(event) = profile.events.get(self.event as usize) {
+            options.count_name = event.unit.to_string();
+        }
         if lines.is_empty() {
             // inferno refuses empty input; an empty profile is still a valid answer.
             return writeln!(

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use super::Output;
-use crate::aggregate::{FrameId, Profile, Stack};
+use crate::aggregate::{EventId, FrameId, NamedProfile, NamedStack, Profile};
+use crate::event::Unit;
 
 /// A column rows are grouped by (`--sort`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,8 @@ pub struct TopOptions {
     pub percent_limit: f64,
     /// Name shown in the header (the input file).
     pub source: String,
+    /// The event to show; None: every event, one section each (default).
+    pub event: Option<EventId>,
 }
 
 impl Default for TopOptions {
@@ -61,6 +64,7 @@ impl Default for TopOptions {
             children: true,
             percent_limit: 0.0,
             source: String::new(),
+            event: None,
         }
     }
 }
@@ -85,7 +89,7 @@ impl Top {
         Top { options }
     }
 
-    fn row_key(&self, profile: &Profile, stack: &Stack, frame: FrameId) -> RowKey {
+    fn row_key(&self, profile: &NamedProfile, stack: &NamedStack, frame: FrameId) -> RowKey {
         let info = profile.frame(frame);
         self.options
             .sort
@@ -100,7 +104,7 @@ impl Top {
     }
 
     /// Rows ordered by the share that `children` selects, largest first.
-    pub fn rows(&self, profile: &Profile) -> Vec<Row> {
+    pub fn rows(&self, profile: &NamedProfile) -> Vec<Row> {
         let mut rows: HashMap<RowKey, Row> = HashMap::new();
         for stack in &profile.stacks {
             // perf semantics: inlined frames are folded into their function.
@@ -165,41 +169,36 @@ pub fn format_ns(ns: u64) -> String {
     }
 }
 
-impl Output for Top {
-    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        let stats = &profile.stats;
+/// A weight in its unit, for headers.
+fn weight_text(weight: u64, unit: Unit) -> String {
+    match unit {
+        Unit::Nanoseconds => format_ns(weight),
+        Unit::Events => format!("{weight} {unit}"),
+    }
+}
+
+impl Top {
+    /// One event's section: its header line and its rows.
+    fn write_event(
+        &self,
+        profile: &Profile,
+        event: EventId,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let stats = profile.event(event);
         let total = stats.weight;
-        let weight_text = if profile.unit == "ns" {
-            format_ns(total)
-        } else {
-            format!("{total} {}", profile.unit)
-        };
-        if !self.options.source.is_empty() {
-            writeln!(out, "# rprof report: {}", self.options.source)?;
-        }
         writeln!(
             out,
             "# Event: {} (weight unit: {}), {} samples, total weight {}, duration {}",
-            profile.event_name,
-            profile.unit,
+            stats.name,
+            stats.unit,
             stats.samples,
-            weight_text,
-            format_ns(stats.duration_ns()),
+            weight_text(total, stats.unit),
+            format_ns(profile.stats.duration_ns()),
         )?;
-        let lost_share = percent(stats.lost, stats.samples.saturating_add(stats.lost));
-        writeln!(
-            out,
-            "# Lost: {} samples ({lost_share:.2}%), throttled {} times",
-            stats.lost, stats.throttled
-        )?;
-        if stats.filtered_out > 0 {
-            writeln!(out, "# Filtered out: {} samples", stats.filtered_out)?;
-        }
-        for warning in &profile.warnings {
-            writeln!(out, "# Warning: {warning}")?;
-        }
         writeln!(out, "#")?;
-        let rows = self.rows(profile);
+        let view = profile.named(event);
+        let rows = self.rows(&view);
         let widths: Vec<usize> = self
             .options
             .sort
@@ -219,7 +218,7 @@ impl Output for Top {
             "Total",
             "Self",
             "Samples",
-            format!("Weight({})", profile.unit)
+            format!("Weight({})", stats.unit)
         );
         for (i, key) in self.options.sort.iter().enumerate() {
             header.push_str(&format!("  {:<w$}", key.header(), w = widths[i]));
@@ -255,46 +254,119 @@ impl Output for Top {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::aggregate::{CodeKind, FrameInfo};
+impl Output for Top {
+    fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
+        let stats = &profile.stats;
+        if !self.options.source.is_empty() {
+            writeln!(out, "# rprof report: {}", self.options.source)?;
+        }
+        let events: Vec<EventId> = match self.options.event {
+            Some(event) => vec![event],
+            None => (0..profile.events.len() as EventId).collect(),
+        };
+        if self.options.event.is_none() && events.len() > 1 {
+            let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
+            writeln!(
+                out,
+                "# {} events ({}), one section each; pick one with --event NAME",
+                events.len(),
+                names.join(", ")
+            )?;
+        }
+        let lost_share = percent(
+            stats.lost,
+            profile.total_samples().saturating_add(stats.lost),
+        );
+        writeln!(
+            out,
+            "# Lost: {} samples ({lost_share:.2}%), throttled {} times",
+            stats.lost, stats.throttled
+        )?;
+        if stats.filtered_out > 0 {
+            writeln!(out, "# Filtered out: {} samples", stats.filtered_out)?;
+        }
+        for warning in &profile.warnings {
+            writeln!(out, "# Warning: {warning}")?;
+        }
+        for (i, &event) in events.iter().enumerate() {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            self.write_event(profile, event, out)?;
+        }
+        Ok(())
+    }
+}
 
-    fn profile() -> Profile {
-        let frame = |name: &str| FrameInfo {
-            name: name.into(),
-            module: "app".into(),
-            kind: CodeKind::User,
-            inlined: false,
-            resolved: true,
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::aggregate::{
+        Event, Location, Module, RecordingStats, StackSample, Thread, TimeBuckets,
+    };
+    use crate::symbolize::{Frame, ModuleKind, ModuleRef};
+
+    fn frame(name: &str, inlined: bool) -> Frame {
+        Frame {
+            function: Some(name.into()),
+            file: None,
+            line: 0,
+            inlined,
+        }
+    }
+
+    /// app: main -> a (with `helper` inlined) 60 ns in 6 samples, main -> b 40 ns in 4.
+    pub(crate) fn profile() -> Profile {
+        let location = |address, frames: Vec<Frame>| Location {
+            module: 0,
+            address,
+            frames: Arc::from(frames),
         };
-        let mut inlined = frame("helper");
-        inlined.inlined = true;
-        let mut p = Profile {
-            event_name: "cpu-clock".into(),
-            unit: "ns".into(),
-            frames: vec![frame("main"), frame("a"), frame("b"), inlined],
-            stacks: vec![
-                Stack {
-                    comm: "app".into(),
-                    pid: 1,
-                    frames: vec![3, 1, 0],
-                    weight: 60,
-                    samples: 6,
+        let sample = |stack, count, weight| StackSample {
+            event: 0,
+            stack,
+            thread: 0,
+            bucket: 0,
+            count,
+            weight,
+        };
+        Profile {
+            events: vec![Event {
+                name: "cpu-clock".into(),
+                unit: Unit::Nanoseconds,
+                samples: 10,
+                weight: 100,
+            }],
+            modules: vec![Module {
+                module: ModuleRef {
+                    kind: ModuleKind::Elf,
+                    path: "/bin/app".into(),
+                    build_id: None,
+                    pid: None,
                 },
-                Stack {
-                    comm: "app".into(),
-                    pid: 1,
-                    frames: vec![2, 0],
-                    weight: 40,
-                    samples: 4,
-                },
+                mapping: None,
+            }],
+            locations: vec![
+                location(0x10, vec![frame("main", false)]),
+                location(0x20, vec![frame("helper", true), frame("a", false)]),
+                location(0x30, vec![frame("b", false)]),
             ],
-            ..Profile::default()
-        };
-        p.stats.samples = 10;
-        p.stats.weight = 100;
-        p
+            stacks: vec![Box::from([1, 0]), Box::from([2, 0])],
+            threads: vec![Thread {
+                pid: 1,
+                tid: 1,
+                comm: "app".into(),
+            }],
+            samples: vec![sample(0, 6, 60), sample(1, 4, 40)],
+            time: TimeBuckets {
+                origin_ns: 0,
+                bucket_ns: 1,
+            },
+            stats: RecordingStats::default(),
+            warnings: Vec::new(),
+        }
     }
 
     #[test]
@@ -303,7 +375,7 @@ mod tests {
             sort: vec![SortKey::Symbol],
             ..TopOptions::default()
         });
-        let rows = top.rows(&profile());
+        let rows = top.rows(&profile().named(0));
         let get = |name: &str| rows.iter().find(|r| r.key[0] == name).unwrap().clone();
         assert_eq!(
             (get("main").self_weight, get("main").total_weight),
@@ -337,6 +409,53 @@ mod tests {
         assert!(text.contains("# Event: cpu-clock (weight unit: ns), 10 samples"));
         assert!(text.contains("  a\n"), "{text}");
         assert!(!text.contains("  b\n"), "{text}");
+    }
+
+    #[test]
+    fn several_events_get_a_section_each_in_their_own_unit() {
+        let mut p = profile();
+        p.events.push(Event {
+            name: "page-faults".into(),
+            unit: Unit::Events,
+            samples: 3,
+            weight: 3,
+        });
+        p.samples.push(StackSample {
+            event: 1,
+            stack: 1,
+            thread: 0,
+            bucket: 0,
+            count: 3,
+            weight: 3,
+        });
+        let top = Top::new(TopOptions {
+            sort: vec![SortKey::Symbol],
+            children: false,
+            ..TopOptions::default()
+        });
+        let mut out = Vec::new();
+        top.write(&p, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("# 2 events (cpu-clock, page-faults)"),
+            "{text}"
+        );
+        let faults = text.split("# Event: page-faults").nth(1).expect(&text);
+        assert!(faults.starts_with(" (weight unit: events), 3 samples, total weight 3 events"));
+        // b has all of page-faults' weight: 100%, not 3 out of 103 mixed units.
+        assert!(
+            faults.contains("100.00% 100.00%         3              3  b"),
+            "{text}"
+        );
+
+        let only = Top::new(TopOptions {
+            event: Some(1),
+            ..top.options.clone()
+        });
+        let mut out = Vec::new();
+        only.write(&p, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("# Event: cpu-clock"), "{text}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! returns `None` instead of panicking, and an appending buffer for encoders.
 //! perf.data is native-endian; rprof only targets little-endian hosts.
 
+use std::borrow::Cow;
+
 /// Reads native-endian integers from a slice; every read is bounds-checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor<'a> {
@@ -74,6 +76,21 @@ impl<'a> Cursor<'a> {
                 .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
                 .collect(),
         )
+    }
+
+    /// `count` u64s, borrowed in place when the bytes are aligned for u64
+    /// (they are in a memory-mapped file: records are 8-byte multiples), else
+    /// copied. Checked against the bytes left like [`Cursor::u64s`].
+    pub fn u64_slice(&mut self, count: u64) -> Option<Cow<'a, [u64]>> {
+        let raw = self.bytes(usize::try_from(count).ok()?.checked_mul(8)?)?;
+        match bytemuck::try_cast_slice::<u8, u64>(raw) {
+            Ok(words) => Some(Cow::Borrowed(words)),
+            Err(_) => Some(Cow::Owned(
+                raw.chunks_exact(8)
+                    .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
+                    .collect(),
+            )),
+        }
     }
 
     /// A feature-section string: u32 length (padding and NUL included), bytes.

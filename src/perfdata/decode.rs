@@ -82,7 +82,7 @@ impl Decoder {
 
     /// Decodes one record body; `None` when the body is too short for what
     /// its attr says it holds.
-    pub fn decode(&self, kind: u32, misc: u16, body: &[u8]) -> Option<Record> {
+    pub fn decode<'b>(&self, kind: u32, misc: u16, body: &'b [u8]) -> Option<Record<'b>> {
         if kind == record_type::SAMPLE {
             let index = self.sample_attr_index(body);
             return decode_sample(misc, body, self.attr(index), index).map(Record::Sample);
@@ -189,7 +189,12 @@ fn split_trailer<'a>(body: &'a [u8], attr: &EventAttr) -> Option<(&'a [u8], Samp
 }
 
 /// A `PERF_RECORD_SAMPLE` body, fields in the kernel's output order.
-fn decode_sample(misc: u16, body: &[u8], attr: &EventAttr, attr_index: usize) -> Option<Sample> {
+fn decode_sample<'b>(
+    misc: u16,
+    body: &'b [u8],
+    attr: &EventAttr,
+    attr_index: usize,
+) -> Option<Sample<'b>> {
     let st = attr.sample_type;
     let has = |bit: u64| st & bit != 0;
     let mut c = Cursor::new(body);
@@ -233,7 +238,7 @@ fn decode_sample(misc: u16, body: &[u8], attr: &EventAttr, attr_index: usize) ->
     }
     if has(sample::CALLCHAIN) {
         let nr = c.u64()?;
-        s.callchain = c.u64s(nr)?;
+        s.callchain = c.u64_slice(nr)?;
     }
     // The rest is not kept, but walking it checks the record is consistent.
     skip_sample_tail(&mut c, attr)?;
@@ -297,7 +302,12 @@ fn skip_sample_tail(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
     Some(())
 }
 
-fn decode_non_sample(kind: u32, misc: u16, payload: &[u8], sample_id: SampleId) -> Option<Record> {
+fn decode_non_sample(
+    kind: u32,
+    misc: u16,
+    payload: &[u8],
+    sample_id: SampleId,
+) -> Option<Record<'static>> {
     let mut c = Cursor::new(payload);
     let record = match kind {
         record_type::MMAP => Record::Mmap(decode_mmap(&mut c, misc, false, sample_id)?),

@@ -11,11 +11,13 @@ mod compressed;
 mod cursor;
 mod decode;
 pub mod format;
+mod order;
 pub mod reader;
 pub mod records;
 pub mod writer;
 
 pub use attr::EventAttr;
+pub use order::Ordered;
 pub use reader::{Metadata, PerfFile, ReadError, Records};
 pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
 pub use writer::{FeatureData, PerfDataWriter, WriteError};

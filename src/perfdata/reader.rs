@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::attr::EventAttr;
+use super::attr::{sample, EventAttr};
 use super::compressed::ZstdStream;
 use super::cursor::{c_string, Cursor};
 use super::decode::Decoder;
@@ -22,6 +22,7 @@ use super::format::{
     feature, misc, record_type, ATTR_SIZE_VER0, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
     FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC, MAGIC_SWAPPED, PIPE_HEADER_SIZE,
 };
+use super::order::Ordered;
 use super::records::Record;
 
 /// The most one COMPRESSED record may decompress to. perf sizes its buffer
@@ -181,30 +182,22 @@ impl PerfFile {
         self.layout.pipe.is_some()
     }
 
-    /// All records in file order, plus every warning (opening and decoding).
-    pub fn read_records(&self) -> (Vec<Record>, Vec<String>) {
+    /// All records in file order, owned, plus every warning (opening and
+    /// decoding). This holds the whole recording in memory: for tests and
+    /// small tools; reports stream with [`PerfFile::ordered`].
+    pub fn read_records(&self) -> (Vec<Record<'static>>, Vec<String>) {
         let mut iter = self.records();
-        let records: Vec<Record> = iter.by_ref().collect();
+        let records: Vec<Record<'static>> = iter.by_ref().map(Record::into_owned).collect();
         let mut warnings = self.layout.warnings.clone();
         warnings.append(&mut iter.warnings);
         (records, warnings)
     }
 
-    /// All records ordered by time (stable; records without a timestamp keep
-    /// their place after the record before them), plus warnings (truncation,
-    /// unknown records) collected while decoding.
-    pub fn sorted_records(&self) -> (Vec<Record>, Vec<String>) {
-        let (records, warnings) = self.read_records();
-        let mut last = 0;
-        let mut keyed: Vec<(u64, Record)> = records
-            .into_iter()
-            .map(|r| {
-                last = r.time().unwrap_or(last);
-                (last, r)
-            })
-            .collect();
-        keyed.sort_by_key(|(time, _)| *time); // stable
-        (keyed.into_iter().map(|(_, r)| r).collect(), warnings)
+    /// The records in time order, streamed: merged within FINISHED_ROUND
+    /// windows as perf does, within a bounded reorder buffer otherwise.
+    /// See [`Ordered`].
+    pub fn ordered(&self) -> Ordered<'_> {
+        Ordered::new(self.records(), self.layout.warnings.clone())
     }
 }
 
@@ -252,6 +245,13 @@ impl<'a> Records<'a> {
         &self.warnings
     }
 
+    /// Whether every event's samples carry a timestamp (PERF_SAMPLE_TIME):
+    /// without one, time order is meaningless and file order stands.
+    pub(super) fn all_events_timed(&self) -> bool {
+        let attrs = self.file.layout.decoder.attrs();
+        !attrs.is_empty() && attrs.iter().all(|a| a.sample_type & sample::TIME != 0)
+    }
+
     /// Ends the iteration, turning the counters into warnings.
     fn finish(&mut self, problem: Option<String>) {
         self.done = true;
@@ -276,7 +276,7 @@ impl<'a> Records<'a> {
             .unwrap_or(&self.file.layout.decoder)
     }
 
-    fn decode(&self, frame: &Frame<'_>) -> Result<Record, Skip> {
+    fn decode<'b>(&self, frame: &Frame<'b>) -> Result<Record<'b>, Skip> {
         let decoder = self.decoder();
         if frame.kind == record_type::SAMPLE && decoder.attrs().is_empty() {
             return Err(Skip::BeforeAttrs);
@@ -328,10 +328,11 @@ impl<'a> Records<'a> {
     }
 
     /// The next decompressed record, if a whole one is waiting.
-    fn next_unpacked(&mut self) -> Option<Result<Record, Skip>> {
+    /// Its call chain is copied out: the buffer is reused for the next one.
+    fn next_unpacked(&mut self) -> Option<Result<Record<'static>, Skip>> {
         let rest = self.unpacked.get(self.unpacked_pos..).unwrap_or_default();
         let (len, decoded) = match frame(rest, None) {
-            Step::Record(frame) => (frame.len, self.decode(&frame)),
+            Step::Record(frame) => (frame.len, self.decode(&frame).map(Record::into_owned)),
             // The rest of the record is in the next COMPRESSED record.
             Step::End | Step::Cut(_) => return None,
             Step::Stop(problem) => {
@@ -427,9 +428,9 @@ fn frame(rest: &[u8], offset: Option<usize>) -> Step<'_> {
 }
 
 impl<'a> Iterator for Records<'a> {
-    type Item = Record;
+    type Item = Record<'a>;
 
-    fn next(&mut self) -> Option<Record> {
+    fn next(&mut self) -> Option<Record<'a>> {
         while !self.done {
             // What the last COMPRESSED record held comes first, in its place.
             match self.next_unpacked() {

@@ -1,5 +1,9 @@
 //! Decoded records: what the reader yields and what the process model eats.
-//! Everything is owned and plain so tests can build records by hand.
+//! Samples borrow their call chain from the file where they can (the file is
+//! memory-mapped), so streaming a recording copies nothing per sample; tests
+//! build records by hand with owned call chains (`vec![..].into()`).
+
+use std::borrow::Cow;
 
 /// CPU mode from a record's `misc` field (`PERF_RECORD_MISC_CPUMODE_MASK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -26,7 +30,7 @@ pub struct SampleId {
 
 /// A `PERF_RECORD_SAMPLE`, with the fields rprof uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Sample {
+pub struct Sample<'a> {
     /// Index into the file's attrs of the event that produced it.
     pub attr_index: usize,
     pub cpumode: CpuMode,
@@ -39,9 +43,20 @@ pub struct Sample {
     /// PERF_SAMPLE_PERIOD: the attr's fixed period, or 1 in frequency mode.
     pub period: u64,
     /// Raw kernel call chain (PERF_SAMPLE_CALLCHAIN) including the
-    /// `PERF_CONTEXT_*` markers; empty when not sampled.
-    pub callchain: Vec<u64>,
+    /// `PERF_CONTEXT_*` markers; empty when not sampled. Borrowed from the
+    /// file when it is aligned there, else a copy.
+    pub callchain: Cow<'a, [u64]>,
     pub id: Option<u64>,
+}
+
+impl Sample<'_> {
+    /// The same sample, owning its call chain.
+    pub fn into_owned(self) -> Sample<'static> {
+        Sample {
+            callchain: Cow::Owned(self.callchain.into_owned()),
+            ..self
+        }
+    }
 }
 
 /// `PERF_RECORD_MMAP` or `PERF_RECORD_MMAP2` (executable mappings).
@@ -101,8 +116,8 @@ pub struct Throttle {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Sample(Sample),
+pub enum Record<'a> {
+    Sample(Sample<'a>),
     Mmap(Mmap),
     Comm(Comm),
     Fork(TaskEvent),
@@ -117,7 +132,23 @@ pub enum Record {
     },
 }
 
-impl Record {
+impl Record<'_> {
+    /// The same record, owning everything (for tests and small tools).
+    pub fn into_owned(self) -> Record<'static> {
+        match self {
+            Record::Sample(s) => Record::Sample(s.into_owned()),
+            Record::Mmap(m) => Record::Mmap(m),
+            Record::Comm(c) => Record::Comm(c),
+            Record::Fork(t) => Record::Fork(t),
+            Record::Exit(t) => Record::Exit(t),
+            Record::Lost(l) => Record::Lost(l),
+            Record::LostSamples(l) => Record::LostSamples(l),
+            Record::Throttle(t) => Record::Throttle(t),
+            Record::FinishedRound => Record::FinishedRound,
+            Record::Other { kind } => Record::Other { kind },
+        }
+    }
+
     /// Timestamp used to order records across per-CPU rings, when present.
     pub fn time(&self) -> Option<u64> {
         match self {

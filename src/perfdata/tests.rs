@@ -38,7 +38,7 @@ fn encode_sample(sample_type: u64, s: &Sample, read: &[u64], extra: &[u8]) -> Ve
     encode::sample_with(sample_type, s, read, extra)
 }
 
-fn sample_at(time: u64, pid: u32) -> Sample {
+fn sample_at(time: u64, pid: u32) -> Sample<'static> {
     Sample {
         attr_index: 0,
         cpumode: CpuMode::User,
@@ -48,7 +48,7 @@ fn sample_at(time: u64, pid: u32) -> Sample {
         time,
         cpu: 1,
         period: 1_000_000,
-        callchain: vec![context::USER, 0x401000 + time, 0x400800],
+        callchain: vec![context::USER, 0x401000 + time, 0x400800].into(),
         id: None,
     }
 }
@@ -130,7 +130,7 @@ fn features() -> FeatureData {
 }
 
 /// The records the round-trip file holds, in file order.
-fn expected_records() -> Vec<Record> {
+fn expected_records() -> Vec<Record<'static>> {
     vec![
         Record::Comm(comm(42, "busy", 100)),
         Record::Mmap(mmap(42, Some(vec![1, 2, 3, 4, 5, 6, 7, 8]), 110)),
@@ -248,10 +248,11 @@ fn file_layout_matches_perf() {
 }
 
 #[test]
-fn sorted_records_order_by_time_and_keep_untimed_in_place() {
+fn ordered_records_come_by_time_without_round_markers() {
     let file = PerfFile::from_bytes(test_file_bytes()).unwrap();
-    let (records, warnings) = file.sorted_records();
-    assert!(warnings.is_empty());
+    let mut ordered = file.ordered();
+    let records: Vec<Record<'_>> = ordered.by_ref().collect();
+    assert!(ordered.warnings().is_empty());
     let times: Vec<Option<u64>> = records.iter().map(Record::time).collect();
     assert_eq!(
         times,
@@ -262,11 +263,10 @@ fn sorted_records_order_by_time_and_keep_untimed_in_place() {
             Some(130),
             Some(150),
             Some(200),
-            None, // FinishedRound keeps the time of the sample before it
             Some(300)
         ]
     );
-    assert_eq!(records[6], Record::FinishedRound);
+    assert!(!records.contains(&Record::FinishedRound));
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn xorshift(state: &mut u64) -> u64 {
 
 fn read_everything(bytes: Vec<u8>) {
     if let Ok(file) = PerfFile::from_bytes(bytes) {
-        let _ = file.sorted_records();
+        let _ = file.ordered().count();
         let _ = file.metadata();
         let _ = file.feature(feature::RPROF_SYMBOLS);
     }
@@ -637,7 +637,7 @@ fn samples_find_their_attr_by_id_when_layouts_match() {
     let mut b = cpu_clock_attr(st);
     b.config = software::TASK_CLOCK;
     let mut s = sample_at(0, 5);
-    s.callchain.clear();
+    s.callchain.to_mut().clear();
     s.id = Some(31);
     let data = encode_sample(st, &s, &[], &[]);
     let bytes = file_with(&[(a, vec![30]), (b, vec![31, 32])], &data);
@@ -653,7 +653,7 @@ fn samples_find_their_attr_by_id_when_layouts_match() {
 fn period_defaults_to_the_attrs_fixed_period() {
     let st = sample::IP | sample::TID | sample::TIME;
     let mut s = sample_at(3, 3);
-    s.callchain.clear();
+    s.callchain.to_mut().clear();
     s.cpu = 0;
     let data = encode_sample(st, &s, &[], &[]);
     let (records, _) = PerfFile::from_bytes(file_with(&[(cpu_clock_attr(st), vec![])], &data))
@@ -1021,7 +1021,7 @@ fn pipe_mode_decoder_grows_with_the_attrs_declared() {
     let mut b = cpu_clock_attr(st);
     b.config = software::PAGE_FAULTS;
     let mut s = sample_at(10, 5);
-    s.callchain.clear();
+    s.callchain.to_mut().clear();
     s.cpu = 0;
     s.id = Some(200);
     let mut bytes = b"PERFILE2".to_vec();
@@ -1218,7 +1218,9 @@ fn check_busy_loop_recording(file: &PerfFile, path: &Path) {
     assert_eq!(meta.event_names.len(), file.attrs().len());
     assert!(file.attrs()[0].sample_type & sample::CALLCHAIN != 0);
 
-    let (records, warnings) = file.sorted_records();
+    let mut ordered = file.ordered();
+    let records: Vec<Record<'_>> = ordered.by_ref().collect();
+    let warnings = ordered.warnings();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert!(!records.contains(&Record::Other {
         kind: record_type::COMPRESSED

@@ -464,7 +464,7 @@ pub mod encode {
         }
         if has(sample::CALLCHAIN) {
             w.u64(s.callchain.len() as u64);
-            for &ip in &s.callchain {
+            for &ip in s.callchain.iter() {
                 w.u64(ip);
             }
         }

@@ -7,7 +7,7 @@ use perf_event_open_sys as pes;
 use pes::bindings;
 
 use super::{cvt, errno_name, SysError};
-use crate::perfdata::attr::{event_type, EventAttr};
+use crate::perfdata::attr::EventAttr;
 
 /// Converts rprof's attr into the kernel struct, every field. `size` is the
 /// bindings' struct size; the flag word is copied bit for bit through the
@@ -127,51 +127,6 @@ impl AsRawFd for PerfEvent {
     }
 }
 
-/// Human name of an event for messages (`cycles`, `type 4 config 0x1c2`).
-fn describe_event(kind: u32, config: u64) -> String {
-    const HARDWARE: [&str; 10] = [
-        "cycles",
-        "instructions",
-        "cache-references",
-        "cache-misses",
-        "branches",
-        "branch-misses",
-        "bus-cycles",
-        "stalled-cycles-frontend",
-        "stalled-cycles-backend",
-        "ref-cycles",
-    ];
-    const SOFTWARE: [&str; 12] = [
-        "cpu-clock",
-        "task-clock",
-        "page-faults",
-        "context-switches",
-        "cpu-migrations",
-        "minor-faults",
-        "major-faults",
-        "alignment-faults",
-        "emulation-faults",
-        "dummy",
-        "bpf-output",
-        "cgroup-switches",
-    ];
-    let named = |table: &[&'static str]| {
-        usize::try_from(config)
-            .ok()
-            .and_then(|i| table.get(i).copied())
-    };
-    let name = match kind {
-        event_type::HARDWARE => named(&HARDWARE),
-        event_type::SOFTWARE => named(&SOFTWARE),
-        _ => None,
-    };
-    match (name, kind) {
-        (Some(name), _) => name.to_string(),
-        (None, event_type::RAW) => format!("r{config:x}"),
-        (None, _) => format!("type {kind} config {config:#x}"),
-    }
-}
-
 fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError {
     let errno = errno_name(err);
     match err.raw_os_error() {
@@ -181,7 +136,7 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
             system_wide: pid == -1,
         },
         Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => SysError::EventUnsupported {
-            event: describe_event(attr.kind, attr.config),
+            event: crate::event::event_name(attr.kind, attr.config),
             errno,
         },
         Some(libc::ESRCH) => SysError::NoSuchProcess { pid },
@@ -209,7 +164,7 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
                 details: format!(
                     "event {} (type {} config {:#x}), {rate}, sample_type={:#x}, flags={:#x}, \
                      wakeup={}, sample_max_stack={}, sample_stack_user={}, pid={pid}, cpu={cpu}",
-                    describe_event(attr.kind, attr.config),
+                    crate::event::event_name(attr.kind, attr.config),
                     attr.kind,
                     attr.config,
                     attr.sample_type,
@@ -300,7 +255,7 @@ mod tests {
         assert!(msg.contains("pid=42"), "{msg}");
         let msg = open_error(
             &EventAttr {
-                kind: event_type::HARDWARE,
+                kind: crate::perfdata::attr::event_type::HARDWARE,
                 ..attr
             },
             -1,

@@ -1,0 +1,388 @@
+//! Aggregation: streams a recording's records in time order through the
+//! process model, locates every sample's frames in modules, and interns what
+//! is unique into the address-level [`Profile`] (see [`model`]). Names come
+//! later, from the symbol table ([`Profile::name_locations`]); outputs read
+//! named views ([`view`]).
+
+mod model;
+mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub use model::{
+    Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, Profile, RecordingStats,
+    StackId, StackSample, Thread, ThreadId, TimeBuckets,
+};
+pub use view::{
+    frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack,
+    FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
+};
+
+use crate::event::{event_name, Unit};
+use crate::perfdata::{EventAttr, Metadata, PerfFile, Record, Sample};
+use crate::process::{ModuleAddr, ProcessModel};
+use crate::symbolize::{Frames, ModuleRequest, SymbolTable};
+use crate::unwind::{self, RawFrame};
+
+/// Which samples to keep (`report --pid/--comm`).
+#[derive(Debug, Clone, Default)]
+pub struct SampleFilter {
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+}
+
+impl SampleFilter {
+    fn accepts(&self, pid: u32, comm: &str) -> bool {
+        (self.pids.is_empty() || self.pids.contains(&pid))
+            && (self.comms.is_empty() || self.comms.iter().any(|c| c == comm))
+    }
+}
+
+/// How to build a profile.
+#[derive(Debug, Clone)]
+pub struct ProfileOptions {
+    /// Which samples to keep (default: all).
+    pub filter: SampleFilter,
+    /// Width of the time buckets samples are counted in (default 1 s).
+    pub time_bucket_ns: u64,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            filter: SampleFilter::default(),
+            time_bucket_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// The events of a file: one per distinct name, and which event each attr
+/// (by index) belongs to.
+pub fn file_events(attrs: &[EventAttr], metadata: &Metadata) -> (Vec<Event>, Vec<EventId>) {
+    let mut events: Vec<Event> = Vec::new();
+    let mut attr_event = Vec::with_capacity(attrs.len());
+    for (index, attr) in attrs.iter().enumerate() {
+        let name = metadata
+            .event_names
+            .get(index)
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .unwrap_or_else(|| event_name(attr.kind, attr.config));
+        let id = match events.iter().position(|e| e.name == name) {
+            Some(existing) => existing,
+            None => {
+                events.push(Event {
+                    name,
+                    unit: Unit::of(attr.kind, attr.config),
+                    samples: 0,
+                    weight: 0,
+                });
+                events.len() - 1
+            }
+        };
+        attr_event.push(id as EventId);
+    }
+    (events, attr_event)
+}
+
+/// Streams a file into an (unnamed) profile. Memory is bounded by what is
+/// unique in it, not by its number of records.
+pub fn profile_file(file: &PerfFile, options: &ProfileOptions) -> Profile {
+    let (events, attr_event) = file_events(file.attrs(), file.metadata());
+    let mut builder = ProfileBuilder::new(events, attr_event, options.clone());
+    let mut records = file.ordered();
+    for record in records.by_ref() {
+        builder.add(&record);
+    }
+    let mut warnings = records.warnings();
+    warnings.extend(recording_warnings(file.attrs()));
+    builder.finish(warnings)
+}
+
+/// What the attrs say the report cannot show faithfully.
+fn recording_warnings(attrs: &[EventAttr]) -> Option<String> {
+    use crate::perfdata::attr::sample;
+    let dwarf = sample::REGS_USER | sample::STACK_USER;
+    attrs.iter().any(|a| a.sample_type & dwarf == dwarf).then(|| {
+        "recorded with --call-graph dwarf: rprof does not unwind DWARF stack copies yet, so user \
+         stacks show only the sampled function (kernel frames are complete); record with -g \
+         (frame pointers) for whole stacks"
+            .to_string()
+    })
+}
+
+/// Key of [`StackSample`]s while building.
+type SampleKey = (EventId, StackId, ThreadId, u32);
+
+/// Builds a [`Profile`] from records given in time order.
+pub struct ProfileBuilder {
+    options: ProfileOptions,
+    model: ProcessModel,
+    events: Vec<Event>,
+    /// Event of each attr index.
+    attr_event: Vec<EventId>,
+    stack_index: HashMap<Box<[ModuleAddr]>, StackId>,
+    stacks: Vec<Box<[LocationId]>>,
+    location_index: HashMap<ModuleAddr, LocationId>,
+    locations: Vec<ModuleAddr>,
+    threads: Vec<Thread>,
+    thread_index: HashMap<Thread, ThreadId>,
+    /// The last thread id handed out per tid, with the name it had.
+    thread_cache: HashMap<u32, (Rc<str>, u32, ThreadId)>,
+    samples: HashMap<SampleKey, (u64, u64)>,
+    stats: RecordingStats,
+    // perf 6.x writes both the ring's LOST records and, at the end, a
+    // LOST_SAMPLES total of the same losses: count the larger, not the sum.
+    lost_in_ring: u64,
+    lost_samples: u64,
+    /// Scratch space reused for every sample.
+    raw: Vec<RawFrame>,
+    located: Vec<ModuleAddr>,
+}
+
+impl ProfileBuilder {
+    pub fn new(events: Vec<Event>, attr_event: Vec<EventId>, options: ProfileOptions) -> Self {
+        ProfileBuilder {
+            options,
+            model: ProcessModel::new(),
+            events,
+            attr_event,
+            stack_index: HashMap::new(),
+            stacks: Vec::new(),
+            location_index: HashMap::new(),
+            locations: Vec::new(),
+            threads: Vec::new(),
+            thread_index: HashMap::new(),
+            thread_cache: HashMap::new(),
+            samples: HashMap::new(),
+            stats: RecordingStats::default(),
+            lost_in_ring: 0,
+            lost_samples: 0,
+            raw: Vec::new(),
+            located: Vec::new(),
+        }
+    }
+
+    /// Takes the next record (in time order).
+    pub fn add(&mut self, record: &Record<'_>) {
+        match record {
+            Record::Sample(sample) => self.add_sample(sample),
+            Record::Lost(l) => self.lost_in_ring = self.lost_in_ring.saturating_add(l.lost),
+            Record::LostSamples(l) => self.lost_samples = self.lost_samples.saturating_add(l.lost),
+            Record::Throttle(t) if !t.unthrottle => self.stats.throttled += 1,
+            other => self.model.apply(other),
+        }
+    }
+
+    fn add_sample(&mut self, sample: &Sample<'_>) {
+        let comm = self.model.comm(sample.pid, sample.tid);
+        if !self.options.filter.accepts(sample.pid, &comm) {
+            self.stats.filtered_out += 1;
+            return;
+        }
+        let event = self.event_of(sample.attr_index);
+        let weight = sample.period.max(1);
+        let stats = &mut self.events[event as usize];
+        stats.samples += 1;
+        // Weights come from the file: saturate rather than overflow.
+        stats.weight = stats.weight.saturating_add(weight);
+        let origin = *self.stats.first_time.get_or_insert(sample.time);
+        self.stats.last_time = Some(sample.time);
+        self.stats.has_callchains |= !sample.callchain.is_empty();
+
+        let stack = self.stack_of(sample);
+        let thread = self.thread_of(sample.pid, sample.tid, comm);
+        let bucket = sample.time.saturating_sub(origin) / self.options.time_bucket_ns.max(1);
+        let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
+        let entry = self
+            .samples
+            .entry((event, stack, thread, bucket))
+            .or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = entry.1.saturating_add(weight);
+    }
+
+    fn event_of(&mut self, attr_index: usize) -> EventId {
+        if let Some(&event) = self.attr_event.get(attr_index) {
+            return event;
+        }
+        // A sample of an attr the file never declared: keep it visible.
+        if self.events.is_empty() {
+            self.events.push(Event {
+                name: "unknown event".into(),
+                unit: Unit::Events,
+                samples: 0,
+                weight: 0,
+            });
+        }
+        0
+    }
+
+    /// Locates the sample's frames and interns the stack.
+    fn stack_of(&mut self, sample: &Sample<'_>) -> StackId {
+        unwind::frames_into(sample, &mut self.raw);
+        self.located.clear();
+        for frame in &self.raw {
+            self.located.push(self.model.locate(sample.pid, frame));
+        }
+        if let Some(&id) = self.stack_index.get(&self.located[..]) {
+            return id;
+        }
+        let locations: Box<[LocationId]> = self
+            .located
+            .iter()
+            .map(|at| {
+                *self.location_index.entry(*at).or_insert_with(|| {
+                    self.locations.push(*at);
+                    (self.locations.len() - 1) as LocationId
+                })
+            })
+            .collect();
+        let id = self.stacks.len() as StackId;
+        self.stacks.push(locations);
+        self.stack_index.insert(self.located.as_slice().into(), id);
+        id
+    }
+
+    fn thread_of(&mut self, pid: u32, tid: u32, comm: Rc<str>) -> ThreadId {
+        if let Some((name, cached_pid, id)) = self.thread_cache.get(&tid) {
+            if Rc::ptr_eq(name, &comm) && *cached_pid == pid {
+                return *id;
+            }
+        }
+        let thread = Thread {
+            pid,
+            tid,
+            comm: comm.to_string(),
+        };
+        let id = match self.thread_index.get(&thread) {
+            Some(&id) => id,
+            None => {
+                let id = self.threads.len() as ThreadId;
+                self.threads.push(thread.clone());
+                self.thread_index.insert(thread, id);
+                id
+            }
+        };
+        self.thread_cache.insert(tid, (comm, pid, id));
+        id
+    }
+
+    /// The profile, its locations not named yet.
+    pub fn finish(self, warnings: Vec<String>) -> Profile {
+        let no_frames: Frames = Arc::from(Vec::new());
+        let modules = (0..self.model.modules().len() as ModuleId)
+            .map(|id| Module {
+                module: self.model.module(id).clone(),
+                mapping: self.model.first_mapping(id),
+            })
+            .collect();
+        let locations = self
+            .locations
+            .iter()
+            .map(|at| Location {
+                module: at.module,
+                address: at.addr,
+                frames: Arc::clone(&no_frames),
+            })
+            .collect();
+        let mut samples: Vec<StackSample> = self
+            .samples
+            .into_iter()
+            .map(
+                |((event, stack, thread, bucket), (count, weight))| StackSample {
+                    event,
+                    stack,
+                    thread,
+                    bucket,
+                    count,
+                    weight,
+                },
+            )
+            .collect();
+        samples.sort_unstable_by_key(|s| (s.event, s.stack, s.thread, s.bucket));
+        let mut stats = self.stats;
+        stats.lost = self.lost_in_ring.max(self.lost_samples);
+        Profile {
+            events: self.events,
+            modules,
+            locations,
+            stacks: self.stacks,
+            threads: self.threads,
+            samples,
+            time: TimeBuckets {
+                origin_ns: stats.first_time.unwrap_or(0),
+                bucket_ns: self.options.time_bucket_ns.max(1),
+            },
+            stats,
+            warnings,
+        }
+    }
+}
+
+impl Profile {
+    /// Unique addresses per module, sorted: what the symbolizer is asked.
+    pub fn symbol_requests(&self) -> Vec<ModuleRequest> {
+        let mut per_module: BTreeMap<ModuleId, Vec<u64>> = BTreeMap::new();
+        for location in &self.locations {
+            per_module
+                .entry(location.module)
+                .or_default()
+                .push(location.address);
+        }
+        per_module
+            .into_iter()
+            .map(|(module, mut addrs)| {
+                addrs.sort_unstable();
+                addrs.dedup();
+                ModuleRequest {
+                    module: self.module(module).module.clone(),
+                    addrs,
+                }
+            })
+            .collect()
+    }
+
+    /// Names every location through `table`; what it lacks stays unnamed.
+    pub fn name_locations(&mut self, table: &SymbolTable) {
+        let table_ids: Vec<Option<u32>> = self
+            .modules
+            .iter()
+            .map(|m| table.find_recorded(&m.module))
+            .collect();
+        for location in &mut self.locations {
+            let named = table_ids[location.module as usize]
+                .and_then(|id| table.lookup(id, location.address));
+            if let Some(frames) = named {
+                location.frames = Arc::clone(frames);
+            }
+        }
+    }
+}
+
+/// Every unique (module, lookup address) that the file's samples touch,
+/// grouped per module: what `record` symbolizes before it exits.
+pub fn symbol_requests(file: &PerfFile) -> Vec<ModuleRequest> {
+    profile_file(file, &ProfileOptions::default()).symbol_requests()
+}
+
+/// Splits the requests into what `embedded` already answers and what is
+/// still missing (to be symbolized from this machine's files).
+pub fn missing_from(table: &SymbolTable, requests: Vec<ModuleRequest>) -> Vec<ModuleRequest> {
+    requests
+        .into_iter()
+        .filter_map(|mut request| {
+            if let Some(id) = table.find_recorded(&request.module) {
+                request
+                    .addrs
+                    .retain(|&addr| table.lookup(id, addr).is_none());
+            }
+            (!request.addrs.is_empty()).then_some(request)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+use super::*;
+use crate::perfdata::format::context;
+use crate::perfdata::records::CpuMode;
+use crate::perfdata::{Lost, Mmap};
+use crate::symbolize::{Frame, ModuleKind, ModuleRef};
+
+const APP: u64 = 0x40_0000;
+
+fn cpu_clock() -> Event {
+    Event {
+        name: "cpu-clock".into(),
+        unit: Unit::Nanoseconds,
+        samples: 0,
+        weight: 0,
+    }
+}
+
+fn page_faults() -> Event {
+    Event {
+        name: "page-faults".into(),
+        unit: Unit::Events,
+        samples: 0,
+        weight: 0,
+    }
+}
+
+fn builder(events: Vec<Event>) -> ProfileBuilder {
+    let attr_event = (0..events.len() as EventId).collect();
+    ProfileBuilder::new(events, attr_event, ProfileOptions::default())
+}
+
+fn app_mmap(pid: u32) -> Record<'static> {
+    Record::Mmap(Mmap {
+        cpumode: CpuMode::User,
+        pid,
+        tid: pid,
+        start: APP,
+        len: 0x10_0000,
+        pgoff: 0,
+        filename: "/usr/bin/app".into(),
+        ..Mmap::default()
+    })
+}
+
+/// A user sample of `pid` at `time` whose call chain is `chain` (leaf first).
+fn sample(attr_index: usize, pid: u32, time: u64, period: u64, chain: &[u64]) -> Record<'static> {
+    let mut callchain = vec![context::USER];
+    callchain.extend_from_slice(chain);
+    Record::Sample(Sample {
+        attr_index,
+        cpumode: CpuMode::User,
+        ip: chain.first().copied().unwrap_or(0),
+        pid,
+        tid: pid,
+        time,
+        period,
+        callchain: callchain.into(),
+        ..Sample::default()
+    })
+}
+
+fn build(events: Vec<Event>, records: &[Record<'static>]) -> Profile {
+    let mut b = builder(events);
+    for record in records {
+        b.add(record);
+    }
+    b.finish(Vec::new())
+}
+
+#[test]
+fn lost_counts_take_the_larger_of_ring_and_final_totals() {
+    // perf 6.x: LOST records from the ring, then LOST_SAMPLES with the same total.
+    let lost = |n| Lost {
+        lost: n,
+        ..Lost::default()
+    };
+    let profile = build(
+        vec![cpu_clock()],
+        &[
+            Record::Lost(lost(3)),
+            Record::Lost(lost(4)),
+            Record::LostSamples(lost(7)),
+            sample(0, 1, 1, 1, &[APP]),
+        ],
+    );
+    assert_eq!(profile.stats.lost, 7);
+}
+
+#[test]
+fn huge_periods_from_a_file_saturate_instead_of_overflowing() {
+    let profile = build(
+        vec![cpu_clock()],
+        &[
+            sample(0, 1, 1, u64::MAX - 10, &[APP]),
+            sample(0, 1, 2, u64::MAX - 10, &[APP]),
+        ],
+    );
+    assert_eq!(profile.events[0].weight, u64::MAX);
+    assert_eq!(profile.samples[0].weight, u64::MAX);
+    let mut out = Vec::new();
+    crate::output::Output::write(
+        &crate::output::Top::new(Default::default()),
+        &profile,
+        &mut out,
+    )
+    .unwrap();
+}
+
+#[test]
+fn each_event_keeps_its_own_samples_weights_and_unit() {
+    // cpu-clock periods are ns, page-fault periods are counts: never summed.
+    let profile = build(
+        vec![cpu_clock(), page_faults()],
+        &[
+            app_mmap(7),
+            sample(0, 7, 10, 1_000_000, &[APP + 0x10, APP + 0x100]),
+            sample(1, 7, 11, 1, &[APP + 0x20, APP + 0x100]),
+            sample(0, 7, 12, 1_000_000, &[APP + 0x10, APP + 0x100]),
+        ],
+    );
+    assert_eq!(profile.events.len(), 2);
+    assert_eq!(
+        (profile.events[0].samples, profile.events[0].weight),
+        (2, 2_000_000)
+    );
+    assert_eq!(
+        (profile.events[1].samples, profile.events[1].weight),
+        (1, 1)
+    );
+    assert_eq!(profile.events[1].unit, Unit::Events);
+    let cpu: u64 = profile.samples_of(0).iter().map(|s| s.weight).sum();
+    let faults: u64 = profile.samples_of(1).iter().map(|s| s.weight).sum();
+    assert_eq!((cpu, faults), (2_000_000, 1));
+    // The caller is one location shared by both events' stacks.
+    assert_eq!(profile.stacks.len(), 2);
+    assert_eq!(profile.locations.len(), 3);
+}
+
+#[test]
+fn locations_keep_module_relative_addresses_and_the_module_mapping() {
+    let profile = build(
+        vec![cpu_clock()],
+        &[app_mmap(7), sample(0, 7, 10, 1, &[APP + 0x10, APP + 0x100])],
+    );
+    let stack = profile.stack(profile.samples[0].stack);
+    let leaf = profile.location(stack[0]);
+    let caller = profile.location(stack[1]);
+    assert_eq!(leaf.address, 0x10);
+    // A return address is looked up minus one: inside the call instruction.
+    assert_eq!(caller.address, 0xff);
+    let module = profile.module(leaf.module);
+    assert_eq!(module.module.path, "/usr/bin/app");
+    assert_eq!(
+        module.mapping,
+        Some(MappingRange {
+            start: APP,
+            limit: APP + 0x10_0000,
+            offset: 0
+        })
+    );
+}
+
+#[test]
+fn samples_keep_thread_and_time_bucket() {
+    let mut b = ProfileBuilder::new(
+        vec![cpu_clock()],
+        vec![0],
+        ProfileOptions {
+            time_bucket_ns: 100,
+            ..ProfileOptions::default()
+        },
+    );
+    b.add(&app_mmap(7));
+    for time in [1_000, 1_050, 1_150, 1_420] {
+        b.add(&sample(0, 7, time, 1, &[APP]));
+    }
+    let profile = b.finish(Vec::new());
+    assert_eq!(profile.time.origin_ns, 1_000);
+    let buckets: Vec<(u32, u64)> = profile
+        .samples
+        .iter()
+        .map(|s| (s.bucket, s.count))
+        .collect();
+    assert_eq!(buckets, vec![(0, 2), (1, 1), (4, 1)]);
+    let thread = profile.thread(profile.samples[0].thread);
+    assert_eq!((thread.pid, thread.tid, thread.comm.as_str()), (7, 7, ":7"));
+    assert_eq!(profile.stats.duration_ns(), 420);
+}
+
+#[test]
+fn unnamed_frames_show_module_and_offset_and_long_runs_fold() {
+    // Leaf named; then a run of four unnamed frames; then a named root.
+    let chain = [
+        APP + 0x10,
+        APP + 0x2000,
+        APP + 0x3000,
+        APP + 0x4000,
+        APP + 0x5000,
+        APP + 0x900,
+    ];
+    let mut profile = build(
+        vec![cpu_clock()],
+        &[app_mmap(7), sample(0, 7, 1, 1, &chain)],
+    );
+    let mut table = SymbolTable::new();
+    let id = table.module_id(&profile.modules[0].module);
+    let named = |name: &str| Frame {
+        function: Some(name.into()),
+        file: None,
+        line: 0,
+        inlined: false,
+    };
+    table.insert(id, 0x10, vec![named("leaf")]);
+    table.insert(id, 0x8ff, vec![named("main")]);
+    profile.name_locations(&table);
+    let view = profile.named(0);
+    let names: Vec<&str> = view.stacks[0]
+        .frames
+        .iter()
+        .map(|&f| view.frame(f).name.as_str())
+        .collect();
+    assert_eq!(names, vec!["leaf", "app+0x1fff", FOLDED_RUN_NAME, "main"]);
+
+    // Two unnamed frames are not a long run: both stay, each its own address.
+    let chain = [APP + 0x10, APP + 0x2000, APP + 0x3000, APP + 0x900];
+    let mut profile = build(
+        vec![cpu_clock()],
+        &[app_mmap(7), sample(0, 7, 1, 1, &chain)],
+    );
+    profile.name_locations(&table);
+    let view = profile.named(0);
+    let names: Vec<&str> = view.stacks[0]
+        .frames
+        .iter()
+        .map(|&f| view.frame(f).name.as_str())
+        .collect();
+    assert_eq!(names, vec!["leaf", "app+0x1fff", "app+0x2fff", "main"]);
+}
+
+#[test]
+fn stripped_module_hot_addresses_stay_apart() {
+    let profile = build(
+        vec![cpu_clock()],
+        &[
+            app_mmap(7),
+            sample(0, 7, 1, 1, &[APP + 0x10]),
+            sample(0, 7, 2, 1, &[APP + 0x20]),
+        ],
+    );
+    let view = profile.named(0);
+    let mut names: Vec<&str> = view.frames.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, vec!["app+0x10", "app+0x20"]);
+}
+
+fn module(kind: ModuleKind, path: &str) -> ModuleRef {
+    ModuleRef {
+        kind,
+        path: path.to_string(),
+        build_id: None,
+        pid: None,
+    }
+}
+
+#[test]
+fn missing_from_keeps_only_unanswered_addresses() {
+    let mut table = SymbolTable::new();
+    let app = module(ModuleKind::Elf, "/bin/app");
+    let id = table.module_id(&app);
+    table.insert(id, 0x10, vec![]);
+    let requests = vec![
+        ModuleRequest {
+            module: app.clone(),
+            addrs: vec![0x10, 0x20],
+        },
+        ModuleRequest {
+            module: module(ModuleKind::Kernel, "[kernel.kallsyms]"),
+            addrs: vec![1],
+        },
+    ];
+    let missing = missing_from(&table, requests);
+    assert_eq!(missing.len(), 2);
+    assert_eq!(missing[0].addrs, vec![0x20]);
+    assert_eq!(missing[1].addrs, vec![1]);
+}
+
+#[test]
+fn inline_frames_expand_innermost_first_and_unknowns_name_the_module() {
+    let app = module(ModuleKind::Elf, "/usr/bin/app");
+    let frames = vec![
+        Frame {
+            function: Some("inlined_helper".into()),
+            file: None,
+            line: 3,
+            inlined: true,
+        },
+        Frame {
+            function: Some("outer".into()),
+            file: None,
+            line: 9,
+            inlined: false,
+        },
+    ];
+    let infos = frame_infos(&app, 0x40, &frames);
+    assert_eq!(infos.len(), 2);
+    assert!(infos[0].inlined && !infos[1].inlined);
+    assert_eq!(infos[1].name, "outer");
+    let unknown = frame_infos(&app, 0x40, &[]);
+    assert_eq!(unknown[0].name, "app+0x40");
+    assert!(!unknown[0].resolved);
+}
+
+#[test]
+fn file_events_take_names_from_the_file_and_merge_equal_ones() {
+    use crate::perfdata::attr::{event_type, software};
+    let attr = |config| EventAttr {
+        kind: event_type::SOFTWARE,
+        config,
+        ..EventAttr::default()
+    };
+    let attrs = [
+        attr(software::CPU_CLOCK),
+        attr(2),
+        attr(software::CPU_CLOCK),
+    ];
+    let (events, attr_event) = file_events(&attrs, &Metadata::default());
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["cpu-clock", "page-faults"]);
+    assert_eq!(attr_event, vec![0, 1, 0]);
+    let metadata = Metadata {
+        event_names: vec!["cpu-clock:u".into(), "faults".into(), "x".into()],
+        ..Metadata::default()
+    };
+    let (events, _) = file_events(&attrs, &metadata);
+    assert_eq!(events[0].name, "cpu-clock:u");
+    assert_eq!(events[0].unit, Unit::Nanoseconds);
+}
+
+#[test]
+fn dwarf_recordings_are_flagged() {
+    use crate::perfdata::attr::sample;
+    let attr = EventAttr {
+        sample_type: sample::REGS_USER | sample::STACK_USER | sample::CALLCHAIN,
+        ..EventAttr::default()
+    };
+    let warning = recording_warnings(&[attr]).unwrap();
+    assert!(warning.contains("--call-graph dwarf"), "{warning}");
+    assert!(recording_warnings(&[EventAttr::default()]).is_none());
+}
