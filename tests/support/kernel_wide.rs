@@ -7,9 +7,9 @@
 //! files: a system-wide recording (`rprof record -a`, `-C`) opens events
 //! that see every process on the host, and when such events ask for MMAP2
 //! build ids (Linux perf's `-a --buildid-mmap`, rprof builds that still
-//! asked for them), kernel 6.x flags the MMAP2 records of every other event with build ids while
-//! their bodies hold device/inode bytes; Linux perf 6.1 to 6.12 then aborts
-//! on its own files. So system-wide tests take the lock exclusively, and
+//! asked for them), the kernel (seen on 6.18) flags the MMAP2 records of
+//! every other event with build ids while their bodies hold device/inode
+//! bytes; Linux perf (6.1, 6.12) then aborts on its own files. So system-wide tests take the lock exclusively, and
 //! tests that run Linux perf take it shared: perf's per-process recordings
 //! do not affect each other, so they may run side by side.
 //!
@@ -132,7 +132,7 @@ pub fn check_not_crashed(args: &[std::ffi::OsString], output: &Output) {
          system-wide profiler with build ids running on this host (`perf record -a \
          --buildid-mmap`, an `rprof record -a` built before it stopped asking for them)? Kernel 6.x then flags the \
          MMAP2 records of every other event with build ids over device/inode bytes, and perf \
-         6.1 to 6.12 abort on such files; see docs/file-format.md, \"Build ids\". perf's \
+         6.1 and 6.12 abort on such files; see docs/file-format.md, \"Build ids\". perf's \
          stderr:\n{stderr}"
     );
 }
