@@ -9,9 +9,10 @@
 //! build ids (Linux perf's `-a --buildid-mmap`, rprof builds that still
 //! asked for them), the kernel (seen on 6.18) flags the MMAP2 records of
 //! every other event with build ids while their bodies hold device/inode
-//! bytes; Linux perf (6.1, 6.12) then aborts on its own files. So system-wide tests take the lock exclusively, and
-//! tests that run Linux perf take it shared: perf's per-process recordings
-//! do not affect each other, so they may run side by side.
+//! bytes; Linux perf (6.1, 6.12) then aborts on its own files. So
+//! system-wide tests take the lock exclusively, and tests that run Linux
+//! perf take it shared: perf's per-process recordings do not affect each
+//! other, so they may run side by side.
 //!
 //! The lock is a `flock` on a file in the temp directory: it covers the test
 //! threads of one binary (each guard opens the file anew, and flock locks
