@@ -67,8 +67,14 @@ impl EventSpec {
             | flag::COMM
             | flag::COMM_EXEC
             | flag::TASK
-            | flag::SAMPLE_ID_ALL
-            | flag::BUILD_ID;
+            | flag::SAMPLE_ID_ALL;
+        // No `build_id` bit, for any target: the kernel (seen on 6.18) sets
+        // the build-id flag on the MMAP2 records of every event iterated
+        // after one that asked (all events on the host when a system-wide
+        // one asked; later events on the same task otherwise), over bodies
+        // that still hold device/inode bytes, and Linux perf aborts on such
+        // files. rprof takes build ids from the files when it embeds symbols
+        // (docs/file-format.md, "Build ids").
         let sample_period_or_freq = match self.sampling {
             Sampling::Frequency(hz) => {
                 flags |= flag::FREQ;
@@ -210,6 +216,19 @@ mod tests {
             Unit::Nanoseconds
         );
         assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Events);
+    }
+
+    #[test]
+    fn events_never_ask_for_mmap2_build_ids_so_other_profilers_keep_working() {
+        for call_graph in [CallGraph::None, CallGraph::FramePointer] {
+            for sampling in [Sampling::Frequency(4000), Sampling::Period(1_000_000)] {
+                let attr = EventSpec::cpu_clock(sampling, call_graph).to_attr();
+                assert!(
+                    !attr.has_flag(flag::BUILD_ID),
+                    "{sampling:?} {call_graph:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -365,13 +365,21 @@ fn decode_mmap(c: &mut Cursor<'_>, misc: u16, v2: bool, sample_id: SampleId) -> 
         ..Mmap::default()
     };
     if v2 {
-        if misc & misc::MMAP_BUILD_ID != 0 {
-            let size = usize::from(c.u8()?).min(20);
-            c.skip(3)?; // reserved
-            let id = c.bytes(20)?;
-            m.build_id = Some(id.get(..size)?.to_vec());
-        } else {
-            c.skip(24)?; // maj, min, ino, ino_generation
+        // Either `size, 3 reserved bytes, build id[20]` or `maj, min, ino,
+        // ino_generation`. The kernel (seen on 6.18) also sets the build-id
+        // flag on records of events that never asked for build ids, over
+        // device/inode bytes, once another event asked. The kernel and rprof
+        // write a build id as 1 to 20 bytes, zero reserved bytes and zeros
+        // after it; anything else is device/inode (docs/file-format.md,
+        // "Build ids").
+        let size = usize::from(c.u8()?);
+        let rest: [u8; 23] = c.array()?; // reserved[3], build id[20]
+        let is_build_id = misc & misc::MMAP_BUILD_ID != 0
+            && (1..=20).contains(&size)
+            && rest[..3].iter().all(|&b| b == 0)
+            && rest[3 + size..].iter().all(|&b| b == 0);
+        if is_build_id {
+            m.build_id = Some(rest[3..3 + size].to_vec());
         }
         m.prot = c.u32()?;
         m.flags = c.u32()?;

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use super::attr::{event_type, flag, sample, software, EventAttr};
 use super::compressed::tests::perf_like_stream;
@@ -1084,8 +1084,13 @@ fn auxtrace_payload_is_skipped() {
 
 // ---- Linux perf ----
 
-/// Runs perf; `None` means "skip": perf is missing or not permitted here
-/// (panics instead when RPROF_REQUIRE_PERF is set).
+#[path = "../../tests/support/kernel_wide.rs"]
+mod kernel_wide;
+
+/// Runs perf (through the suite's one perf runner, which holds the lock
+/// against system-wide recordings and fails on a crash); `None` means
+/// "skip": perf is missing or not permitted here (panics instead when
+/// RPROF_REQUIRE_PERF is set).
 fn run_perf(args: &[&str]) -> Option<Output> {
     let required = std::env::var_os("RPROF_REQUIRE_PERF").is_some();
     let skip = |why: String| {
@@ -1093,7 +1098,7 @@ fn run_perf(args: &[&str]) -> Option<Output> {
         eprintln!("skipping: {why}");
         None
     };
-    let output = match Command::new("perf").args(args).output() {
+    let output = match kernel_wide::run_linux_perf(args) {
         Ok(output) => output,
         Err(e) => return skip(format!("cannot run perf: {e}")),
     };
@@ -1331,4 +1336,69 @@ fn linux_perf_reads_our_file() {
     };
     let report = assert_success(&output, "perf report");
     assert!(report.contains("busy"), "{report}");
+}
+
+/// The 24 bytes between pgoff and prot of an MMAP2 body as device/inode
+/// (`maj, min, ino, ino_generation`), what the kernel writes for an event
+/// that did not ask for build ids.
+fn device_inode(maj: u32, min: u32, ino: u64, ino_generation: u64) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.u32(maj).u32(min).u64(ino).u64(ino_generation);
+    w.buf
+}
+
+#[test]
+fn mmap2_build_id_flag_over_device_inode_bytes_means_no_build_id() {
+    let genuine = |id: &[u8]| {
+        let mut area = [0u8; 20];
+        area[..id.len()].copy_from_slice(id);
+        let mut w = ByteWriter::default();
+        w.u8(id.len() as u8).bytes(&[0; 3]).bytes(&area);
+        w.buf
+    };
+    let cases = [
+        // Kernel 6.18 beside a system-wide event with build ids: size byte 0xfe.
+        ("dm/virtio 254:0", device_inode(254, 0, 247076, 0), None),
+        // nvme's major 259 leaves 0x01 in the first reserved byte.
+        ("nvme 259:1", device_inode(259, 1, 1_048_577, 0), None),
+        // overlayfs, btrfs, tmpfs: major 0, so a size of 0.
+        ("overlay 0:42", device_inode(0, 42, 31337, 0), None),
+        // sd's major 8 reads as a size of 8; ext4's random generation follows.
+        ("sd 8:1", device_inode(8, 1, 1234, 0x5eed_cafe), None),
+        (
+            "20-byte build id",
+            genuine(&[0xab; 20]),
+            Some(vec![0xab; 20]),
+        ),
+        (
+            "8-byte build id",
+            genuine(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            Some(vec![1, 2, 3, 4, 5, 6, 7, 8]),
+        ),
+    ];
+    let mut data = Vec::new();
+    for (time, (_, area, _)) in cases.iter().enumerate() {
+        let mut body = ByteWriter::default();
+        body.u32(42).u32(42).u64(0x40_0000).u64(0x2000).u64(0x1000);
+        body.bytes(area).u32(5).u32(2); // prot r-x, flags MAP_PRIVATE
+        body.padded_c_string("/usr/bin/rprof-test-binary", 8);
+        let misc = misc::USER | misc::MMAP_BUILD_ID;
+        data.extend(raw_record(record_type::MMAP2, misc, &body.buf, time as u64));
+    }
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records.len(), cases.len());
+    for ((what, _, build_id), record) in cases.iter().zip(&records) {
+        let Record::Mmap(m) = record else {
+            panic!("{what}: {record:?}")
+        };
+        assert_eq!(&m.build_id, build_id, "{what}");
+        assert_eq!(
+            (m.pid, m.start, m.len, m.pgoff, m.prot, m.flags),
+            (42, 0x40_0000, 0x2000, 0x1000, 5, 2),
+            "{what}"
+        );
+        assert_eq!(m.filename, "/usr/bin/rprof-test-binary", "{what}");
+    }
 }

@@ -193,6 +193,7 @@ mod tests {
         let mut attr =
             EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
         attr.flags |= flag::DISABLED | flag::INHERIT | flag::ENABLE_ON_EXEC | flag::WATERMARK;
+        attr.flags |= flag::BUILD_ID;
         attr.flags |= 2 << flag::PRECISE_IP_SHIFT;
         attr.wakeup_events_or_watermark = 131072;
         attr.config1 = 7;

@@ -1,6 +1,8 @@
 //! rprof's integration tests, one binary: end-to-end recordings checked
-//! against ground truth and Linux perf, and the symbolizer on compiled fixtures.
+//! against ground truth and Linux perf, the symbolizer on compiled fixtures,
+//! and rprof beside other profilers on the same host.
 
+mod coexist;
 mod record_report;
 mod symbolize;
 mod util;

@@ -43,14 +43,6 @@ fn symbol_shares(data: &Path) -> Vec<(String, f64)> {
     ]))
 }
 
-fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
-    shares
-        .iter()
-        .filter(|(s, _)| s == name)
-        .map(|(_, p)| *p)
-        .sum()
-}
-
 /// burn_a's share of burn_a + burn_b, in percent.
 fn split_share(shares: &[(String, f64)]) -> f64 {
     let a = share_of(shares, "burn_a");
@@ -228,8 +220,8 @@ fn linux_perf_opens_the_file_and_agrees_on_top_functions() {
     let dir = temp_dir("perfcompat");
     let data = dir.join("compat.data");
     record_work(&data, &["split", "1"]);
-    let perf = Command::new("perf")
-        .args([
+    let perf = perf_succeeded(
+        run_linux_perf([
             "report",
             "-i",
             data.to_str().unwrap(),
@@ -237,16 +229,11 @@ fn linux_perf_opens_the_file_and_agrees_on_top_functions() {
             "--no-children",
             "--sort",
             "symbol",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        perf.status.success(),
-        "perf report failed: {}",
-        text(&perf.stderr)
+        ]),
+        "perf report",
     );
     // `  74.78%  [.] burn_a  ...`: the symbol follows the [.]/[k] marker.
-    let perf_rows: Vec<(String, f64)> = text(&perf.stdout)
+    let perf_rows: Vec<(String, f64)> = perf
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains('%'))
         .filter_map(|l| {
@@ -270,19 +257,11 @@ fn linux_perf_opens_the_file_and_agrees_on_top_functions() {
             "{perf_rows:?} vs {ours:?}"
         );
     }
-    let script = Command::new("perf")
-        .args(["script", "-i", data.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        script.status.success(),
-        "perf script failed: {}",
-        text(&script.stderr)
+    let script = perf_succeeded(
+        run_linux_perf(["script", "-i", data.to_str().unwrap()]),
+        "perf script",
     );
-    assert!(
-        text(&script.stdout).contains("burn_a"),
-        "perf script shows no burn_a"
-    );
+    assert!(script.contains("burn_a"), "perf script shows no burn_a");
 }
 
 #[test]
@@ -294,19 +273,22 @@ fn report_reads_files_written_by_linux_perf() {
     let _guard = serial();
     let dir = temp_dir("perfinput");
     let data = dir.join("perf.data");
-    let run = Command::new("perf")
-        .args(["record", "-q", "-g", "-o", data.to_str().unwrap(), "--"])
-        .arg(&workloads().work)
-        .args(["split", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "perf record failed: {}",
-        text(&run.stderr)
+    let stdout = perf_succeeded(
+        run_linux_perf([
+            "record",
+            "-q",
+            "-g",
+            "-o",
+            data.to_str().unwrap(),
+            "--",
+            workloads().work.to_str().unwrap(),
+            "split",
+            "2",
+        ]),
+        "perf record",
     );
     let measured = split_share(&symbol_shares(&data));
-    let truth = truth_split(&text(&run.stdout));
+    let truth = truth_split(&stdout);
     assert!(
         (measured - truth).abs() <= 2.0,
         "rprof on perf's file: {measured:.2}%, truth {truth:.2}%"
@@ -648,6 +630,8 @@ fn unprivileged_system_wide_recording_explains_paranoid() {
     }
     // `nobody` must reach the binary and the output directory: the checkout
     // may sit under a private home, so both go to a world-readable place.
+    // Refused before any event opens, but -a all the same if that broke.
+    let _kernel = KernelWide::system_wide();
     let dir = std::env::temp_dir().join(format!("rprof-nobody-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -798,6 +782,7 @@ fn thread_mode_records_only_the_given_thread() {
 fn system_wide_recording_for_a_commands_lifetime_sees_the_workload() {
     require_perf!();
     let _guard = serial();
+    let _kernel = KernelWide::system_wide();
     let dir = temp_dir("syswide");
     let data = dir.join("all.data");
     let run = record_work_with(&["-a", "-g"], &data, &["split", "1"]);

@@ -42,7 +42,7 @@ fn compile(dir: &TempDir, compiler: &str, source: &str, out: &str, flags: &[&str
 
 /// `(file offset, size)` of a symbol: its SVMA mapped back through the
 /// PT_LOAD that contains it, as a profiler sees it in a mapping.
-fn file_offset(binary: &Path, symbol: &str) -> (u64, u64) {
+pub(crate) fn file_offset(binary: &Path, symbol: &str) -> (u64, u64) {
     let data = std::fs::read(binary).unwrap();
     let obj = object::File::parse(&*data).unwrap();
     let sym = obj

@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+#[path = "../support/kernel_wide.rs"]
+mod kernel_wide;
+/// Tests that record system-wide hold `KernelWide::system_wide()`; tests run
+/// Linux perf only through `run_linux_perf` (see tests/support/kernel_wide.rs).
+pub use kernel_wide::{run_linux_perf, run_linux_perf_holding, KernelWide};
+
 /// Recordings are run one at a time: two CPU burners on a 2-core VM would
-/// make each other's timings and sample rates noisy.
+/// make each other's timings and sample rates noisy. Take it before
+/// `KernelWide`, never after.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -88,13 +95,20 @@ pub fn perf_events_usable() -> bool {
     usable
 }
 
+/// The stdout of a Linux perf run that must have succeeded.
+pub fn perf_succeeded(output: std::io::Result<Output>, what: &str) -> String {
+    let output = output.unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
 /// Whether Linux perf can be used for cross-checks (required under RPROF_REQUIRE_PERF).
 pub fn linux_perf_available() -> bool {
-    let ok = Command::new("perf")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = run_linux_perf(["--version"]).is_ok_and(|o| o.status.success());
     if !ok && std::env::var_os("RPROF_REQUIRE_PERF").is_some() {
         panic!("Linux perf is not installed but RPROF_REQUIRE_PERF is set (apt-get install linux-perf)");
     }
@@ -147,4 +161,13 @@ pub fn self_shares(top: &str) -> Vec<(String, f64)> {
             Some((cols[4..].join(" "), self_pct))
         })
         .collect()
+}
+
+/// The summed share of the rows named `name`.
+pub fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
+    shares
+        .iter()
+        .filter(|(s, _)| s == name)
+        .map(|(_, p)| *p)
+        .sum()
 }
