@@ -1,5 +1,6 @@
 //! Raw flags, as clap parses them. Validation lives in `commands`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,7 +24,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rprof record -g -- ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5"
+    after_help = "Stopping: Ctrl-C, SIGTERM or SIGHUP end the recording and finish the file. \
+                  If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of \
+                  samples, the report warns that it is unfinished, and a command rprof \
+                  launched is killed too.\n\n\
+                  Examples:\n  rprof record -g -- ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5"
 )]
 pub struct RecordArgs {
     /// Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to
@@ -36,7 +41,7 @@ pub struct RecordArgs {
     )]
     pub freq: Option<String>,
 
-    /// Sample every PERIOD events instead (nanoseconds for cpu-clock).
+    /// Sample every PERIOD events instead (nanoseconds for cpu-clock; below 2^63).
     #[arg(short = 'c', long = "count", value_name = "PERIOD")]
     pub count: Option<u64>,
 
@@ -73,7 +78,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
-    /// Output file (an existing one is kept as FILE.old).
+    /// Output file, a regular file path (an existing one is kept as FILE.old).
     #[arg(
         short = 'o',
         long = "output",
@@ -82,7 +87,8 @@ pub struct RecordArgs {
     )]
     pub output: PathBuf,
 
-    /// Ring buffer size per CPU in pages (a power of two).
+    /// Ring buffer size per CPU in pages (a power of two). Without root, it
+    /// is shrunk (with a warning) to fit the locked-memory limit.
     #[arg(
         short = 'm',
         long = "mmap-pages",
@@ -95,9 +101,10 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_embed_symbols: bool,
 
-    /// The command to launch and profile (after `--`).
-    #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    /// The command to launch and profile (after `--`). If rprof is killed,
+    /// the command is killed too.
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,11 +11,21 @@ use crate::record::{self, RecordConfig, RecordOutcome, Target};
 
 /// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
 const MAX_MMAP_PAGES: usize = 1 << 20;
+/// The largest sampling period perf_event_open takes (`-c`).
+const MAX_PERIOD: u64 = i64::MAX as u64;
 
 fn sampling(args: &RecordArgs) -> Result<Sampling> {
     if let Some(period) = args.count {
         if period == 0 {
             bail!("-c 0: the period must be at least 1 event");
+        }
+        // The kernel refuses periods with the top bit set (EINVAL).
+        if period > MAX_PERIOD {
+            bail!(
+                "-c {period}: the period must be below 2^63 ({}); for cpu-clock it is in \
+                 nanoseconds (-c 1000000 samples once per millisecond of CPU time)",
+                MAX_PERIOD + 1
+            );
         }
         return Ok(Sampling::Period(period));
     }
@@ -214,6 +224,8 @@ mod tests {
             &["--mmap-pages", "9223372036854775808", "--", "true"],
             &["-C", "0-4294967295"],
             &["-F", "lots", "--", "true"],
+            &["-c", "18446744073709551615", "--", "true"],
+            &["-c", "9223372036854775808", "--", "true"],
         ] {
             let err = config(&parse(flags)).unwrap_err().to_string();
             assert!(
@@ -223,6 +235,29 @@ mod tests {
         }
         // Representable but beyond any Instant: runs without a deadline.
         assert!(config(&parse(&["--duration", "1e19", "--", "true"])).is_ok());
+        let cfg = config(&parse(&["-c", "9223372036854775807", "--", "true"])).unwrap();
+        assert_eq!(cfg.event.sampling, Sampling::Period(MAX_PERIOD));
+    }
+
+    #[test]
+    fn non_utf8_command_arguments_are_kept_byte_for_byte() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let arg = std::ffi::OsString::from_vec(vec![b'a', 0xff]);
+        let argv = [
+            std::ffi::OsStr::new("rprof"),
+            "record".as_ref(),
+            "--".as_ref(),
+            "cat".as_ref(),
+            &arg,
+        ];
+        let args = match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Record(args) => args,
+            _ => unreachable!(),
+        };
+        let Target::Launch { argv } = config(&args).unwrap().target else {
+            panic!("not a launch");
+        };
+        assert_eq!(argv[1].as_bytes(), b"a\xff");
     }
 
     #[test]

@@ -14,6 +14,24 @@ pub const PIPE_HEADER_SIZE: u64 = 16;
 pub const HEADER_DATA_OFFSET_AT: u64 = 40;
 pub const HEADER_DATA_SIZE_AT: u64 = 48;
 pub const HEADER_FEATURES_AT: usize = 72;
+/// The offset field of the header's `event_types` section, which perf has
+/// ignored since 2013 (it writes zeros): rprof keeps its [`rprof_state`] there.
+pub const HEADER_STATE_AT: u64 = 56;
+
+/// What rprof's writer leaves in [`HEADER_STATE_AT`], so a report can tell a
+/// finished recording from one that was cut short, and why. Rewritten in
+/// place (no extra space), so it can be set on a full disk too.
+pub mod rprof_state {
+    /// Finished (the final header), or a file rprof did not write.
+    pub const FINISHED: u64 = 0;
+    /// Still recording: a file left in this state was killed.
+    pub const RECORDING: u64 = u64::from_le_bytes(*b"RPROFREC");
+    /// Every record is on disk; rprof was stopped while it embedded symbols.
+    pub const DATA_COMPLETE: u64 = u64::from_le_bytes(*b"RPROFDAT");
+    /// A write failed for lack of space: the data ends early (and the
+    /// feature sections are missing).
+    pub const DISK_FULL: u64 = u64::from_le_bytes(*b"RPROFENS");
+}
 /// `struct perf_file_section`: u64 offset, u64 size.
 pub const FILE_SECTION_SIZE: u64 = 16;
 /// `struct perf_event_header`: u32 type, u16 misc, u16 size.

@@ -19,7 +19,7 @@ use super::compressed::ZstdStream;
 use super::cursor::{c_string, Cursor};
 use super::decode::Decoder;
 use super::format::{
-    feature, misc, record_type, ATTR_SIZE_VER0, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
+    feature, misc, record_type, rprof_state, ATTR_SIZE_VER0, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
     FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC, MAGIC_SWAPPED, PIPE_HEADER_SIZE,
 };
 use super::order::Ordered;
@@ -98,17 +98,24 @@ impl PerfFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(open_err)?;
-        let len = file.metadata().map_err(open_err)?.len();
-        if len == 0 {
-            return Err(ReadError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
-        let bytes = match map_read_only(&file) {
-            Ok(map) => Source::Mapped(map),
-            // Not mappable (a pipe or special file): read it instead.
-            Err(_) => Source::Owned(std::fs::read(path).map_err(open_err)?),
+        let mut file = File::open(path).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        let bytes = if meta.is_file() {
+            if meta.len() == 0 {
+                return Err(ReadError::Empty {
+                    path: path.to_path_buf(),
+                });
+            }
+            match map_read_only(&file) {
+                Ok(map) => Source::Mapped(map),
+                Err(_) => Source::Owned(std::fs::read(path).map_err(open_err)?),
+            }
+        } else {
+            // A pipe or device (`-i /dev/stdin`) has no length: read what
+            // it really delivers.
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(open_err)?;
+            Source::Owned(bytes)
         };
         Self::parse(bytes, path)
     }
@@ -533,6 +540,8 @@ struct FileHeader {
     attrs: (u64, u64),
     data: (u64, u64),
     features: [u8; 32],
+    /// rprof's recording state (`format::rprof_state`); 0 in perf's files.
+    state: u64,
 }
 
 impl Layout {
@@ -691,7 +700,7 @@ fn read_file_header(bytes: &[u8], path: &Path) -> Result<Header, ReadError> {
     let mut section = || Some((c.u64()?, c.u64()?));
     let attrs = section().ok_or_else(truncated)?;
     let data = section().ok_or_else(truncated)?;
-    let _event_types = section().ok_or_else(truncated)?;
+    let (state, _) = section().ok_or_else(truncated)?;
     let mut features = [0u8; 32];
     if size == FILE_HEADER_SIZE {
         features = c.array().ok_or_else(truncated)?;
@@ -701,6 +710,7 @@ fn read_file_header(bytes: &[u8], path: &Path) -> Result<Header, ReadError> {
         attrs,
         data,
         features,
+        state,
     }))
 }
 
@@ -777,18 +787,34 @@ fn data_range(
     // perf sets its feature bits at the start and the data size only at the
     // end; rprof refreshes the size as it goes and sets the bits at the end.
     // Either way a killed recording leaves records past the recorded size.
-    let unfinished = if size == 0 {
-        start < bytes.len()
-    } else {
-        !has_features && recorded_end < bytes.len()
+    // rprof's state word says so even when nothing went past it.
+    let unfinished = match header.state {
+        rprof_state::RECORDING | rprof_state::DISK_FULL => true,
+        // Whatever follows the data is a partly written feature table.
+        rprof_state::DATA_COMPLETE => false,
+        _ if size == 0 => start < bytes.len(),
+        _ => !has_features && recorded_end < bytes.len(),
     };
-    if unfinished {
+    if header.state == rprof_state::DATA_COMPLETE && !has_features {
         warnings.push(
-            "the recording was not finished cleanly (killed?); reading the records up to the end \
-             of the file"
+            "rprof was stopped while it embedded symbols: the records are complete, the names \
+             come from this machine's binaries"
                 .into(),
         );
-        let unfinished_from = recorded_end.min(bytes.len());
+    }
+    if unfinished {
+        let (why, unfinished_from) = if header.state == rprof_state::DISK_FULL {
+            // The size covers what landed, which may end inside a record.
+            ("stopped early because the disk was full", start)
+        } else {
+            (
+                "not finished cleanly (killed?)",
+                recorded_end.min(bytes.len()),
+            )
+        };
+        warnings.push(format!(
+            "the recording was {why}; reading the records up to the end of the file"
+        ));
         return Ok(DataLayout {
             data: start..bytes.len(),
             features_at: None,

@@ -280,14 +280,95 @@ fn flushed_recording_is_readable_before_finish() {
     w.write_raw(&encode_records(&records[4..])).unwrap(); // still buffered
     let file = PerfFile::open(&path).unwrap();
     let (read, warnings) = file.read_records();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    // The header's state says the recording is still going (or was killed),
+    // although its data size covers every byte on disk.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("not finished cleanly (killed?)"),
+        "{warnings:?}"
+    );
     assert_eq!(read, records[..4]);
     assert!(file.metadata().hostname.is_none());
     // Dropped without finish (an error path): buffered records still land.
     drop(w);
     let (read, warnings) = PerfFile::open(&path).unwrap().read_records();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(warnings[0].contains("not finished cleanly"), "{warnings:?}");
     assert_eq!(read, records);
+}
+
+#[test]
+fn disk_full_recording_says_so_and_reads_up_to_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let mut w = cpu_clock_writer(&path);
+    w.write_raw(&encode_records(&expected_records())).unwrap();
+    drop(w);
+    // What the writer leaves after ENOSPC inside the last record: the
+    // header covers the bytes that landed and holds the disk-full state.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() - 5);
+    let data_offset = u64::from_ne_bytes(bytes[40..48].try_into().unwrap());
+    let landed = bytes.len() as u64 - data_offset;
+    bytes[48..56].copy_from_slice(&landed.to_ne_bytes());
+    bytes[56..64].copy_from_slice(&format::rprof_state::DISK_FULL.to_ne_bytes());
+    let (read, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert_eq!(read, expected_records()[..7]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("stopped early because the disk was full"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_recording_read_from_a_pipe_is_not_called_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let bytes = test_file_bytes();
+    let writer = {
+        let (fifo, bytes) = (fifo.clone(), bytes.clone());
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let file = PerfFile::open(&fifo).unwrap();
+    writer.join().unwrap();
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records, expected_records());
+    // A pipe that delivers nothing is empty, as an empty file is.
+    let closer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || drop(std::fs::File::create(fifo).unwrap()))
+    };
+    let err = PerfFile::open(&fifo).err().unwrap();
+    closer.join().unwrap();
+    assert!(matches!(err, ReadError::Empty { .. }), "{err}");
+}
+
+#[test]
+fn data_marked_complete_reads_without_a_kill_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let mut w = cpu_clock_writer(&path);
+    w.write_raw(&encode_records(&expected_records())).unwrap();
+    // Stopped while embedding symbols: the feature table is half written.
+    w.mark_data_complete().unwrap();
+    drop(w);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[0xee; 40]).unwrap();
+    let (read, warnings) = PerfFile::open(&path).unwrap().read_records();
+    assert_eq!(read, expected_records());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("stopped while it embedded symbols"),
+        "{warnings:?}"
+    );
+    // The final header clears the state: perf's zeros again.
+    let bytes = test_file_bytes();
+    assert_eq!(&bytes[56..64], &[0; 8]);
 }
 
 #[test]
@@ -408,6 +489,24 @@ fn symlinks_are_refused_not_followed() {
     let err = PerfDataWriter::create(&dangling, &[]).err().unwrap();
     assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
     assert!(!dir.path().join("nowhere").exists());
+}
+
+#[test]
+fn output_that_is_a_directory_or_device_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = PerfDataWriter::create(dir.path(), &[]).err().unwrap();
+    assert!(matches!(err, WriteError::IsDirectory { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("-o {}", dir.path().join("rprof.data").display())),
+        "{err}"
+    );
+    let err = PerfDataWriter::create(Path::new("/dev/null"), &[])
+        .err()
+        .unwrap();
+    assert!(matches!(err, WriteError::NotRegularFile { .. }), "{err}");
+    assert!(!err.to_string().contains("File exists"), "{err}");
+    assert!(Path::new("/dev/null").exists() && !Path::new("/dev/null.old").exists());
 }
 
 #[test]

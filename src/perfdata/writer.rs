@@ -6,24 +6,31 @@
 //! `FILE.old` (as perf does); a symlink at the path is refused, never
 //! followed. The header's data size is refreshed on every
 //! [`PerfDataWriter::flush`], so a recording killed mid-way is still a
-//! readable file.
+//! readable file, and the header's state word
+//! ([`format::rprof_state`](super::format::rprof_state)) says until the
+//! final header write that the recording is unfinished, or that the disk
+//! filled up.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::attr::EventAttr;
 use super::cursor::{align_up, ByteWriter};
 use super::format::{
-    feature, misc, ATTR_SIZE_VER7, EVENT_HEADER_SIZE, FILE_HEADER_SIZE, FILE_SECTION_SIZE,
-    HEADER_DATA_SIZE_AT, MAGIC, NAME_ALIGN,
+    feature, misc, rprof_state, ATTR_SIZE_VER7, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
+    FILE_SECTION_SIZE, HEADER_DATA_SIZE_AT, HEADER_STATE_AT, MAGIC, NAME_ALIGN,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("{path}: is a symbolic link; rprof does not write through symlinks (choose another -o path)")]
     Symlink { path: PathBuf },
+    #[error("{path} is a directory; give a file path for the recording, e.g. -o {}", path.join("rprof.data").display())]
+    IsDirectory { path: PathBuf },
+    #[error("{path} is not a regular file (a device, pipe or socket); recordings are written to regular files only: give a file path with -o")]
+    NotRegularFile { path: PathBuf },
     #[error("cannot create {path}: {source} (choose a writable path with -o)")]
     Create {
         path: PathBuf,
@@ -32,6 +39,17 @@ pub enum WriteError {
     #[error("writing {path}: {source}")]
     Io {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "writing {path}: {source}: the disk is full, so the recording stopped there; the \
+         {written} bytes of records written before stay readable (`rprof report -i {path}`). \
+         Free some space, or record to another file system with -o"
+    )]
+    DiskFull {
+        path: PathBuf,
+        /// Data bytes that reached the file.
+        written: u64,
         source: std::io::Error,
     },
 }
@@ -72,8 +90,13 @@ pub struct PerfDataWriter {
     data_offset: u64,
     /// Data bytes accepted so far, buffered ones included.
     data_size: u64,
+    /// Data bytes that reached the file.
+    written: u64,
+    /// The data size the header on disk states.
+    header_data_size: u64,
     buf: Vec<u8>,
-    finished: bool,
+    /// Finished, or stopped by a failed write: dropping leaves the file alone.
+    closed: bool,
 }
 
 /// Data is written in chunks of about this size.
@@ -96,8 +119,10 @@ impl PerfDataWriter {
             attrs_section: (0, 0),
             data_offset: 0,
             data_size: 0,
+            written: 0,
+            header_data_size: 0,
             buf: Vec::with_capacity(BUFFER_SIZE),
-            finished: false,
+            closed: false,
         };
         writer.write_prologue()?;
         Ok(writer)
@@ -123,12 +148,14 @@ impl PerfDataWriter {
         }
         self.attrs_section = (attrs_offset, w.buf.len() as u64 - attrs_offset);
         self.data_offset = w.buf.len() as u64;
-        let header = self.header_bytes(&[0; 32]);
+        let header = self.header_bytes(0, &[0; 32], rprof_state::RECORDING);
         w.buf[..header.len()].copy_from_slice(&header);
         self.file.write_all(&w.buf).map_err(|e| self.io(e))
     }
 
-    fn header_bytes(&self, features: &[u8; 32]) -> Vec<u8> {
+    /// The file header; `state` goes into the `event_types` offset, which
+    /// perf ignores (see [`rprof_state`]).
+    fn header_bytes(&self, data_size: u64, features: &[u8; 32], state: u64) -> Vec<u8> {
         let mut w = ByteWriter::default();
         w.bytes(MAGIC)
             .u64(FILE_HEADER_SIZE)
@@ -136,8 +163,8 @@ impl PerfDataWriter {
             .u64(self.attrs_section.0)
             .u64(self.attrs_section.1)
             .u64(self.data_offset)
-            .u64(self.data_size)
-            .u64(0) // event_types: unused by perf
+            .u64(data_size)
+            .u64(state) // event_types: ignored by perf
             .u64(0)
             .bytes(features);
         w.buf
@@ -156,7 +183,7 @@ impl PerfDataWriter {
             self.write_buffer()?;
         }
         if bytes.len() >= BUFFER_SIZE {
-            self.file.write_all(bytes).map_err(|e| self.io(e))?;
+            self.write_data(bytes)?;
         } else {
             self.buf.extend_from_slice(bytes);
         }
@@ -165,11 +192,50 @@ impl PerfDataWriter {
     }
 
     fn write_buffer(&mut self) -> Result<(), WriteError> {
-        if let Err(e) = self.file.write_all(&self.buf) {
-            return Err(self.io(e));
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.write_data(&buf);
+        buf.clear();
+        self.buf = buf;
+        result
+    }
+
+    /// Appends at the end of the file, counting the bytes that land (a
+    /// full disk may take part of a write).
+    fn write_data(&mut self, mut bytes: &[u8]) -> Result<(), WriteError> {
+        while !bytes.is_empty() {
+            match self.file.write(bytes) {
+                Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.written += n as u64;
+                    bytes = &bytes[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
         Ok(())
+    }
+
+    /// A write after the prologue failed; the recording cannot go on. On a
+    /// full disk the file keeps the data that landed (a partly written
+    /// feature table is cut off) and the header, rewritten in place, covers
+    /// it and says the disk filled up.
+    fn fail(&mut self, source: io::Error) -> WriteError {
+        self.closed = true;
+        if !matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+            return self.io(source);
+        }
+        let _ = self.file.set_len(self.data_offset + self.written);
+        let header = self.header_bytes(self.written, &[0; 32], rprof_state::DISK_FULL);
+        let _ = self.file.write_all_at(&header, 0);
+        WriteError::DiskFull {
+            path: self.path.clone(),
+            written: self.written,
+            source,
+        }
     }
 
     /// Bytes of data section written so far.
@@ -177,11 +243,27 @@ impl PerfDataWriter {
         self.data_size
     }
 
-    /// Flushes buffered data and rewrites the header's data size.
+    /// Flushes buffered data and rewrites the header's data size (one
+    /// 8-byte pwrite, only when it changed), so a kill loses nothing that
+    /// was flushed.
     pub fn flush(&mut self) -> Result<(), WriteError> {
         self.write_buffer()?;
+        if self.header_data_size != self.data_size {
+            self.file
+                .write_all_at(&self.data_size.to_ne_bytes(), HEADER_DATA_SIZE_AT)
+                .map_err(|e| self.io(e))?;
+            self.header_data_size = self.data_size;
+        }
+        Ok(())
+    }
+
+    /// Flushes, and marks every record as on disk: a file left this way
+    /// (rprof interrupted while embedding symbols) is reported as complete
+    /// but without embedded symbols, not as killed.
+    pub fn mark_data_complete(&mut self) -> Result<(), WriteError> {
+        self.flush()?;
         self.file
-            .write_all_at(&self.data_size.to_ne_bytes(), HEADER_DATA_SIZE_AT)
+            .write_all_at(&rprof_state::DATA_COMPLETE.to_ne_bytes(), HEADER_STATE_AT)
             .map_err(|e| self.io(e))
     }
 
@@ -192,6 +274,7 @@ impl PerfDataWriter {
     /// Writes feature sections and the final header; returns the file size.
     pub fn finish(mut self, features: &FeatureData) -> Result<u64, WriteError> {
         self.write_buffer()?;
+        debug_assert_eq!(self.written, self.data_size);
         let sections = encode_features(features, &self.attrs, self.attr_size);
         // The table sits right after the data; perf finds it there.
         let table_at = self.data_offset + self.data_size;
@@ -206,10 +289,12 @@ impl PerfDataWriter {
         for (_, bytes) in &sections {
             table.bytes(bytes);
         }
-        self.file.write_all(&table.buf).map_err(|e| self.io(e))?;
-        let header = self.header_bytes(&bitmap);
+        if let Err(e) = self.file.write_all(&table.buf) {
+            return Err(self.fail(e));
+        }
+        let header = self.header_bytes(self.data_size, &bitmap, rprof_state::FINISHED);
         self.file.write_all_at(&header, 0).map_err(|e| self.io(e))?;
-        self.finished = true;
+        self.closed = true;
         Ok(content_at)
     }
 }
@@ -218,7 +303,7 @@ impl Drop for PerfDataWriter {
     /// A writer dropped without `finish` (an error path) still leaves the
     /// records it accepted readable.
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.closed {
             let _ = self.flush();
         }
     }
@@ -242,8 +327,8 @@ fn create_file(path: &Path) -> Result<File, WriteError> {
             old.push(".old");
             std::fs::rename(path, old).map_err(create_err)?;
         }
-        // Anything else (a directory, nothing) fails or succeeds at create.
-        _ => {}
+        Ok(meta) => return Err(not_a_file(path, &meta)),
+        Err(_) => {}
     }
     OpenOptions::new()
         .write(true)
@@ -252,11 +337,22 @@ fn create_file(path: &Path) -> Result<File, WriteError> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|source| match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => WriteError::Symlink {
-                path: path.to_path_buf(),
-            },
+            // Something appeared at the path meanwhile: name what it is.
+            Ok(meta) if !meta.is_file() => not_a_file(path, &meta),
             _ => create_err(source),
         })
+}
+
+/// The error for an output path that holds something other than a file.
+fn not_a_file(path: &Path, meta: &std::fs::Metadata) -> WriteError {
+    let path = path.to_path_buf();
+    if meta.file_type().is_symlink() {
+        WriteError::Symlink { path }
+    } else if meta.is_dir() {
+        WriteError::IsDirectory { path }
+    } else {
+        WriteError::NotRegularFile { path }
+    }
 }
 
 /// Feature sections `(bit, bytes)` in increasing bit order, as perf 6.1

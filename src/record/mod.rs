@@ -6,6 +6,7 @@ mod session;
 mod synth;
 mod target;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,21 +22,21 @@ use target::{Plan, Synth};
 /// Who to profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Launch `argv`; events are enabled at its exec.
-    Launch { argv: Vec<String> },
+    /// Launch `argv` (bytes, not necessarily UTF-8); events are enabled at its exec.
+    Launch { argv: Vec<OsString> },
     /// Attach to these processes (all their threads, and threads they create).
     /// With `argv`, the command's lifetime is the recording window.
     Pids {
         pids: Vec<u32>,
-        argv: Option<Vec<String>>,
+        argv: Option<Vec<OsString>>,
     },
     /// Only these threads.
     Tids {
         tids: Vec<u32>,
-        argv: Option<Vec<String>>,
+        argv: Option<Vec<OsString>>,
     },
     /// Every process on the given CPUs (all online CPUs when `cpus` is None).
-    SystemWide { argv: Option<Vec<String>> },
+    SystemWide { argv: Option<Vec<OsString>> },
 }
 
 /// Validated `record` configuration (built from the CLI flags by `cli`).
@@ -165,7 +166,7 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
             stats.malformed_bytes
         ));
     }
-    writer.flush()?;
+    writer.mark_data_complete()?;
     // From here a further Ctrl-C may exit at once: the data is on disk.
     stop.exit_on_next();
     let embed_started = Instant::now();
@@ -256,7 +257,9 @@ fn plan_program(target: &Target) -> String {
             argv.as_ref()
         }
     };
-    argv.and_then(|a| a.first()).cloned().unwrap_or_default()
+    argv.and_then(|a| a.first())
+        .map(|program| program.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Removes the file of a recording that never started; puts back the

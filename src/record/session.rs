@@ -16,10 +16,18 @@ use crate::perfdata::attr::{flag, EventAttr};
 use crate::perfdata::writer::{encode, PerfDataWriter};
 use crate::sys::{self, DrainStats, PerfEvent, RingBuffer, SysError};
 
-/// Longest sleep in poll: bounds how late `--duration` is noticed.
-const TICK: Duration = Duration::from_millis(200);
-/// How often the header's data size is refreshed.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Longest sleep in poll: bounds how late `--duration` is noticed, and how
+/// long samples wait in the rings (a SIGKILL loses what is there).
+const TICK: Duration = Duration::from_millis(100);
+/// How often buffered data is written and the header's data size
+/// refreshed: with TICK, a SIGKILL loses at most about 200 ms of samples.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Rings are not shrunk below this many data pages for the locked-memory
+/// limit (smaller ones lose samples at the default rate).
+const MIN_SHRUNK_PAGES: usize = 8;
+/// File descriptors rprof holds besides its events (stdio, the output,
+/// pipes, pidfds), for the EMFILE message.
+const BASE_FDS: u64 = 16;
 
 /// The target-independent attr plus the bits this plan needs.
 pub(crate) fn session_attr(base: &EventAttr, plan: &Plan, ring_bytes: usize) -> EventAttr {
@@ -48,7 +56,8 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens the events; on a permission refusal for a non-root user, retries
-    /// once without kernel samples and says so in `warnings`.
+    /// once without kernel samples, and shrinks rings the locked-memory
+    /// limit refuses; says so in `warnings`.
     pub fn open(
         base: &EventAttr,
         plan: &Plan,
@@ -59,18 +68,23 @@ impl Session {
     ) -> Result<Session, RecordError> {
         sys::raise_fd_limit()?;
         let data_pages = data_pages.max(1).next_power_of_two();
-        let ring_bytes = data_pages * sys::page_size();
-        let attr = session_attr(base, plan, ring_bytes);
-        match Session::open_with(attr, plan, cpus, data_pages, warnings) {
+        let fds_needed = (cpus.len() * plan.event_pids.len()) as u64 + BASE_FDS;
+        let named = |err: RecordError| match err {
+            RecordError::Sys(e) => {
+                RecordError::Sys(e.with_event_name(event_name).with_fds_needed(fds_needed))
+            }
+            other => other,
+        };
+        match Session::open_shrinking(*base, plan, cpus, data_pages, warnings) {
             Err(RecordError::Sys(e))
                 if e.is_permission_denied()
-                    && !attr.has_flag(flag::EXCLUDE_KERNEL)
+                    && !base.has_flag(flag::EXCLUDE_KERNEL)
                     && !sys::is_root() =>
             {
-                let mut user_only = attr;
+                let mut user_only = *base;
                 user_only.flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
-                let session = Session::open_with(user_only, plan, cpus, data_pages, warnings)
-                    .map_err(|err| name_event(err, event_name))?;
+                let session = Session::open_shrinking(user_only, plan, cpus, data_pages, warnings)
+                    .map_err(named)?;
                 let level =
                     sys::perf_event_paranoid().map_or_else(|| "?".to_string(), |l| l.to_string());
                 warnings.push(format!(
@@ -79,7 +93,45 @@ impl Session {
                 ));
                 Ok(session)
             }
-            other => other.map_err(|err| name_event(err, event_name)),
+            other => other.map_err(named),
+        }
+    }
+
+    /// Opens with rings of `data_pages`, halving them while the
+    /// locked-memory limit refuses the mapping (as perf sizes its rings to
+    /// that limit), down to [`MIN_SHRUNK_PAGES`].
+    fn open_shrinking(
+        base: EventAttr,
+        plan: &Plan,
+        cpus: &[u32],
+        data_pages: usize,
+        warnings: &mut Vec<String>,
+    ) -> Result<Session, RecordError> {
+        let mut pages = data_pages;
+        loop {
+            let attr = session_attr(&base, plan, pages * sys::page_size());
+            // Warnings of an attempt that is retried would repeat.
+            let mut attempt_warnings = Vec::new();
+            let opened = Session::open_with(attr, plan, cpus, pages, &mut attempt_warnings);
+            if let Err(RecordError::Sys(SysError::RingOverLockLimit { .. })) = &opened {
+                if let Some(smaller) = smaller_ring(pages) {
+                    pages = smaller;
+                    continue;
+                }
+            }
+            let session = opened?;
+            warnings.append(&mut attempt_warnings);
+            if pages < data_pages {
+                warnings.push(shrunk_ring_warning(&RingBudget {
+                    requested: data_pages,
+                    used: pages,
+                    rings: session.rings.len(),
+                    online_cpus: sys::online_cpus().map_or(cpus.len(), |c| c.len()),
+                    page_size: sys::page_size(),
+                    mlock_kb: sys::perf_event_mlock_kb(),
+                }));
+            }
+            return Ok(session);
         }
     }
 
@@ -265,18 +317,63 @@ impl Session {
     }
 }
 
-fn name_event(err: RecordError, name: &str) -> RecordError {
-    match err {
-        RecordError::Sys(e) => RecordError::Sys(e.with_event_name(name)),
-        other => other,
+/// The ring size to try after the locked-memory limit refused `pages`:
+/// half, while that stays at or above [`MIN_SHRUNK_PAGES`].
+fn smaller_ring(pages: usize) -> Option<usize> {
+    (pages / 2 >= MIN_SHRUNK_PAGES).then_some(pages / 2)
+}
+
+/// What the kernel's locked-memory check counts for perf rings.
+struct RingBudget {
+    /// Data pages per ring asked for (`-m`) and used.
+    requested: usize,
+    used: usize,
+    rings: usize,
+    online_cpus: usize,
+    page_size: usize,
+    /// `kernel.perf_event_mlock_kb` (per CPU), when readable.
+    mlock_kb: Option<u64>,
+}
+
+impl RingBudget {
+    /// Locked KiB the requested rings take (each has one header page more).
+    fn requested_kib(&self) -> u64 {
+        (self.rings * (self.requested + 1) * self.page_size / 1024) as u64
+    }
+
+    /// The `perf_event_mlock_kb` that fits the requested rings: the kernel
+    /// allows it once per online CPU.
+    fn mlock_kb_needed(&self) -> u64 {
+        self.requested_kib()
+            .div_ceil(self.online_cpus.max(1) as u64)
     }
 }
 
-/// SIGINT/SIGTERM handling for the recording: the first signal ends the
-/// loop (the file is finished normally); once [`StopSignals::exit_on_next`]
-/// was called, a further signal exits at once. Handlers are removed on drop.
+fn shrunk_ring_warning(budget: &RingBudget) -> String {
+    let kib = |pages: usize| pages * budget.page_size / 1024;
+    let current = budget
+        .mlock_kb
+        .map_or_else(String::new, |kb| format!(" (now {kb})"));
+    format!(
+        "ring buffers shrunk from {} to {} pages ({} KiB) per CPU to fit the locked-memory \
+         limit for perf rings; samples may be lost at high rates. To use -m {} run as root, or \
+         raise the limit: `sudo sysctl kernel.perf_event_mlock_kb={}`{current} or \
+         `ulimit -l {}` (KiB)",
+        budget.requested,
+        budget.used,
+        kib(budget.used),
+        budget.requested,
+        budget.mlock_kb_needed(),
+        budget.requested_kib(),
+    )
+}
+
+/// SIGINT/SIGTERM/SIGHUP handling for the recording: the first signal ends
+/// the loop (the file is finished normally); once
+/// [`StopSignals::exit_on_next`] was called, a further signal exits at once.
+/// Handlers are removed on drop.
 pub(crate) struct StopSignals {
-    /// Set by SIGINT/SIGTERM: stop recording.
+    /// Set by SIGINT/SIGTERM/SIGHUP: stop recording.
     flag: Arc<AtomicBool>,
     /// Set by `exit_on_next`: a signal now exits the process.
     armed: Arc<AtomicBool>,
@@ -296,7 +393,12 @@ impl StopSignals {
             pipe: read,
             ids: Vec::new(),
         };
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // SIGHUP: the terminal went away; finish the file as for SIGTERM.
+        for signal in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             stop.ids.push(
                 signal_hook::flag::register_conditional_shutdown(
                     signal,
@@ -410,6 +512,56 @@ mod tests {
         let stats = session.drain(&mut out);
         assert!(stats.samples > 0, "{stats:?}");
         assert_eq!(out.len() as u64, stats.bytes);
+    }
+
+    #[test]
+    fn rings_refused_by_the_lock_limit_halve_down_to_the_minimum() {
+        assert_eq!(smaller_ring(256), Some(128));
+        assert_eq!(smaller_ring(16), Some(8));
+        assert_eq!(smaller_ring(8), None);
+        // A request already below the minimum is not shrunk at all.
+        assert_eq!(smaller_ring(4), None);
+        let mut pages = 1 << 20;
+        let mut steps = 0;
+        while let Some(p) = smaller_ring(pages) {
+            pages = p;
+            steps += 1;
+        }
+        assert_eq!((pages, steps), (MIN_SHRUNK_PAGES, 17));
+    }
+
+    #[test]
+    fn shrunk_ring_warning_says_how_to_keep_the_requested_size() {
+        let budget = RingBudget {
+            requested: 256,
+            used: 128,
+            rings: 2,
+            online_cpus: 2,
+            page_size: 4096,
+            mlock_kb: Some(516),
+        };
+        // Each ring locks its data pages and one header page.
+        assert_eq!(budget.requested_kib(), 2 * 257 * 4);
+        assert_eq!(budget.mlock_kb_needed(), 257 * 4);
+        let text = shrunk_ring_warning(&budget);
+        assert!(
+            text.contains("from 256 to 128 pages (512 KiB) per CPU"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kernel.perf_event_mlock_kb=1028` (now 516) or `ulimit -l 2056`"),
+            "{text}"
+        );
+        assert!(text.contains("`ulimit -l 2056`"), "{text}");
+        // Fewer rings than online CPUs (-C): the per-CPU allowance is shared.
+        let budget = RingBudget {
+            rings: 1,
+            online_cpus: 4,
+            mlock_kb: None,
+            ..budget
+        };
+        assert_eq!(budget.mlock_kb_needed(), 257);
+        assert!(!shrunk_ring_warning(&budget).contains("now"));
     }
 
     #[test]

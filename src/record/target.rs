@@ -1,6 +1,7 @@
 //! Who gets events: launching a held command, or attaching to running
 //! processes / threads, and what ends the recording (pidfds).
 
+use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{RecordError, Target};
@@ -152,7 +153,7 @@ pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
 fn attach_plan(
     event_pids: Vec<i32>,
     synth: Synth,
-    argv: Option<&[String]>,
+    argv: Option<&[OsString]>,
 ) -> Result<Plan, RecordError> {
     let mut watch = Watch::default();
     let child = match argv {

@@ -1,10 +1,15 @@
 //! A command forked and held before `exec`, so perf events can be opened on
 //! its pid (with `enable_on_exec`) before it runs a single instruction of
 //! the program. Exec failures come back through a close-on-exec pipe.
+//!
+//! The child does not outlive rprof: it asks the kernel for SIGKILL when
+//! rprof dies (`PR_SET_PDEATHSIG`), so a killed rprof leaves no orphan
+//! running (a set-uid program resets that at its exec).
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -34,7 +39,8 @@ pub struct HeldChild {
 
 impl HeldChild {
     /// Forks a child that will run `argv` (searched in `PATH`) once released.
-    pub fn spawn(argv: &[String]) -> Result<HeldChild, SysError> {
+    /// Arguments are passed byte for byte (they need not be UTF-8).
+    pub fn spawn(argv: &[OsString]) -> Result<HeldChild, SysError> {
         if argv.is_empty() {
             return Err(SysError::Other("no command given to run".into()));
         }
@@ -54,14 +60,28 @@ impl HeldChild {
         };
         let (go_read, go_write) = pipe()?;
         let (status_read, status_write) = pipe()?;
+        let parent = std::process::id() as libc::pid_t;
 
         // SAFETY: after fork the child only makes async-signal-safe calls
-        // (close, read, signal, sigprocmask, execvp, write, _exit) on memory
-        // prepared before the fork, and never returns into Rust code.
+        // (prctl, getppid, close, read, signal, sigprocmask, execvp, write,
+        // _exit) on memory prepared before the fork, and never returns into
+        // Rust code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: see above; this is the child and ends in execvp or _exit.
             unsafe {
+                // Die with rprof. If rprof died before this call, the
+                // signal will never come: the parent is someone else now.
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                if libc::getppid() != parent {
+                    libc::_exit(127);
+                }
                 libc::close(go_write.as_raw_fd());
                 libc::close(status_read.as_raw_fd());
                 let mut byte = 0u8;
@@ -209,9 +229,13 @@ fn strerror(errno: i32) -> String {
 mod tests {
     use super::*;
 
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
     #[test]
     fn runs_after_release_and_reports_exit_code() {
-        let mut child = HeldChild::spawn(&["sh".into(), "-c".into(), "exit 3".into()]).unwrap();
+        let mut child = HeldChild::spawn(&argv(&["sh", "-c", "exit 3"])).unwrap();
         // Held: it has not run yet.
         assert_eq!(child.try_wait(), None);
         child.release().unwrap();
@@ -219,8 +243,18 @@ mod tests {
     }
 
     #[test]
+    fn non_utf8_arguments_reach_the_command_byte_for_byte() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut args = argv(&["sh", "-c", r#"[ "$1" = "$(printf 'x\377\376')" ]"#, "sh"]);
+        args.push(OsString::from_vec(vec![b'x', 0xff, 0xfe]));
+        let mut child = HeldChild::spawn(&args).unwrap();
+        child.release().unwrap();
+        assert_eq!(child.wait(), 0);
+    }
+
+    #[test]
     fn exec_failure_comes_back_with_reason() {
-        let mut child = HeldChild::spawn(&["/nonexistent/rprof-test-cmd".into()]).unwrap();
+        let mut child = HeldChild::spawn(&argv(&["/nonexistent/rprof-test-cmd"])).unwrap();
         let err = child.release().unwrap_err();
         assert_eq!(err.errno, libc::ENOENT);
         assert_eq!(err.reason, "No such file or directory");
@@ -228,7 +262,7 @@ mod tests {
 
     #[test]
     fn dropping_a_held_child_kills_it() {
-        let child = HeldChild::spawn(&["sleep".into(), "100".into()]).unwrap();
+        let child = HeldChild::spawn(&argv(&["sleep", "100"])).unwrap();
         let pid = child.pid();
         drop(child);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -236,7 +270,7 @@ mod tests {
 
     #[test]
     fn terminate_stops_a_running_child() {
-        let mut child = HeldChild::spawn(&["sleep".into(), "100".into()]).unwrap();
+        let mut child = HeldChild::spawn(&argv(&["sleep", "100"])).unwrap();
         child.release().unwrap();
         assert_eq!(child.terminate(Duration::from_secs(2)), 128 + libc::SIGTERM);
     }

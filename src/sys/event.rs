@@ -127,14 +127,52 @@ impl AsRawFd for PerfEvent {
     }
 }
 
+/// The flag most likely behind an EINVAL, from the limits the kernel checks.
+fn invalid_attr_hint(attr: &EventAttr, max_rate: Option<u64>, max_stack: Option<u64>) -> String {
+    let value = attr.sample_period_or_freq;
+    if attr.is_freq() {
+        if let Some(max) = max_rate.filter(|&max| value > max) {
+            return format!(
+                "-F {value} is above kernel.perf_event_max_sample_rate ({max}); lower -F, or \
+                 raise the limit with `sudo sysctl kernel.perf_event_max_sample_rate={value}`"
+            );
+        }
+    } else if value >> 63 != 0 {
+        return format!(
+            "-c {value}: the kernel takes sampling periods below 2^63; use a smaller -c"
+        );
+    }
+    if attr.sample_type & crate::perfdata::attr::sample::CALLCHAIN != 0 {
+        if let Some(max) = max_stack.filter(|&max| u64::from(attr.sample_max_stack) > max) {
+            return format!(
+                "-g asks for call chains of {} frames, above kernel.perf_event_max_stack ({max}); \
+                 raise it with `sudo sysctl kernel.perf_event_max_stack={}`",
+                attr.sample_max_stack, attr.sample_max_stack
+            );
+        }
+    }
+    "check the sampling flags (-F or -c) and -g; the event's fields follow".into()
+}
+
 fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError {
     let errno = errno_name(err);
     match err.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => SysError::PermissionDenied {
-            errno,
-            paranoid: super::perf_event_paranoid(),
-            system_wide: pid == -1,
-        },
+        Some(libc::EACCES | libc::EPERM) => {
+            let uid = super::euid();
+            match (pid > 0 && uid != 0).then(|| super::process_owner(pid)) {
+                Some(Some(owner)) if owner != uid => SysError::OtherUsersProcess {
+                    pid,
+                    owner,
+                    uid,
+                    errno,
+                },
+                _ => SysError::PermissionDenied {
+                    errno,
+                    paranoid: super::perf_event_paranoid(),
+                    system_wide: pid == -1,
+                },
+            }
+        }
         Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => SysError::EventUnsupported {
             event: crate::event::event_name(attr.kind, attr.config),
             errno,
@@ -142,18 +180,18 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
         Some(libc::ESRCH) => SysError::NoSuchProcess { pid },
         Some(libc::EMFILE) => {
             let (soft, hard) = super::fd_limits();
-            SysError::TooManyFiles { soft, hard }
+            SysError::TooManyFiles {
+                soft,
+                hard,
+                needed: 0,
+            }
         }
         Some(libc::EINVAL | libc::E2BIG) => {
+            let max_rate = super::max_sample_rate();
             let rate = if attr.is_freq() {
-                let max = super::max_sample_rate();
-                let hint = match max {
-                    Some(max) if attr.sample_period_or_freq > max => "; lower -F",
-                    _ => "",
-                };
-                let max = max.map_or_else(|| "?".to_string(), |m| m.to_string());
+                let max = max_rate.map_or_else(|| "?".to_string(), |m| m.to_string());
                 format!(
-                    "sample_freq={} Hz (kernel.perf_event_max_sample_rate={max}{hint})",
+                    "sample_freq={} Hz (kernel.perf_event_max_sample_rate={max})",
                     attr.sample_period_or_freq
                 )
             } else {
@@ -161,6 +199,7 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
             };
             SysError::InvalidAttr {
                 errno,
+                hint: invalid_attr_hint(attr, max_rate, super::max_stack()),
                 details: format!(
                     "event {} (type {} config {:#x}), {rate}, sample_type={:#x}, flags={:#x}, \
                      wakeup={}, sample_max_stack={}, sample_stack_user={}, pid={pid}, cpu={cpu}",
@@ -246,6 +285,47 @@ mod tests {
         assert_eq!(k.freq(), 0);
         // SAFETY (test): plain integer union field.
         assert_eq!(unsafe { k.__bindgen_anon_1.sample_period }, 250_000);
+    }
+
+    #[test]
+    fn invalid_period_names_the_c_flag() {
+        let attr = EventSpec::cpu_clock(Sampling::Period(u64::MAX), CallGraph::None).to_attr();
+        let msg = open_error(&attr, 1, 0, &io::Error::from_raw_os_error(libc::EINVAL)).to_string();
+        assert!(
+            msg.contains("-c 18446744073709551615") && msg.contains("below 2^63"),
+            "{msg}"
+        );
+        let attr = EventSpec::cpu_clock(Sampling::Frequency(900_000), CallGraph::None).to_attr();
+        let hint = invalid_attr_hint(&attr, Some(25_000), None);
+        assert!(
+            hint.starts_with("-F 900000") && hint.contains("lower -F"),
+            "{hint}"
+        );
+        let attr = EventSpec::cpu_clock(Sampling::Frequency(99), CallGraph::FramePointer).to_attr();
+        assert!(invalid_attr_hint(&attr, Some(25_000), Some(64)).starts_with("-g"));
+        assert!(invalid_attr_hint(&attr, Some(25_000), Some(127)).contains("-F or -c"));
+    }
+
+    #[test]
+    fn permission_error_on_another_users_process_names_ptrace() {
+        let msg = SysError::OtherUsersProcess {
+            pid: 42,
+            owner: 0,
+            uid: 65534,
+            errno: "EACCES",
+        }
+        .to_string();
+        assert!(msg.contains("PID 42: it belongs to another user"), "{msg}");
+        assert!(msg.contains("ptrace") && !msg.contains("paranoid"), "{msg}");
+        // Our own process is never blamed on ptrace.
+        let me = std::process::id() as i32;
+        let err = open_error(
+            &EventSpec::cpu_clock(Sampling::Frequency(99), CallGraph::None).to_attr(),
+            me,
+            0,
+            &io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(matches!(err, SysError::PermissionDenied { .. }), "{err}");
     }
 
     #[test]

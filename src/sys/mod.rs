@@ -41,16 +41,50 @@ pub enum SysError {
         paranoid: Option<i32>,
         system_wide: bool,
     },
+    /// Refused on a process of another user: perf_event_open checks ptrace
+    /// read access (same uid, or CAP_SYS_PTRACE), whatever the paranoid level.
+    #[error(
+        "cannot attach to PID {pid}: it belongs to another user (uid {owner}, rprof runs as \
+         uid {uid}); attaching needs ptrace access to it ({errno}). Run rprof as that user or \
+         as root, or give it CAP_SYS_PTRACE"
+    )]
+    OtherUsersProcess {
+        pid: i32,
+        owner: u32,
+        uid: u32,
+        errno: &'static str,
+    },
     #[error("event {event} is not supported on this machine (no hardware PMU?) ({errno}); software events such as cpu-clock work everywhere")]
     EventUnsupported { event: String, errno: &'static str },
     #[error("no such process: {pid} (it exited, or the PID is wrong; check with `ps -p {pid}`)")]
     NoSuchProcess { pid: i32 },
-    #[error("too many open files (EMFILE): rprof needs one file descriptor per CPU and thread; raise the limit with `ulimit -n {hard}` (soft limit now {soft})")]
-    TooManyFiles { soft: u64, hard: u64 },
-    #[error("perf_event_open: the kernel rejected the event attributes ({errno}): {details}")]
+    #[error("{}", too_many_files_text(*soft, *hard, *needed))]
+    TooManyFiles {
+        soft: u64,
+        hard: u64,
+        /// File descriptors the recording needs in all (0: unknown here).
+        needed: u64,
+    },
+    #[error(
+        "perf_event_open: the kernel rejected the event ({errno}): {hint}.\n  Event: {details}"
+    )]
     InvalidAttr {
         errno: &'static str,
+        /// The flag that most likely caused it, and what to do.
+        hint: String,
         details: String,
+    },
+    /// mmap of a ring refused by the locked-memory limit.
+    #[error(
+        "mmap of a {kib} KiB perf ring buffer: {source}: over the locked-memory limit for \
+         perf rings (kernel.perf_event_mlock_kb per CPU, plus `ulimit -l`). Use fewer \
+         --mmap-pages, raise `ulimit -l` or `sudo sysctl kernel.perf_event_mlock_kb`, or run \
+         as root"
+    )]
+    RingOverLockLimit {
+        kib: usize,
+        #[source]
+        source: io::Error,
     },
     #[error("{call}: {source}")]
     Syscall {
@@ -60,6 +94,31 @@ pub enum SysError {
     },
     #[error("{0}")]
     Other(String),
+}
+
+fn too_many_files_text(soft: u64, hard: u64, needed: u64) -> String {
+    let need = if needed > 0 {
+        format!("this recording needs about {needed} file descriptors (one per CPU and thread)")
+    } else {
+        "rprof needs one file descriptor per CPU and thread".to_string()
+    };
+    let suggest = suggested_fd_limit(soft, needed);
+    let above_hard = if suggest > hard {
+        format!(" (above the hard limit {hard}: as root, or raise it in /etc/security/limits.conf)")
+    } else {
+        String::new()
+    };
+    format!(
+        "too many open files (EMFILE): {need}, and the limit is {soft}; raise it, e.g. \
+         `ulimit -n {suggest}`{above_hard}, or record fewer threads or CPUs (-t, -C)"
+    )
+}
+
+/// A file-descriptor limit worth suggesting: room for what is needed, and
+/// at least twice the current one.
+pub fn suggested_fd_limit(current: u64, needed: u64) -> u64 {
+    let roomy = needed.saturating_add(64).next_multiple_of(1024);
+    current.saturating_mul(2).max(roomy).max(1024)
 }
 
 fn paranoid_text(paranoid: Option<i32>) -> String {
@@ -84,7 +143,22 @@ impl SysError {
 
     /// True for EACCES/EPERM from perf_event_open.
     pub fn is_permission_denied(&self) -> bool {
-        matches!(self, SysError::PermissionDenied { .. })
+        matches!(
+            self,
+            SysError::PermissionDenied { .. } | SysError::OtherUsersProcess { .. }
+        )
+    }
+
+    /// Adds how many file descriptors the recording needs to [`SysError::TooManyFiles`].
+    pub fn with_fds_needed(self, total: u64) -> SysError {
+        match self {
+            SysError::TooManyFiles { soft, hard, .. } => SysError::TooManyFiles {
+                soft,
+                hard,
+                needed: total,
+            },
+            other => other,
+        }
     }
 }
 
@@ -175,9 +249,38 @@ pub fn max_sample_rate() -> Option<u64> {
     read_proc_number("/proc/sys/kernel/perf_event_max_sample_rate")
 }
 
+/// `kernel.perf_event_max_stack` (frames per call chain), when readable.
+pub fn max_stack() -> Option<u64> {
+    read_proc_number("/proc/sys/kernel/perf_event_max_stack")
+}
+
 /// True when running with effective uid 0.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// The effective uid rprof runs as.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// The real uid owning a process or thread (`Uid:` in `/proc/PID/status`).
+pub fn process_owner(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().next()?.parse().ok()
+}
+
+/// `kernel.perf_event_mlock_kb`: locked memory for perf rings, per CPU, per user.
+pub fn perf_event_mlock_kb() -> Option<u64> {
+    read_proc_number("/proc/sys/kernel/perf_event_mlock_kb")
+}
+
+/// The soft `RLIMIT_MEMLOCK` in bytes (`ulimit -l`); None when unlimited or unreadable.
+pub fn memlock_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let (soft, _) = getrlimit(Resource::RLIMIT_MEMLOCK).ok()?;
+    (soft != libc::RLIM_INFINITY).then_some(soft)
 }
 
 /// A pidfd for a process (`pidfd_open(2)`); readable once the process exits.
@@ -292,6 +395,39 @@ mod tests {
         assert!(msg.contains("sysctl kernel.perf_event_paranoid=1"), "{msg}");
         assert!(msg.contains("CAP_PERFMON"), "{msg}");
         assert!(msg.contains("System-wide"), "{msg}");
+    }
+
+    #[test]
+    fn fd_limit_hint_suggests_more_than_the_current_limit() {
+        let msg = SysError::TooManyFiles {
+            soft: 1024,
+            hard: 1024,
+            needed: 0,
+        }
+        .with_fds_needed(3000)
+        .to_string();
+        assert!(msg.contains("needs about 3000 file descriptors"), "{msg}");
+        assert!(msg.contains("the limit is 1024"), "{msg}");
+        assert!(msg.contains("`ulimit -n 3072`"), "{msg}");
+        assert!(msg.contains("above the hard limit 1024"), "{msg}");
+        for (current, needed) in [(1024, 0), (20, 30), (524_288, 10), (u64::MAX, 5)] {
+            let suggested = suggested_fd_limit(current, needed);
+            assert!(suggested > needed, "{current} {needed}: {suggested}");
+            assert!(
+                suggested > current || current == u64::MAX,
+                "{current}: {suggested}"
+            );
+        }
+        let roomy = SysError::TooManyFiles {
+            soft: 256,
+            hard: 65536,
+            needed: 0,
+        }
+        .to_string();
+        assert!(
+            roomy.contains("`ulimit -n 1024`") && !roomy.contains("hard limit"),
+            "{roomy}"
+        );
     }
 
     #[test]

@@ -163,16 +163,14 @@ impl RingBuffer {
         };
         if ptr == libc::MAP_FAILED {
             let source = std::io::Error::last_os_error();
-            let hint = if source.raw_os_error() == Some(libc::EPERM)
-                || source.raw_os_error() == Some(libc::ENOMEM)
-            {
-                " (the per-user limit is kernel.perf_event_mlock_kb; use fewer --mmap-pages or run as root)"
-            } else {
-                ""
-            };
+            let kib = map_len / 1024;
+            // The kernel refuses a ring over the locked-memory limit with
+            // EPERM; ENOMEM when it cannot pin the pages.
+            if matches!(source.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)) {
+                return Err(SysError::RingOverLockLimit { kib, source });
+            }
             return Err(SysError::Other(format!(
-                "mmap of a {} KiB perf ring buffer: {source}{hint}",
-                map_len / 1024
+                "mmap of a {kib} KiB perf ring buffer: {source}"
             )));
         }
         let base = NonNull::new(ptr.cast::<u8>())

@@ -419,9 +419,13 @@ fn launched_command_exit_code_is_passed_on() {
     assert_eq!(run.status.code(), Some(3));
 }
 
-/// Records `work split 30`, sends SIGINT `presses` times 20 ms apart, and
-/// returns rprof's exit status and stderr.
-fn interrupt_recording(data: &Path, presses: usize) -> (std::process::ExitStatus, String) {
+/// Records `work split 30`, sends `signal` (`INT`, `HUP`, ...) `presses`
+/// times 20 ms apart, and returns rprof's exit status and stderr.
+fn interrupt_recording(
+    data: &Path,
+    signal: &str,
+    presses: usize,
+) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(rprof_bin())
         .args(["record", "-g", "-o", data.to_str().unwrap(), "--"])
         .arg(&workloads().work)
@@ -433,7 +437,7 @@ fn interrupt_recording(data: &Path, presses: usize) -> (std::process::ExitStatus
     std::thread::sleep(Duration::from_millis(1500));
     for _ in 0..presses {
         Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
             .unwrap();
         std::thread::sleep(Duration::from_millis(20));
@@ -442,7 +446,7 @@ fn interrupt_recording(data: &Path, presses: usize) -> (std::process::ExitStatus
     let status = child.wait().unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),
-        "record did not stop on SIGINT"
+        "record did not stop on SIG{signal}"
     );
     let mut stderr = String::new();
     child
@@ -468,7 +472,7 @@ fn ctrl_c_finishes_a_valid_file() {
     let _guard = serial();
     let dir = temp_dir("sigint");
     let data = dir.join("int.data");
-    let (status, stderr) = interrupt_recording(&data, 1);
+    let (status, stderr) = interrupt_recording(&data, "INT", 1);
     assert!(status.success(), "record after Ctrl-C: {status:?} {stderr}");
     assert!(
         stderr.contains("samples"),
@@ -485,6 +489,114 @@ fn ctrl_c_finishes_a_valid_file() {
 }
 
 #[test]
+fn sighup_finishes_a_valid_file_like_sigterm() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("sighup");
+    let data = dir.join("hup.data");
+    let (status, stderr) = interrupt_recording(&data, "HUP", 1);
+    assert!(status.success(), "record after SIGHUP: {status:?} {stderr}");
+    let file = rprof::perfdata::PerfFile::open(&data).unwrap();
+    assert!(
+        file.feature(rprof::perfdata::format::feature::RPROF_SYMBOLS)
+            .is_some(),
+        "symbols not embedded after SIGHUP"
+    );
+    assert!(file.warnings().is_empty(), "{:?}", file.warnings());
+    let shares = symbol_shares(&data);
+    assert!(share_of(&shares, "burn_a") > 40.0, "{shares:?}");
+}
+
+/// Whether `pid` is gone (or a zombie waiting for init to reap it).
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[test]
+fn sigkill_loses_at_most_a_quarter_second_and_the_report_says_unfinished() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("sigkill");
+    let data = dir.join("kill.data");
+    let mut rprof_run = Command::new(rprof_bin())
+        .args([
+            "record",
+            "-F",
+            "999",
+            "-g",
+            "-o",
+            data.to_str().unwrap(),
+            "--",
+        ])
+        .arg(&workloads().work)
+        .args(["spin", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The workload prints its pid as it starts, right after the exec that
+    // enabled sampling.
+    let mut line = String::new();
+    BufReader::new(rprof_run.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("ready line")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed_after = started.elapsed();
+    rprof_run.kill().unwrap(); // SIGKILL
+    rprof_run.wait().unwrap();
+
+    // The launched command dies with rprof (PR_SET_PDEATHSIG).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !process_gone(&pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(process_gone(&pid), "the workload outlived the killed rprof");
+
+    let run = rprof(&["report", "-i", data.to_str().unwrap(), "--sort", "symbol"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let all = text(&run.stdout) + &text(&run.stderr);
+    assert!(
+        all.contains("not finished cleanly (killed?)"),
+        "no unfinished warning:
+{all}"
+    );
+    assert!(all.contains("burn_a"), "{all}");
+
+    // Sample times are perf_clock: compare their span with the wall time
+    // from the workload's start to the kill; the difference is what the
+    // kill lost (rings not drained, buffer not flushed).
+    let file = rprof::perfdata::PerfFile::open(&data).unwrap();
+    let times: Vec<u64> = file
+        .records()
+        .filter_map(|r| match r {
+            rprof::perfdata::Record::Sample(s) if s.pid.to_string() == pid => Some(s.time),
+            _ => None,
+        })
+        .collect();
+    let (first, last) = (times.iter().min().unwrap(), times.iter().max().unwrap());
+    let recorded = Duration::from_nanos(last - first);
+    let lost = killed_after.saturating_sub(recorded);
+    // At most ~200 ms by design (100 ms drains and flushes); the rest is
+    // margin for a loaded machine.
+    assert!(
+        lost < Duration::from_millis(400),
+        "{lost:?} of samples lost to SIGKILL ({} samples over {recorded:?}, killed after {killed_after:?})",
+        times.len()
+    );
+}
+
+#[test]
 fn second_ctrl_c_still_leaves_a_readable_file() {
     require_perf!();
     let _guard = serial();
@@ -492,7 +604,7 @@ fn second_ctrl_c_still_leaves_a_readable_file() {
     let data = dir.join("int2.data");
     // The second press may land while symbols are embedded, which it cuts
     // short: the samples are on disk by then.
-    let (status, stderr) = interrupt_recording(&data, 2);
+    let (status, stderr) = interrupt_recording(&data, "INT", 2);
     assert!(
         status.success() || status.code() == Some(130),
         "{status:?} {stderr}"
@@ -591,6 +703,38 @@ fn bad_record_inputs_get_clear_errors() {
             &["record", "-o", "/proc/no/such/dir/x.data", "--", "true"],
             "cannot create",
         ),
+        (
+            &["record", "-o", "/dev/null", "--", "true"],
+            "/dev/null is not a regular file",
+        ),
+        (
+            &["record", "-o", dir.to_str().unwrap(), "--", "true"],
+            "is a directory; give a file path for the recording, e.g. -o ",
+        ),
+        (
+            &[
+                "record",
+                "-c",
+                "18446744073709551615",
+                "-o",
+                out,
+                "--",
+                "true",
+            ],
+            "-c 18446744073709551615: the period must be below 2^63",
+        ),
+        (
+            &[
+                "record",
+                "-c",
+                "9223372036854775808",
+                "-o",
+                out,
+                "--",
+                "true",
+            ],
+            "-c 9223372036854775808: the period must be below 2^63",
+        ),
     ];
     for (args, expect) in cases {
         let run = rprof(args);
@@ -598,7 +742,190 @@ fn bad_record_inputs_get_clear_errors() {
         assert!(!run.status.success(), "{args:?} succeeded");
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("File exists"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn too_many_open_files_suggests_a_higher_limit() {
+    require_perf!();
+    let dir = temp_dir("emfile");
+    let out = dir.join("f.data");
+    // Raise the limit until the events are what runs out of descriptors.
+    for limit in 3..=32u64 {
+        let run = Command::new("prlimit")
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg(rprof_bin())
+            .args(["record", "-o", out.to_str().unwrap(), "--", "true"])
+            .output()
+            .expect("prlimit (util-linux)");
+        let err = text(&run.stderr);
+        if !err.contains("(EMFILE)") {
+            continue;
+        }
+        let suggested: u64 = err
+            .split("`ulimit -n ")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no concrete ulimit -n suggestion: {err}"));
+        assert!(
+            suggested > limit,
+            "suggests {suggested} at limit {limit}: {err}"
+        );
+        assert!(err.contains("file descriptors"), "{err}");
+        assert!(err.contains(&format!("the limit is {limit}")), "{err}");
+        return;
+    }
+    panic!("no limit between 3 and 32 ran out of descriptors at the events");
+}
+
+#[test]
+fn attaching_to_another_users_process_names_ptrace_not_paranoid() {
+    require_perf!();
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let nobody = NobodyRprof::new("ptrace");
+    let pid = victim.id().to_string();
+    let run = nobody.run(
+        &[],
+        &[
+            "record",
+            "-p",
+            &pid,
+            "--duration",
+            "0.2",
+            "-o",
+            &nobody.path("p.data"),
+        ],
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let err = text(&run.stderr);
+    assert!(
+        !run.status.success(),
+        "nobody attached to root's process: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cannot attach to PID {pid}: it belongs to another user"
+        )) && err.contains("ptrace"),
+        "{err}"
+    );
+    assert!(!err.contains("perf_event_paranoid"), "{err}");
+}
+
+#[test]
+fn ring_is_shrunk_to_the_locked_memory_limit_with_a_warning() {
+    require_perf!();
+    // Above 2 nobody may not record at all; at -1 the kernel enforces no
+    // locked-memory limit on perf rings.
+    if !(0..=2).contains(&rprof::sys::perf_event_paranoid().unwrap_or(2)) {
+        return;
+    }
+    let page_kib = rprof::sys::page_size() as u64 / 1024;
+    let Some(mlock_kb) = rprof::sys::perf_event_mlock_kb() else {
+        return;
+    };
+    // One ring larger than the per-CPU allowance: with `ulimit -l` 0 the
+    // kernel refuses it for a non-root user.
+    let allowance = mlock_kb / page_kib;
+    let request = (allowance + 1).next_power_of_two();
+    if allowance < 9 || request > 1 << 20 {
+        return; // nothing rprof would shrink to, or a limit no ring reaches
+    }
+    let nobody = NobodyRprof::new("mlock");
+    let data = nobody.path("m.data");
+    let run = nobody.run(
+        &["prlimit", "--memlock=0:0"],
+        &[
+            "record",
+            "-m",
+            &request.to_string(),
+            "-o",
+            &data,
+            "--",
+            "sleep",
+            "0.2",
+        ],
+    );
+    let err = text(&run.stderr);
+    assert!(run.status.success(), "-m {request} as nobody: {err}");
+    assert!(
+        err.contains(&format!("ring buffers shrunk from {request} to ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("sysctl kernel.perf_event_mlock_kb=") && err.contains("ulimit -l"),
+        "{err}"
+    );
+    let used: u64 = err
+        .split(&format!("shrunk from {request} to "))
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(used < request && used < allowance, "{err}");
+    let run = rprof(&["report", "-i", &data]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+}
+
+#[test]
+fn report_reads_a_recording_from_a_pipe() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("stdin");
+    let data = dir.join("s.data");
+    record_work(&data, &["split", "0.5"]);
+    let mut child = Command::new(rprof_bin())
+        .args([
+            "report",
+            "-i",
+            "/dev/stdin",
+            "--sort",
+            "symbol",
+            "--no-children",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let bytes = std::fs::read(&data).unwrap();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(share_of(&self_shares(&stdout), "burn_a") > 40.0, "{stdout}");
+}
+
+#[test]
+fn command_arguments_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    require_perf!();
+    let dir = temp_dir("nonutf8");
+    let name = std::ffi::OsStr::from_bytes(b"input-\xff\xfe.txt");
+    let input = dir.join(name);
+    std::fs::write(&input, b"exact bytes\n").unwrap();
+    let run = Command::new(rprof_bin())
+        .args([
+            "record",
+            "-o",
+            dir.join("u.data").to_str().unwrap(),
+            "--",
+            "cat",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(run.stdout, b"exact bytes\n");
 }
 
 #[test]
@@ -628,31 +955,20 @@ fn unprivileged_system_wide_recording_explains_paranoid() {
     if rprof::sys::perf_event_paranoid().unwrap_or(2) < 1 {
         return; // -a is allowed to everyone here; nothing to explain.
     }
-    // `nobody` must reach the binary and the output directory: the checkout
-    // may sit under a private home, so both go to a world-readable place.
     // Refused before any event opens, but -a all the same if that broke.
     let _kernel = KernelWide::system_wide();
-    let dir = std::env::temp_dir().join(format!("rprof-nobody-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let binary = dir.join("rprof");
-    std::fs::copy(rprof_bin(), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let run = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .arg(&binary)
-        .args([
+    let nobody = NobodyRprof::new("nobody");
+    let run = nobody.run(
+        &[],
+        &[
             "record",
             "-a",
             "--duration",
             "0.2",
             "-o",
-            dir.join("n.data").to_str().unwrap(),
-        ])
-        .output()
-        .expect("setpriv (util-linux)");
-    let _ = std::fs::remove_dir_all(&dir);
+            &nobody.path("n.data"),
+        ],
+    );
     let err = text(&run.stderr);
     assert!(!run.status.success(), "nobody recorded system-wide: {err}");
     assert!(
@@ -831,10 +1147,20 @@ fn full_disk_is_reported_and_the_command_is_not_left_running() {
         "split",
         "2",
     ]);
+    let report = rprof(&["report", "-i", data.to_str().unwrap()]);
     let _ = Command::new("umount").arg(&dir).status();
     let err = text(&run.stderr);
     assert!(!run.status.success(), "a full disk went unnoticed: {err}");
     assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("stay readable"), "{err}");
+    // The file holds what fit, and the report says why it ends there.
+    let all = text(&report.stdout) + &text(&report.stderr);
+    assert!(report.status.success(), "{all}");
+    assert!(
+        all.contains("stopped early because the disk was full"),
+        "{all}"
+    );
+    assert!(!all.contains("killed?"), "{all}");
     let left = Command::new("pgrep")
         .args(["-f", "work-fulldisk"])
         .output()

@@ -171,3 +171,54 @@ pub fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
         .map(|(_, p)| *p)
         .sum()
 }
+
+/// A copy of rprof that `nobody` can run, in a world-writable directory
+/// for its output: the checkout may sit under a private home. Removed on drop.
+pub struct NobodyRprof {
+    pub dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl NobodyRprof {
+    pub fn new(name: &str) -> NobodyRprof {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rprof-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let binary = dir.join("rprof");
+        std::fs::copy(rprof_bin(), &binary).unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        NobodyRprof { dir, binary }
+    }
+
+    /// `WRAPPER... setpriv (as nobody) rprof ARGS`; the wrapper may set
+    /// limits (`prlimit --memlock=0:0`), which the uid change keeps.
+    pub fn run(&self, wrapper: &[&str], args: &[&str]) -> Output {
+        let (program, wrapper_args) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, rest),
+            None => ("setpriv", &[][..]),
+        };
+        let mut command = Command::new(program);
+        command.args(wrapper_args);
+        if !wrapper.is_empty() {
+            command.arg("setpriv");
+        }
+        command
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(&self.binary)
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux)")
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for NobodyRprof {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
