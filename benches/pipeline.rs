@@ -53,7 +53,7 @@ fn generated_recording() -> PathBuf {
     }
     for i in 0..SAMPLES {
         let leaf = APP_START + (i % 64) * 0x40;
-        let mut callchain = vec![rprof::perfdata::format::context::USER, leaf];
+        let mut callchain = vec![rprof::abi::context::USER, leaf];
         callchain.extend((1..16).map(|depth| APP_START + 0x8000 + depth * 0x100 + (i % 3)));
         let sample = Sample {
             cpumode: CpuMode::User,

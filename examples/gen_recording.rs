@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use rprof::abi::context;
 use rprof::event::{CallGraph, EventSpec, Sampling};
-use rprof::perfdata::format::context;
 use rprof::perfdata::records::CpuMode;
 use rprof::perfdata::writer::{encode, AttrEntry};
 use rprof::perfdata::{Comm, FeatureData, Mmap, PerfDataWriter, Sample};

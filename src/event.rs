@@ -1,7 +1,7 @@
 //! Which event to sample and how: turns a validated event description into
 //! the `perf_event_attr` the kernel takes. Pure, so the encoding is unit-tested.
 
-use crate::perfdata::attr::{event_type, flag, sample, software, EventAttr};
+use crate::abi::{event_type, flag, sample, software, EventAttr};
 
 /// How often to sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! The pipeline, one module per stage:
 //!
 //! ```text
+//! abi        perf_event_attr, record types, call-chain markers (plain data)
 //! sys        perf_event_open, ioctls, mmap rings        (the only unsafe code)
 //!  -> record    launch / attach / system-wide, drain rings into a file
 //!  -> perfdata  the recording file (perf.data layout, PERFILE2): writer + reader
@@ -17,6 +18,7 @@
 //! only parses flags, runs a command and prints the error chain.
 #![deny(unsafe_code)]
 
+pub mod abi;
 pub mod aggregate;
 pub mod cli;
 pub mod commands;

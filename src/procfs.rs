@@ -1,6 +1,6 @@
 //! Parsers for the /proc files rprof reads (text in, values out): maps
-//! lines, status fields, the start of kallsyms. Shared by the recorder and
-//! the symbolizer; the callers read the files.
+//! lines, status fields, the start of kallsyms, CPU lists. Shared by the
+//! recorder and the symbolizer; the callers read the files.
 
 use std::io::BufRead;
 
@@ -91,9 +91,54 @@ pub fn find_text_address(reader: impl BufRead) -> Option<u64> {
     None
 }
 
+/// Upper bound on CPU numbers (the kernel's largest NR_CPUS).
+const MAX_CPUS: u32 = 8192;
+
+/// Parses a kernel CPU list such as `0-3,8,10-11` (whitespace tolerated).
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let bad = || format!("bad CPU list element {part:?}");
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let lo: u32 = lo.trim().parse().map_err(|_| bad())?;
+                let hi: u32 = hi.trim().parse().map_err(|_| bad())?;
+                // The kernel's CPU numbers stay below NR_CPUS (at most 8192).
+                if hi < lo || hi >= MAX_CPUS {
+                    return Err(bad());
+                }
+                cpus.extend(lo..=hi);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_list_ranges_and_singles() {
+        assert_eq!(parse_cpu_list("0-1,4\n").unwrap(), vec![0, 1, 4]);
+        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
+        assert_eq!(parse_cpu_list("2-3, 0-1").unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn cpu_list_rejects_garbage() {
+        assert!(parse_cpu_list("a-b").is_err());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("1,x").is_err());
+    }
 
     #[test]
     fn maps_line_with_file() {

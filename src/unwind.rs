@@ -6,7 +6,7 @@
 //! addresses (looked up minus one so they land in the call instruction).
 //! Pure: no OS access.
 
-use crate::perfdata::format::context;
+use crate::abi::context;
 use crate::perfdata::records::{CpuMode, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -103,7 +103,7 @@ pub fn profile_file(file: &PerfFile, options: &ProfileOptions) -> Profile {
 
 /// What the attrs say the report cannot show faithfully.
 fn recording_warnings(attrs: &[EventAttr]) -> Option<String> {
-    use crate::perfdata::attr::sample;
+    use crate::abi::sample;
     let dwarf = sample::REGS_USER | sample::STACK_USER;
     attrs.iter().any(|a| a.sample_type & dwarf == dwarf).then(|| {
         "recorded with --call-graph dwarf: rprof does not unwind DWARF stack copies yet, so user \

@@ -15,7 +15,8 @@
 //! buckets), never with the number of records.
 
 use crate::event::Unit;
-use crate::symbolize::{Frames, ModuleRef};
+use crate::process::ModuleRef;
+use crate::symbolize::Frames;
 
 pub type EventId = u32;
 pub type ModuleId = u32;

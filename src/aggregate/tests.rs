@@ -1,8 +1,9 @@
 use super::*;
-use crate::perfdata::format::context;
+use crate::abi::context;
 use crate::perfdata::records::CpuMode;
 use crate::perfdata::{Lost, Mmap};
-use crate::symbolize::{Frame, ModuleKind, ModuleRef};
+use crate::process::{ModuleKind, ModuleRef};
+use crate::symbolize::Frame;
 
 const APP: u64 = 0x40_0000;
 
@@ -312,7 +313,7 @@ fn inline_frames_expand_innermost_first_and_unknowns_name_the_module() {
 
 #[test]
 fn file_events_take_names_from_the_file_and_merge_equal_ones() {
-    use crate::perfdata::attr::{event_type, software};
+    use crate::abi::{event_type, software};
     let attr = |config| EventAttr {
         kind: event_type::SOFTWARE,
         config,
@@ -338,7 +339,7 @@ fn file_events_take_names_from_the_file_and_merge_equal_ones() {
 
 #[test]
 fn dwarf_recordings_are_flagged() {
-    use crate::perfdata::attr::sample;
+    use crate::abi::sample;
     let attr = EventAttr {
         sample_type: sample::REGS_USER | sample::STACK_USER | sample::CALLCHAIN,
         ..EventAttr::default()

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::model::{EventId, LocationId, Profile, StackId};
-use crate::symbolize::{Frame, ModuleKind, ModuleRef};
+use crate::process::{ModuleKind, ModuleRef};
+use crate::symbolize::Frame;
 
 /// Runs of this many unnamed frames or more are folded: the innermost stays
 /// (it says where the run starts), the rest become one [`FOLDED_RUN_NAME`]

@@ -1,5 +1,6 @@
-//! Command-line flags. `args` holds the raw clap structs; the
-//! `into_*_config` functions turn them into validated stage configs.
+//! Command-line flags: `args` holds the raw clap structs, `man` renders the
+//! man pages from them. `commands` turns the raw flags into validated
+//! stage configs.
 
 pub mod args;
 pub mod man;

@@ -26,7 +26,7 @@ pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
 
 /// Parses a `-C` CPU list such as `0-3,6`.
 pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>> {
-    let cpus = crate::sys::parse_cpu_list(text)
+    let cpus = crate::procfs::parse_cpu_list(text)
         .map_err(|e| anyhow::anyhow!("-C {text}: {e} (expected e.g. 0-3,6)"))?;
     if cpus.is_empty() {
         bail!("-C: empty CPU list");

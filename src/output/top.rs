@@ -306,7 +306,8 @@ pub(crate) mod tests {
     use crate::aggregate::{
         Event, Location, Module, RecordingStats, StackSample, Thread, TimeBuckets,
     };
-    use crate::symbolize::{Frame, ModuleKind, ModuleRef};
+    use crate::process::{ModuleKind, ModuleRef};
+    use crate::symbolize::Frame;
 
     fn frame(name: &str, inlined: bool) -> Frame {
         Frame {

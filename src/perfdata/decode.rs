@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use super::attr::{flag, sample, EventAttr};
-use super::cursor::{c_string, Cursor};
-use super::format::{misc, read_format, record_type, BRANCH_HW_INDEX};
 use super::records::{Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
+use crate::abi::cursor::{c_string, Cursor};
+use crate::abi::{flag, sample, EventAttr};
+use crate::abi::{misc, read_format, record_type, BRANCH_HW_INDEX};
 
 /// `PROT_READ` / `PROT_EXEC`, for MMAP (v1) records that carry no prot.
 const PROT_READ: u32 = 1;

@@ -6,9 +6,7 @@
 //! far above anything perf defines; perf only walks the bits it knows, so it
 //! skips the section while rprof finds its symbol table there.
 
-pub mod attr;
 mod compressed;
-mod cursor;
 mod decode;
 pub mod format;
 mod order;
@@ -16,7 +14,7 @@ pub mod reader;
 pub mod records;
 pub mod writer;
 
-pub use attr::EventAttr;
+pub use crate::abi::EventAttr;
 pub use order::Ordered;
 pub use reader::{Metadata, PerfFile, ReadError, Records};
 pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};

@@ -215,7 +215,7 @@ impl<'a> Iterator for Ordered<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::perfdata::attr::sample;
+    use crate::abi::sample;
     use crate::perfdata::records::Sample;
     use crate::perfdata::writer::{encode, AttrEntry};
     use crate::perfdata::{FeatureData, PerfDataWriter, PerfFile};

@@ -14,16 +14,17 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::attr::{sample, EventAttr};
 use super::compressed::ZstdStream;
-use super::cursor::{c_string, Cursor};
 use super::decode::Decoder;
 use super::format::{
-    feature, misc, record_type, rprof_state, ATTR_SIZE_VER0, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
-    FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC, MAGIC_SWAPPED, PIPE_HEADER_SIZE,
+    feature, rprof_state, FILE_HEADER_SIZE, FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC,
+    MAGIC_SWAPPED, PIPE_HEADER_SIZE,
 };
 use super::order::Ordered;
 use super::records::Record;
+use crate::abi::cursor::{c_string, Cursor};
+use crate::abi::{misc, record_type, ATTR_SIZE_VER0, EVENT_HEADER_SIZE};
+use crate::abi::{sample, EventAttr};
 
 /// The most one COMPRESSED record may decompress to. perf sizes its buffer
 /// by the recording's mmap size (512 KiB by default); this leaves room for
@@ -43,8 +44,6 @@ pub enum ReadError {
     NotPerfData { path: PathBuf },
     #[error("{path}: corrupt header: {detail}")]
     BadHeader { path: PathBuf, detail: String },
-    #[error("{path}: corrupt RPROF_SYMBOLS section: {detail}")]
-    BadSymbols { path: PathBuf, detail: String },
 }
 
 /// Host facts from the feature sections, where present.
@@ -106,7 +105,7 @@ impl PerfFile {
                     path: path.to_path_buf(),
                 });
             }
-            match map_read_only(&file) {
+            match crate::sys::map_read_only(&file) {
                 Ok(map) => Source::Mapped(map),
                 Err(_) => Source::Owned(std::fs::read(path).map_err(open_err)?),
             }
@@ -206,15 +205,6 @@ impl PerfFile {
     pub fn ordered(&self) -> Ordered<'_> {
         Ordered::new(self.records(), self.layout.warnings.clone())
     }
-}
-
-#[allow(unsafe_code)]
-fn map_read_only(file: &File) -> std::io::Result<Mmap> {
-    // SAFETY: the map is read-only and private to this process. If another
-    // process truncates the file while we read it, accesses past the new
-    // end fault (SIGBUS); rprof accepts that risk like perf and every other
-    // mmap-based reader, and never hands out data that outlives the map.
-    unsafe { Mmap::map(file) }
 }
 
 /// Iterator over the data section's records; see [`PerfFile::records`].

@@ -6,13 +6,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use super::attr::{event_type, flag, sample, software, EventAttr};
 use super::compressed::tests::perf_like_stream;
-use super::cursor::ByteWriter;
-use super::format::{context, feature, misc, read_format, record_type, BRANCH_HW_INDEX};
+use super::format::feature;
 use super::records::CpuMode;
 use super::writer::{encode, AttrEntry};
 use super::*;
+use crate::abi::cursor::ByteWriter;
+use crate::abi::{context, misc, read_format, record_type, BRANCH_HW_INDEX};
+use crate::abi::{event_type, flag, sample, software, EventAttr};
 
 const SAMPLE_TYPE: u64 =
     sample::IP | sample::TID | sample::TIME | sample::CPU | sample::PERIOD | sample::CALLCHAIN;

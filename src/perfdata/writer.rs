@@ -16,12 +16,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::attr::EventAttr;
-use super::cursor::{align_up, ByteWriter};
 use super::format::{
-    feature, misc, rprof_state, ATTR_SIZE_VER7, EVENT_HEADER_SIZE, FILE_HEADER_SIZE,
-    FILE_SECTION_SIZE, HEADER_DATA_SIZE_AT, HEADER_STATE_AT, MAGIC, NAME_ALIGN,
+    feature, rprof_state, FILE_HEADER_SIZE, FILE_SECTION_SIZE, HEADER_DATA_SIZE_AT,
+    HEADER_STATE_AT, MAGIC,
 };
+use crate::abi::cursor::{align_up, ByteWriter};
+use crate::abi::EventAttr;
+use crate::abi::NAME_ALIGN;
+use crate::abi::{misc, ATTR_SIZE_VER7, EVENT_HEADER_SIZE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -459,11 +461,11 @@ fn truncate_str(s: &str, max: usize) -> &str {
 /// `sample_id_all`. Trailer fields left `None` are written as the record's
 /// own pid/tid/time where it has them, else 0.
 pub mod encode {
-    use super::super::attr::sample;
-    use super::super::cursor::ByteWriter;
-    use super::super::format::{misc, record_type};
     use super::super::records::{Comm, CpuMode, Mmap, Sample, SampleId, TaskEvent};
     use super::truncate_str;
+    use crate::abi::cursor::ByteWriter;
+    use crate::abi::sample;
+    use crate::abi::{misc, record_type};
 
     /// Longest file name written (PATH_MAX less the NUL), so records fit in u16.
     const MAX_FILENAME: usize = 4095;

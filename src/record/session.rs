@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::target::{Plan, Watch, WatchId};
 use super::RecordError;
-use crate::perfdata::attr::{flag, EventAttr};
+use crate::abi::{flag, EventAttr};
 use crate::perfdata::writer::{encode, PerfDataWriter};
 use crate::sys::{self, DrainStats, PerfEvent, RingBuffer, SysError};
 

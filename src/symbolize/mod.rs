@@ -27,28 +27,9 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ModuleKind {
-    /// An ELF file (executable, shared library, vdso).
-    Elf,
-    /// The kernel and its modules, via kallsyms.
-    Kernel,
-    /// A JIT map, `/tmp/perf-PID.map`.
-    Jit,
-}
-
-/// What a module is and where to find it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModuleRef {
-    pub kind: ModuleKind,
-    /// Path as the process saw it (mmap file name), `[kernel.kallsyms]`,
-    /// `[vdso]`, or `/tmp/perf-PID.map`.
-    pub path: String,
-    pub build_id: Option<Vec<u8>>,
-    /// A process that mapped it: used to read `/proc/PID/root/PATH` (binaries
-    /// of containerised targets) and `[vdso]` from `/proc/PID/mem`... while it lives.
-    pub pid: Option<u32>,
-}
+// Modules are what the process model finds mapped; symbolization takes
+// them as they are.
+pub use crate::process::{ModuleKind, ModuleRef};
 
 /// One frame of a symbolized address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -7,7 +7,7 @@ use perf_event_open_sys as pes;
 use pes::bindings;
 
 use super::{cvt, errno_name, SysError};
-use crate::perfdata::attr::EventAttr;
+use crate::abi::EventAttr;
 
 /// Converts rprof's attr into the kernel struct, every field. `size` is the
 /// bindings' struct size; the flag word is copied bit for bit through the
@@ -142,7 +142,7 @@ fn invalid_attr_hint(attr: &EventAttr, max_rate: Option<u64>, max_stack: Option<
             "-c {value}: the kernel takes sampling periods below 2^63; use a smaller -c"
         );
     }
-    if attr.sample_type & crate::perfdata::attr::sample::CALLCHAIN != 0 {
+    if attr.sample_type & crate::abi::sample::CALLCHAIN != 0 {
         if let Some(max) = max_stack.filter(|&max| u64::from(attr.sample_max_stack) > max) {
             return format!(
                 "-g asks for call chains of {} frames, above kernel.perf_event_max_stack ({max}); \
@@ -224,8 +224,8 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::{flag, sample, software};
     use crate::event::{CallGraph, EventSpec, Sampling};
-    use crate::perfdata::attr::{flag, sample, software};
 
     #[test]
     fn conversion_sets_fields_and_bitfield_bits() {
@@ -336,7 +336,7 @@ mod tests {
         assert!(msg.contains("pid=42"), "{msg}");
         let msg = open_error(
             &EventAttr {
-                kind: crate::perfdata::attr::event_type::HARDWARE,
+                kind: crate::abi::event_type::HARDWARE,
                 ..attr
             },
             -1,

@@ -189,40 +189,20 @@ pub fn errno_name(err: &io::Error) -> &'static str {
     }
 }
 
-/// Upper bound on CPU numbers (the kernel's largest NR_CPUS).
-const MAX_CPUS: u32 = 8192;
-
-/// Parses a kernel CPU list such as `0-3,8,10-11` (whitespace tolerated).
-pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
-    let mut cpus = Vec::new();
-    for part in text.trim().split(',') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        let bad = || format!("bad CPU list element {part:?}");
-        match part.split_once('-') {
-            Some((lo, hi)) => {
-                let lo: u32 = lo.trim().parse().map_err(|_| bad())?;
-                let hi: u32 = hi.trim().parse().map_err(|_| bad())?;
-                // The kernel's CPU numbers stay below NR_CPUS (at most 8192).
-                if hi < lo || hi >= MAX_CPUS {
-                    return Err(bad());
-                }
-                cpus.extend(lo..=hi);
-            }
-            None => cpus.push(part.parse().map_err(|_| bad())?),
-        }
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Ok(cpus)
-}
-
 fn read_cpu_list(path: &str) -> Result<Vec<u32>, SysError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SysError::Other(format!("reading {path}: {e}")))?;
-    parse_cpu_list(&text).map_err(|e| SysError::Other(format!("{path}: {e}")))
+    crate::procfs::parse_cpu_list(&text).map_err(|e| SysError::Other(format!("{path}: {e}")))
+}
+
+/// Maps a file read-only: the one way rprof memory-maps files (recordings,
+/// binaries). If another process truncates the file while it is mapped,
+/// reads past the new end fault (SIGBUS); rprof accepts that risk like perf
+/// and every other mmap-based reader.
+pub fn map_read_only(file: &std::fs::File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private to this process, and every
+    // caller keeps the Mmap alive as long as it hands out slices of it.
+    unsafe { memmap2::Mmap::map(file) }
 }
 
 /// CPUs that are online now (`/sys/devices/system/cpu/online`).
@@ -363,21 +343,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_list_ranges_and_singles() {
-        assert_eq!(parse_cpu_list("0-1,4\n").unwrap(), vec![0, 1, 4]);
-        assert_eq!(parse_cpu_list("0").unwrap(), vec![0]);
-        assert_eq!(parse_cpu_list("2-3, 0-1").unwrap(), vec![0, 1, 2, 3]);
-        assert_eq!(parse_cpu_list("").unwrap(), Vec::<u32>::new());
-    }
-
-    #[test]
-    fn cpu_list_rejects_garbage() {
-        assert!(parse_cpu_list("a-b").is_err());
-        assert!(parse_cpu_list("3-1").is_err());
-        assert!(parse_cpu_list("1,x").is_err());
-    }
-
-    #[test]
     fn online_cpus_are_readable_here() {
         let cpus = online_cpus().unwrap();
         assert!(!cpus.is_empty());
@@ -446,8 +411,8 @@ mod tests {
 #[cfg(test)]
 mod kernel_tests {
     use super::*;
+    use crate::abi::flag;
     use crate::event::{CallGraph, EventSpec, Sampling};
-    use crate::perfdata::attr::flag;
 
     /// Opens a real cpu-clock event on this thread, spins, and expects samples.
     /// Skips only when perf_event_open is refused and RPROF_REQUIRE_PERF is unset.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use perf_event_open_sys::bindings::perf_event_mmap_page;
 
 use super::{PerfEvent, SysError};
-use crate::perfdata::format::record_type;
+use crate::abi::record_type;
 
 /// What one drain saw, counted from the 8-byte record headers only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rprof::abi::{context, misc};
 use rprof::event::{CallGraph, EventSpec, Sampling};
-use rprof::perfdata::format::{context, misc};
 use rprof::perfdata::records::CpuMode;
 use rprof::perfdata::writer::{encode, AttrEntry};
 use rprof::perfdata::{Comm, FeatureData, Mmap, PerfDataWriter, Sample, SampleId};

@@ -159,9 +159,9 @@ impl ByteWriter {
 
     /// A feature-section string: u32 padded length, then the padded bytes.
     pub fn perf_string(&mut self, s: &str) -> &mut Self {
-        let len = align_up(s.len() + 1, super::format::NAME_ALIGN);
+        let len = align_up(s.len() + 1, super::NAME_ALIGN);
         self.u32(u32::try_from(len).unwrap_or(u32::MAX));
-        self.padded_c_string(s, super::format::NAME_ALIGN)
+        self.padded_c_string(s, super::NAME_ALIGN)
     }
 }
 

@@ -3,7 +3,7 @@
 //! code never depends on the bindings' struct size.
 
 use super::cursor::{ByteWriter, Cursor};
-use super::format::{ATTR_SIZE_VER0, ATTR_SIZE_VER7};
+use super::{ATTR_SIZE_VER0, ATTR_SIZE_VER7};
 
 /// `PERF_SAMPLE_*` bits.
 pub mod sample {
