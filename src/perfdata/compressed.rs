@@ -69,6 +69,12 @@ impl ZstdStream {
                 out.truncate(before);
                 return Err(FeedError::TooLarge);
             }
+            // Grown as usual, but never past the bound.
+            let needed = out.len() + written;
+            if needed > out.capacity() {
+                let target = (out.capacity() * 2).clamp(needed, before.saturating_add(max_out));
+                out.reserve_exact(target - out.len());
+            }
             out.extend_from_slice(&self.chunk[..written]);
             // Done when the input is used up and the decoder had room to
             // spare (it flushed all it holds).

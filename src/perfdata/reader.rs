@@ -33,7 +33,7 @@ pub(super) const MAX_UNPACKED_PER_RECORD: usize = 64 << 20;
 /// record claims more bytes than the stream holds (e.g. an AUXTRACE size).
 const MAX_UNPACKED_BUFFERED: usize = MAX_UNPACKED_PER_RECORD + u16::MAX as usize;
 /// The most a COMPRESSED record may decompress to, as a multiple of its
-/// payload. The highest ratio measured on real data is ~1650
+/// payload. The highest ratio measured on real data is ~1600
 /// (`perf record --compression-level=22 --call-graph=dwarf,65528 -m 16M`
 /// of a spinning loop: 64 KiB stack copies that repeat sample after
 /// sample); ordinary `perf record -z -g` files stay under 20. Each real
