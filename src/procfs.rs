@@ -75,6 +75,17 @@ pub fn parse_status_field(status: &str, key: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// All numbers of a `/proc/PID/status` field (`Uid:` has the real,
+/// effective, saved and filesystem uid); `None` if absent or malformed.
+pub fn parse_status_ids(status: &str, key: &str) -> Option<Vec<u32>> {
+    let values = status.lines().find_map(|line| line.strip_prefix(key))?;
+    values
+        .split_ascii_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<Vec<u32>>>()
+        .filter(|ids| !ids.is_empty())
+}
+
 /// The address of `_text` in kallsyms text, reading only up to that line.
 pub fn find_text_address(reader: impl BufRead) -> Option<u64> {
     for line in reader.lines().take(100_000) {
@@ -196,6 +207,18 @@ mod tests {
         assert_eq!(parse_status_field(status, "Tgid:"), Some(4242));
         assert_eq!(parse_status_field(status, "PPid:"), Some(1));
         assert_eq!(parse_status_field(status, "Nope:"), None);
+    }
+
+    #[test]
+    fn status_id_lists_parse() {
+        let status = "Name:\tjava\nUid:\t1000\t1000\t1000\t1001\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(
+            parse_status_ids(status, "Uid:"),
+            Some(vec![1000, 1000, 1000, 1001])
+        );
+        assert_eq!(parse_status_ids(status, "Groups:"), None);
+        assert_eq!(parse_status_ids("Uid:\t1\tx\n", "Uid:"), None);
+        assert_eq!(parse_status_ids("Uid:\n", "Uid:"), None);
     }
 
     #[test]

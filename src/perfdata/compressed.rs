@@ -18,43 +18,64 @@ const MAX_WINDOW_LOG: u32 = 27;
 /// Output is produced in pieces of this size.
 const CHUNK: usize = 256 * 1024;
 
+/// Why a record's payload yields no (more) records.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FeedError {
+    /// The stream is corrupt; nothing after it decodes.
+    Corrupt(String),
+    /// The payload decompresses to more than the `max_out` it was given.
+    /// What it produced is dropped: output past a bound is not trusted.
+    TooLarge,
+}
+
 /// One zstd stream continued across `PERF_RECORD_COMPRESSED` records.
 pub(crate) struct ZstdStream {
     decoder: Decoder<'static>,
-    /// The most one record may decompress to.
-    limit: usize,
+    /// Scratch output, kept across records.
+    chunk: Vec<u8>,
 }
 
 impl ZstdStream {
-    /// `limit`: the most one record's payload may decompress to.
-    pub fn new(limit: usize) -> Result<ZstdStream, String> {
+    pub fn new() -> Result<ZstdStream, String> {
         let mut decoder = Decoder::new().map_err(|e| e.to_string())?;
         decoder
             .set_parameter(DParameter::WindowLogMax(MAX_WINDOW_LOG))
             .map_err(|e| e.to_string())?;
-        Ok(ZstdStream { decoder, limit })
+        Ok(ZstdStream {
+            decoder,
+            chunk: Vec::new(),
+        })
     }
 
-    /// Decodes one record's payload, appending what it decodes to to `out`.
-    /// An error means the stream is corrupt; nothing after it decodes.
-    pub fn feed(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    /// Decodes one record's payload, appending what it decodes to to `out`,
+    /// at most `max_out` bytes: decoding stops within one chunk of the bound,
+    /// so a bomb costs no more than the bound, in memory and in time.
+    pub fn feed(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        max_out: usize,
+    ) -> Result<(), FeedError> {
+        let before = out.len();
         let mut input = InBuffer::around(payload);
-        let mut produced = 0usize;
-        let mut chunk = vec![0u8; CHUNK];
+        self.chunk.resize(CHUNK, 0);
         loop {
-            let mut output = OutBuffer::around(&mut chunk[..]);
+            let mut output = OutBuffer::around(&mut self.chunk[..]);
             self.decoder
                 .run(&mut input, &mut output)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| FeedError::Corrupt(e.to_string()))?;
             let written = output.pos();
-            produced += written;
-            if produced > self.limit {
-                return Err(format!(
-                    "a record decompresses to more than {} bytes",
-                    self.limit
-                ));
+            if out.len() - before + written > max_out {
+                out.truncate(before);
+                return Err(FeedError::TooLarge);
             }
-            out.extend_from_slice(&chunk[..written]);
+            // Grown as usual, but never past the bound.
+            let needed = out.len() + written;
+            if needed > out.capacity() {
+                let target = (out.capacity() * 2).clamp(needed, before.saturating_add(max_out));
+                out.reserve_exact(target - out.len());
+            }
+            out.extend_from_slice(&self.chunk[..written]);
             // Done when the input is used up and the decoder had room to
             // spare (it flushed all it holds).
             if input.pos() == payload.len() && written < CHUNK {
@@ -113,10 +134,10 @@ pub(in crate::perfdata) mod tests {
         let data = ring_like(1 << 20);
         let pieces = perf_like_stream(&data, 40_000);
         assert!(pieces.len() > 10);
-        let mut zstd = ZstdStream::new(64 << 20).unwrap();
+        let mut zstd = ZstdStream::new().unwrap();
         let mut out = Vec::new();
         for (i, piece) in pieces.iter().enumerate() {
-            zstd.feed(piece, &mut out).unwrap();
+            zstd.feed(piece, &mut out, 64 << 20).unwrap();
             // Everything compressed so far is out, nothing held back.
             assert_eq!(out.len(), ((i + 1) * 40_000).min(data.len()));
         }
@@ -125,11 +146,12 @@ pub(in crate::perfdata) mod tests {
 
     #[test]
     fn corrupt_streams_are_errors_not_panics() {
-        let mut zstd = ZstdStream::new(64 << 20).unwrap();
+        let mut zstd = ZstdStream::new().unwrap();
         let mut out = Vec::new();
-        assert!(zstd
-            .feed(b"this is not zstd data at all", &mut out)
-            .is_err());
+        assert!(matches!(
+            zstd.feed(b"this is not zstd data at all", &mut out, 64 << 20),
+            Err(FeedError::Corrupt(_))
+        ));
         let data = ring_like(100_000);
         let mut pieces = perf_like_stream(&data, 10_000);
         for (i, piece) in pieces.iter_mut().enumerate() {
@@ -137,20 +159,33 @@ pub(in crate::perfdata) mod tests {
                 *b ^= 0x5a;
             }
         }
-        let mut zstd = ZstdStream::new(64 << 20).unwrap();
+        let mut zstd = ZstdStream::new().unwrap();
         for piece in &pieces {
-            if zstd.feed(piece, &mut out).is_err() {
+            if zstd.feed(piece, &mut out, 64 << 20).is_err() {
                 break;
             }
         }
     }
 
     #[test]
-    fn output_beyond_the_limit_is_refused() {
+    fn output_beyond_the_bound_is_refused_and_dropped() {
         let data = vec![0u8; 1 << 20];
         let pieces = perf_like_stream(&data, data.len());
-        let mut zstd = ZstdStream::new(1000).unwrap();
-        let err = zstd.feed(&pieces[0], &mut Vec::new()).unwrap_err();
-        assert!(err.contains("more than 1000 bytes"), "{err}");
+        let mut zstd = ZstdStream::new().unwrap();
+        let mut out = b"earlier".to_vec();
+        let err = zstd.feed(&pieces[0], &mut out, 1000);
+        assert_eq!(err, Err(FeedError::TooLarge));
+        // What came before stays; nothing of the refused record is kept.
+        assert_eq!(out, b"earlier");
+    }
+
+    #[test]
+    fn output_exactly_at_the_bound_is_accepted() {
+        let data = ring_like(300_000);
+        let pieces = perf_like_stream(&data, data.len());
+        let mut zstd = ZstdStream::new().unwrap();
+        let mut out = Vec::new();
+        zstd.feed(&pieces[0], &mut out, data.len()).unwrap();
+        assert_eq!(out, data);
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::compressed::ZstdStream;
+use super::compressed::{FeedError, ZstdStream};
 use super::decode::Decoder;
 use super::format::{
     feature, rprof_state, FILE_HEADER_SIZE, FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC,
@@ -29,7 +29,20 @@ use crate::abi::{sample, EventAttr};
 /// The most one COMPRESSED record may decompress to. perf sizes its buffer
 /// by the recording's mmap size (512 KiB by default); this leaves room for
 /// any ring size while bounding what a corrupt record can allocate.
-const MAX_UNPACKED_PER_RECORD: usize = 64 << 20;
+pub(super) const MAX_UNPACKED_PER_RECORD: usize = 64 << 20;
+/// The most decompressed bytes held at once: one record's output behind
+/// the largest record (u16 size) still waiting for its rest. More means a
+/// record claims more bytes than the stream holds (e.g. an AUXTRACE size).
+const MAX_UNPACKED_BUFFERED: usize = MAX_UNPACKED_PER_RECORD + u16::MAX as usize;
+/// The most a COMPRESSED record may decompress to, as a multiple of its
+/// payload. The highest ratio measured on real data is ~1600
+/// (`perf record --compression-level=22 --call-graph=dwarf,65528 -m 16M`
+/// of a spinning loop: 64 KiB stack copies that repeat sample after
+/// sample); ordinary `perf record -z -g` files stay under 20. Each real
+/// sample differs at least in its time stamp, which caps them near 5000;
+/// zstd itself reaches ~32000 (a 4-byte RLE block makes 128 KiB), which is
+/// what a decompression bomb uses.
+pub(super) const MAX_UNPACK_RATIO: usize = 8192;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -168,6 +181,7 @@ impl PerfFile {
             zstd: None,
             unpacked: Vec::new(),
             unpacked_pos: 0,
+            max_buffered: MAX_UNPACKED_BUFFERED,
             stop_after_unpacked: None,
             malformed: 0,
             before_attrs: 0,
@@ -220,6 +234,8 @@ pub struct Records<'a> {
     /// record cut off at the end continues in the next COMPRESSED record.
     unpacked: Vec<u8>,
     unpacked_pos: usize,
+    /// The most `unpacked` may hold ([`MAX_UNPACKED_BUFFERED`]; less in tests).
+    max_buffered: usize,
     /// A decompression error: reported once the records decoded before it
     /// are handed out.
     stop_after_unpacked: Option<String>,
@@ -307,21 +323,59 @@ impl<'a> Records<'a> {
 
     /// Decompresses one COMPRESSED record (at file offset `at`) behind the
     /// records still waiting in `unpacked`; its records come out in its place.
+    /// Its output is bounded by its size ([`MAX_UNPACK_RATIO`]), by
+    /// [`MAX_UNPACKED_PER_RECORD`] and by the room left in the buffer.
     fn unpack(&mut self, payload: &[u8], at: usize) -> Result<(), String> {
         self.unpacked.drain(..self.unpacked_pos);
         self.unpacked_pos = 0;
         let zstd = match &mut self.zstd {
             Some(zstd) => zstd,
-            None => self
-                .zstd
-                .insert(Box::new(ZstdStream::new(MAX_UNPACKED_PER_RECORD)?)),
+            None => self.zstd.insert(Box::new(ZstdStream::new()?)),
         };
-        zstd.feed(payload, &mut self.unpacked).map_err(|e| {
-            format!(
-                "the compressed records from file offset {at} on cannot be decompressed ({e}); \
-                 showing the records before them"
-            )
-        })
+        let by_ratio = payload.len().saturating_mul(MAX_UNPACK_RATIO);
+        let room = self.max_buffered.saturating_sub(self.unpacked.len());
+        let max_out = by_ratio.min(MAX_UNPACKED_PER_RECORD).min(room);
+        let problem = match zstd.feed(payload, &mut self.unpacked, max_out) {
+            Ok(()) => return Ok(()),
+            Err(FeedError::Corrupt(e)) => {
+                return Err(format!(
+                    "the compressed records from file offset {at} on cannot be decompressed \
+                     ({e}); showing the records before them"
+                ))
+            }
+            Err(FeedError::TooLarge) if max_out == room => format!(
+                "the records decompressed up to file offset {at} would hold more than {} bytes \
+                 waiting for the rest of one record: a record inside the compressed data \
+                 claims more bytes than there are; the file is corrupt from here on",
+                self.max_buffered
+            ),
+            Err(FeedError::TooLarge) if max_out == by_ratio => format!(
+                "the compressed record at file offset {at} decompresses to more than \
+                 {MAX_UNPACK_RATIO} times its {} bytes, far more than real perf data does: \
+                 the file is corrupt or crafted (a decompression bomb); it was not decoded",
+                payload.len()
+            ),
+            Err(FeedError::TooLarge) => format!(
+                "the compressed record at file offset {at} decompresses to more than {} MiB, \
+                 more than any perf ring buffer holds: the file is corrupt or crafted; it \
+                 was not decoded",
+                MAX_UNPACKED_PER_RECORD >> 20
+            ),
+        };
+        Err(format!("{problem}; showing the records before it"))
+    }
+
+    /// Tests: a smaller bound on the decompressed bytes held at once.
+    #[cfg(test)]
+    pub(super) fn with_max_buffered(mut self, max: usize) -> Self {
+        self.max_buffered = max;
+        self
+    }
+
+    /// Tests: the decompressed bytes held now.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.unpacked.len()
     }
 
     /// The next decompressed record, if a whole one is waiting.

@@ -8,6 +8,7 @@ use std::process::Output;
 
 use super::compressed::tests::perf_like_stream;
 use super::format::feature;
+use super::reader::{MAX_UNPACKED_PER_RECORD, MAX_UNPACK_RATIO};
 use super::records::CpuMode;
 use super::writer::{encode, AttrEntry};
 use super::*;
@@ -991,6 +992,164 @@ fn corrupted_compressed_files_never_panic() {
     for len in (0..valid.len()).step_by(37) {
         read_everything(valid[..len].to_vec());
     }
+}
+
+/// A zstd frame as perf starts one (no content size, never ended) holding
+/// `raw` bytes in a raw block, then `blocks` RLE blocks of 128 KiB of zeros:
+/// 4 bytes each, zstd's highest ratio.
+fn rle_zstd_payload(raw: usize, blocks: usize) -> Vec<u8> {
+    const BLOCK: u32 = 128 * 1024;
+    // Magic, frame header descriptor, window descriptor (windowLog 17).
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+    let block_header = |size: u32, kind: u32| ((size << 3) | (kind << 1)).to_le_bytes();
+    out.extend(&block_header(raw as u32, 0)[..3]);
+    out.resize(out.len() + raw, 0x5a);
+    for _ in 0..blocks {
+        out.extend(&block_header(BLOCK, 1)[..3]);
+        out.push(0);
+    }
+    out
+}
+
+/// One COMPRESSED record holding `payload`.
+fn compressed_record(payload: &[u8]) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    w.u32(record_type::COMPRESSED)
+        .u16(0)
+        .u16(u16::try_from(8 + payload.len()).unwrap())
+        .bytes(payload);
+    w.buf
+}
+
+/// Reads all records one by one; returns them, the warnings, and the most
+/// decompressed bytes the reader held at any point.
+fn read_watching_the_buffer(
+    file: &PerfFile,
+    max_buffered: Option<usize>,
+) -> (Vec<Record<'static>>, Vec<String>, usize) {
+    let mut iter = file.records();
+    if let Some(max) = max_buffered {
+        iter = iter.with_max_buffered(max);
+    }
+    let mut records = Vec::new();
+    let mut peak = 0;
+    while let Some(record) = iter.next() {
+        peak = peak.max(iter.buffered());
+        records.push(record.into_owned());
+    }
+    peak = peak.max(iter.buffered());
+    (records, iter.warnings().to_vec(), peak)
+}
+
+#[test]
+fn decompression_bomb_is_refused_with_a_warning_naming_the_ratio() {
+    // As reported: one COMPRESSED record of a few KB inflating to many MiB
+    // of 8-byte records (here 16 MiB), between ordinary records.
+    let rounds = encode::finished_round().repeat(2 << 20);
+    let pieces = perf_like_stream(&rounds, rounds.len());
+    let bomb = &pieces[0];
+    assert!(
+        bomb.len() * MAX_UNPACK_RATIO < rounds.len(),
+        "the test bomb is not one: {} bytes",
+        bomb.len()
+    );
+    let mut data = encode_records(&expected_records()[..2]);
+    data.extend(compressed_record(bomb));
+    data.extend(encode_records(&expected_records()[2..]));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let file = PerfFile::from_bytes(bytes).unwrap();
+    let (records, warnings, peak) = read_watching_the_buffer(&file, None);
+    // The records before the bomb, none of what it decompresses to.
+    assert_eq!(records, expected_records()[..2]);
+    assert!(peak <= bomb.len() * MAX_UNPACK_RATIO, "held {peak} bytes");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("more than {MAX_UNPACK_RATIO} times"))
+            && warnings[0].contains("decompression bomb"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn zstds_highest_ratio_is_refused_at_once() {
+    // 2 KB of RLE blocks make 64 MiB: refused before 9 blocks are decoded.
+    let bomb = rle_zstd_payload(0, 512);
+    let data = compressed_record(&bomb);
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings, peak) =
+        read_watching_the_buffer(&PerfFile::from_bytes(bytes).unwrap(), None);
+    assert!(records.is_empty(), "{records:?}");
+    assert!(peak <= bomb.len() * MAX_UNPACK_RATIO, "held {peak} bytes");
+    assert!(
+        warnings.iter().any(|w| w.contains("decompression bomb")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn record_decompressing_past_the_per_record_bound_is_refused() {
+    // Within the ratio bound, but more than any perf ring holds.
+    let blocks = MAX_UNPACKED_PER_RECORD / (128 * 1024) + 1;
+    let raw = (blocks * 128 * 1024) / MAX_UNPACK_RATIO + 1;
+    let payload = rle_zstd_payload(raw, blocks);
+    assert!(payload.len() * MAX_UNPACK_RATIO > MAX_UNPACKED_PER_RECORD);
+    let data = compressed_record(&payload);
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings, peak) =
+        read_watching_the_buffer(&PerfFile::from_bytes(bytes).unwrap(), None);
+    assert!(records.is_empty(), "{records:?}");
+    assert!(peak <= MAX_UNPACKED_PER_RECORD, "held {peak} bytes");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("more than 64 MiB") && w.contains("was not decoded")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn decompressed_bytes_waiting_for_a_record_are_bounded() {
+    // An AUXTRACE record inside the compressed data claims a 1 TiB payload:
+    // the reader would buffer everything after it, waiting for the rest.
+    let mut w = ByteWriter::default();
+    w.u32(record_type::AUXTRACE).u16(0).u16(48).u64(1 << 40);
+    w.bytes(&[0; 32]);
+    let mut state = 0x2545_f491_4f6c_dd1d;
+    w.bytes(
+        &(0..3 << 20)
+            .map(|_| xorshift(&mut state) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let mut data = encode_records(&expected_records()[..1]);
+    data.extend(compressed(&w.buf, 32 * 1024));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let file = PerfFile::from_bytes(bytes).unwrap();
+    let cap = 1 << 20;
+    let (records, warnings, peak) = read_watching_the_buffer(&file, Some(cap));
+    assert_eq!(records, expected_records()[..1]);
+    assert!(peak <= cap, "held {peak} bytes");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains(&format!("more than {cap} bytes"))
+                && w.contains("claims more bytes")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn real_recording_with_the_highest_measured_ratio_reads_cleanly() {
+    // perf -z level 22 with 64 KiB DWARF stack copies: ~1600 times per
+    // record, the most seen in real data; the ratio bound must let it pass.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/perfdata/perf-z-dwarf.data");
+    let file = PerfFile::open(&path).unwrap();
+    let (records, warnings) = file.read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let samples = records
+        .iter()
+        .filter(|r| matches!(r, Record::Sample(_)))
+        .count();
+    assert!(samples > 200, "{samples} samples");
 }
 
 // ---- pipe mode ----

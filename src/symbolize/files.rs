@@ -1,10 +1,10 @@
 //! Getting module bytes: mapping files, finding them through
 //! `/proc/PID/root` for containerised processes, and copying the vdso.
 
-use std::fs::File;
+use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io;
 use std::ops::Deref;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -34,9 +34,11 @@ pub struct Image {
 }
 
 impl Image {
+    /// Maps the regular file at `path`; symbolic links are followed (system
+    /// libraries are often reached through them).
     pub fn open(path: &Path) -> io::Result<Image> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        let (file, meta) = open_regular(path, Links::Follow)?;
+        let len = meta.len();
         let bytes = if len == 0 {
             // mmap of an empty file fails; an empty image is simply malformed.
             FileBytes::Owned(Vec::new())
@@ -48,6 +50,74 @@ impl Image {
             bytes,
         })
     }
+}
+
+/// Whether a symbolic link at the last component of a path is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    Follow,
+    /// For files in world-writable places (`/tmp`), where anyone can plant one.
+    Refuse,
+}
+
+/// Opens `path` for reading if it is a regular file, and nothing else:
+/// paths come from recordings, and a FIFO would block forever, a device
+/// (`/dev/zero`) never end or have side effects on open. The type is checked
+/// before opening (so no device is opened) and again on the open file
+/// (fstat), so a swap in between slips nothing through; `O_NONBLOCK` keeps
+/// even that open from waiting on a FIFO.
+pub fn open_regular(path: &Path, links: Links) -> io::Result<(File, Metadata)> {
+    let symlink_refused = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symbolic link, refused in a world-writable directory where anyone could \
+             have planted it; replace it with the file itself",
+        )
+    };
+    let before = match links {
+        Links::Follow => std::fs::metadata(path)?,
+        Links::Refuse => std::fs::symlink_metadata(path)?,
+    };
+    if before.file_type().is_symlink() {
+        return Err(symlink_refused());
+    }
+    check_regular(before.file_type())?;
+    let mut flags = libc::O_NONBLOCK;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if links == Links::Refuse => symlink_refused(),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    check_regular(meta.file_type())?;
+    Ok((file, meta))
+}
+
+fn check_regular(kind: FileType) -> io::Result<()> {
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {what}, not a regular file; rprof reads symbols only from regular files"),
+    ))
 }
 
 #[allow(unsafe_code)]
@@ -139,6 +209,57 @@ mod tests {
             ]
         );
         assert_eq!(candidate_paths("/bin/x", None), [PathBuf::from("/bin/x")]);
+    }
+
+    /// Runs `open` on another thread: a hang fails the test instead of
+    /// hanging the suite.
+    fn within_a_minute<T: Send + 'static>(open: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(open()));
+        result
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("opening hung")
+    }
+
+    #[test]
+    fn a_fifo_module_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("libfifo.so");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for candidate in [fifo.clone(), dir.path().join("link.so")] {
+            if candidate != fifo {
+                std::os::unix::fs::symlink(&fifo, &candidate).unwrap();
+            }
+            let error = within_a_minute(move || Image::open(&candidate).err())
+                .expect("a FIFO opened as a module");
+            assert!(error.to_string().contains("a FIFO"), "{error}");
+        }
+    }
+
+    #[test]
+    fn devices_and_directories_are_not_modules() {
+        for (path, what) in [("/dev/zero", "a device"), ("/tmp", "a directory")] {
+            let error = within_a_minute(move || Image::open(Path::new(path)).err())
+                .expect("opened as a module");
+            assert!(error.to_string().contains(what), "{path}: {error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zero.so");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(Image::open(&link).is_err());
+    }
+
+    #[test]
+    fn symbolic_links_to_regular_files_are_followed_unless_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("lib.so");
+        std::fs::write(&target, b"\x7fELF").unwrap();
+        let link = dir.path().join("lib.so.1");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(&*Image::open(&link).unwrap().bytes, b"\x7fELF");
+        let error = open_regular(&link, Links::Refuse).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert!(open_regular(&target, Links::Refuse).is_ok());
     }
 
     #[test]

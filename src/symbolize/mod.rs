@@ -236,6 +236,8 @@ pub enum SymbolizeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing {path}: {detail}")]
+    Untrusted { path: String, detail: String },
     #[error("malformed ELF {path}: {source}")]
     Malformed {
         path: String,

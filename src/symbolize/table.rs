@@ -151,6 +151,12 @@ impl SymbolTable {
     }
 
     /// Decodes [`SymbolTable::encode`]'s output; bounds-checked, never panics.
+    ///
+    /// Memory stays proportional to the input: every count is checked
+    /// against what the bytes left can hold before anything is allocated for
+    /// it, entries with the same encoded frames share them, and the strings
+    /// copied into frames are charged against a budget proportional to the
+    /// input (see `decoded_bytes_budget`).
     pub fn decode(bytes: &[u8]) -> Result<SymbolTable, DecodeError> {
         let mut input = Input { bytes, pos: 0 };
         if input.take(4)? != MAGIC {
@@ -163,10 +169,10 @@ impl SymbolTable {
             )));
         }
 
-        let count = input.count()?;
+        let count = input.count("strings", MIN_STRING_BYTES)?;
         let mut strings = Vec::with_capacity(count);
         for _ in 0..count {
-            let len = input.count()?;
+            let len = input.count("string bytes", 1)?;
             let text = std::str::from_utf8(input.take(len)?)
                 .map_err(|_| DecodeError("string is not UTF-8".to_string()))?;
             strings.push(text);
@@ -179,12 +185,12 @@ impl SymbolTable {
         };
 
         let mut table = SymbolTable::new();
-        let count = input.count()?;
+        let count = input.count("modules", MIN_MODULE_BYTES)?;
         let mut module_ids = Vec::with_capacity(count);
         for _ in 0..count {
             let kind = kind_from_code(input.u8()?)?;
             let path = string(input.varint()?)?.to_string();
-            let build_id = match input.count()? {
+            let build_id = match input.count("build id bytes", 1)? {
                 0 => None,
                 len => Some(input.take(len - 1)?.to_vec()),
             };
@@ -203,7 +209,10 @@ impl SymbolTable {
             module_ids.push(table.module_id(&module));
         }
 
-        let count = input.count()?;
+        let count = input.count("entries", MIN_ENTRY_BYTES)?;
+        let mut budget = decoded_bytes_budget(bytes.len());
+        // Frames by their encoding: many addresses on one line share them.
+        let mut shared: HashMap<&[u8], Frames> = HashMap::new();
         let mut previous: Option<(u64, u64)> = None;
         for _ in 0..count {
             let module = input.varint()?;
@@ -215,34 +224,34 @@ impl SymbolTable {
                 .ok()
                 .and_then(|m| module_ids.get(m).copied())
                 .ok_or_else(|| DecodeError(format!("module index {module} out of range")))?;
-            let nframes = input.count()?;
+            // Read once to find where the frames end; decoded only if new.
+            let start = input.pos;
+            let nframes = input.count("frames", MIN_FRAME_BYTES)?;
             if nframes == 0 {
                 return Err(DecodeError(format!("entry {addr:#x} has no frames")));
             }
-            let mut frames = Vec::with_capacity(nframes);
             for _ in 0..nframes {
-                let flags = input.u8()?;
-                if flags & !(HAS_FUNCTION | HAS_FILE | INLINED) != 0 {
-                    return Err(DecodeError(format!("bad frame flags {flags:#x}")));
-                }
-                let mut optional = |bit: u8| -> Result<Option<String>, DecodeError> {
-                    if flags & bit == 0 {
-                        return Ok(None);
-                    }
-                    Ok(Some(string(input.varint()?)?.to_string()))
-                };
-                let function = optional(HAS_FUNCTION)?;
-                let file = optional(HAS_FILE)?;
-                let line = u32::try_from(input.varint()?)
-                    .map_err(|_| DecodeError("line number out of range".to_string()))?;
-                frames.push(Frame {
-                    function,
-                    file,
-                    line,
-                    inlined: flags & INLINED != 0,
-                });
+                read_frame(&mut input, &string)?;
             }
-            table.insert(id, addr, frames);
+            let encoded = &bytes[start..input.pos];
+            let frames = match shared.get(encoded) {
+                Some(same) => same.clone(),
+                None => {
+                    let mut again = Input { bytes, pos: start };
+                    again.varint()?;
+                    budget.charge(nframes.saturating_mul(std::mem::size_of::<Frame>()))?;
+                    let mut frames = Vec::with_capacity(nframes);
+                    for _ in 0..nframes {
+                        let frame = read_frame(&mut again, &string)?;
+                        budget.charge(frame.text_len())?;
+                        frames.push(frame.to_frame());
+                    }
+                    let frames = Frames::from(frames);
+                    shared.insert(encoded, frames.clone());
+                    frames
+                }
+            };
+            table.insert_frames(id, addr, frames);
             previous = Some((module, addr));
         }
         if input.pos != bytes.len() {
@@ -253,6 +262,96 @@ impl SymbolTable {
         }
         Ok(table)
     }
+}
+
+/// The fewest encoded bytes each element takes, so that a count can be
+/// checked against the bytes left before anything is allocated for it.
+const MIN_STRING_BYTES: usize = 1; // its length
+const MIN_MODULE_BYTES: usize = 4; // kind, path, build id length, pid
+const MIN_FRAME_BYTES: usize = 2; // flags, line
+const MIN_ENTRY_BYTES: usize = 3 + MIN_FRAME_BYTES; // module, address, frame count, a frame
+
+/// How many bytes a table of `encoded_len` bytes may decode to. Strings are
+/// stored once but copied into every frame that names them, so a crafted
+/// table naming one long string from many frames would need gigabytes from
+/// kilobytes. Real tables decode to 4 to 7 times their size (rprof's own
+/// Rust names and paths); C++ templates run to a few hundred bytes a name.
+/// 256 times plus 16 MiB leaves room for them all.
+fn decoded_bytes_budget(encoded_len: usize) -> Budget {
+    Budget {
+        limit: encoded_len.saturating_mul(256).saturating_add(16 << 20),
+        used: 0,
+    }
+}
+
+/// Bytes of frames and their strings decoded so far, against a limit.
+struct Budget {
+    limit: usize,
+    used: usize,
+}
+
+impl Budget {
+    fn charge(&mut self, bytes: usize) -> Result<(), DecodeError> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.limit {
+            return Err(DecodeError(format!(
+                "its frames would take more than {} bytes in memory, far more than a real \
+                 table of this size: the section is corrupt or crafted",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One encoded frame, its strings still borrowed from the table.
+struct RawFrame<'a> {
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: u32,
+    inlined: bool,
+}
+
+impl RawFrame<'_> {
+    fn text_len(&self) -> usize {
+        self.function.map_or(0, str::len) + self.file.map_or(0, str::len)
+    }
+
+    fn to_frame(&self) -> Frame {
+        Frame {
+            function: self.function.map(str::to_string),
+            file: self.file.map(str::to_string),
+            line: self.line,
+            inlined: self.inlined,
+        }
+    }
+}
+
+/// `flags:u8 [function] [file] line`.
+fn read_frame<'a>(
+    input: &mut Input<'_>,
+    string: &impl Fn(u64) -> Result<&'a str, DecodeError>,
+) -> Result<RawFrame<'a>, DecodeError> {
+    let flags = input.u8()?;
+    if flags & !(HAS_FUNCTION | HAS_FILE | INLINED) != 0 {
+        return Err(DecodeError(format!("bad frame flags {flags:#x}")));
+    }
+    let mut optional = |bit: u8| -> Result<Option<&'a str>, DecodeError> {
+        if flags & bit == 0 {
+            return Ok(None);
+        }
+        string(input.varint()?).map(Some)
+    };
+    let function = optional(HAS_FUNCTION)?;
+    let file = optional(HAS_FILE)?;
+    let line = u32::try_from(input.varint()?)
+        .map_err(|_| DecodeError("line number out of range".to_string()))?;
+    Ok(RawFrame {
+        function,
+        file,
+        line,
+        inlined: flags & INLINED != 0,
+    })
 }
 
 /// Strings numbered in order of first use.
@@ -357,21 +456,28 @@ impl<'a> Input<'a> {
         )))
     }
 
-    /// A count or length; it can never exceed the bytes left, which also
-    /// bounds every allocation sized from it.
-    fn count(&mut self) -> Result<usize, DecodeError> {
+    /// A count of elements that take at least `min_size` encoded bytes
+    /// each (1 for a length in bytes): it can never exceed what the bytes
+    /// left can hold, which also bounds every allocation sized from it.
+    fn count(&mut self, what: &str, min_size: usize) -> Result<usize, DecodeError> {
         let value = self.varint()?;
         let left = self.bytes.len() - self.pos;
         usize::try_from(value)
             .ok()
-            .filter(|&n| n <= left)
-            .ok_or_else(|| DecodeError(format!("count {value} exceeds the {left} bytes left")))
+            .filter(|&n| n <= left / min_size.max(1))
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "{value} {what} claimed at byte {}, more than the {left} bytes left can hold",
+                    self.pos
+                ))
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn frame(function: Option<&str>, file: Option<&str>, line: u32, inlined: bool) -> Frame {
         Frame {
@@ -495,6 +601,130 @@ mod tests {
             }
             let _ = SymbolTable::decode(&junk);
         }
+    }
+
+    /// `RPSY`, the version, then what `body` writes.
+    fn crafted(body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        body(&mut out);
+        out
+    }
+
+    /// One string `x`, one ELF module without build id or pid.
+    fn one_string_one_module(out: &mut Vec<u8>) {
+        for value in [1, 1, b'x' as u64, 1, 0, 0, 0, 0] {
+            put_varint(out, value);
+        }
+    }
+
+    #[test]
+    fn counts_beyond_what_the_bytes_left_can_hold_are_refused() {
+        // Each count claims exactly as many elements as there are bytes
+        // left, which the old check let through; each element takes at
+        // least 4 (module), 5 (entry) or 2 (frame) bytes. Before, a 64 MiB
+        // section asked for 3.76 GB of frames this way.
+        const LEFT: u64 = 1000;
+        let pad = |out: &mut Vec<u8>| out.resize(out.len() + LEFT as usize, 0);
+        let cases: [(&str, Vec<u8>); 4] = [
+            (
+                "modules claimed",
+                crafted(|out| {
+                    put_varint(out, 0);
+                    put_varint(out, LEFT);
+                    pad(out);
+                }),
+            ),
+            (
+                "entries claimed",
+                crafted(|out| {
+                    put_varint(out, 0);
+                    put_varint(out, 0);
+                    put_varint(out, LEFT);
+                    pad(out);
+                }),
+            ),
+            (
+                "frames claimed",
+                crafted(|out| {
+                    one_string_one_module(out);
+                    for value in [1, 0, 0, LEFT] {
+                        put_varint(out, value);
+                    }
+                    pad(out);
+                }),
+            ),
+            (
+                "build id bytes claimed",
+                crafted(|out| {
+                    for value in [1, 1, b'x' as u64, 1, 0, 0, LEFT + 2] {
+                        put_varint(out, value);
+                    }
+                    pad(out);
+                }),
+            ),
+        ];
+        for (expected, bytes) in cases {
+            let error = SymbolTable::decode(&bytes).unwrap_err().to_string();
+            assert!(
+                error.contains(expected) && error.contains("bytes left can hold"),
+                "{expected}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_string_named_by_many_frames_is_refused_within_the_budget() {
+        // 16 KiB of name, 12 000 entries naming it on distinct lines: ~100 KB
+        // that would decode to 196 MB of copies.
+        let name = "n".repeat(16 << 10);
+        let entries = 12_000u64;
+        let bytes = crafted(|out| {
+            put_varint(out, 1);
+            put_varint(out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            for value in [1, 0, 0, 0, 0] {
+                put_varint(out, value);
+            }
+            put_varint(out, entries);
+            for line in 0..entries {
+                // module 0, next address, one frame: function 0 at `line`.
+                for value in [0, 1, 1, u64::from(HAS_FUNCTION), 0, line] {
+                    put_varint(out, value);
+                }
+            }
+        });
+        let limit = decoded_bytes_budget(bytes.len()).limit;
+        assert!(entries as usize * name.len() > 2 * limit);
+        let error = SymbolTable::decode(&bytes).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("more than {limit} bytes")) && error.contains("crafted"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn entries_with_the_same_frames_share_them() {
+        let mut table = SymbolTable::new();
+        let app = table.module_id(&ModuleRef {
+            kind: ModuleKind::Elf,
+            path: "/usr/bin/app".to_string(),
+            build_id: None,
+            pid: None,
+        });
+        let line = vec![frame(Some("f"), Some("/src/f.c"), 7, false)];
+        table.insert(app, 0x10, line.clone());
+        table.insert(app, 0x14, line);
+        table.insert(
+            app,
+            0x18,
+            vec![frame(Some("f"), Some("/src/f.c"), 8, false)],
+        );
+        let decoded = SymbolTable::decode(&table.encode()).unwrap();
+        assert_same(&table, &decoded);
+        let at = |addr| decoded.lookup(app, addr).unwrap();
+        assert!(Arc::ptr_eq(at(0x10), at(0x14)));
+        assert!(!Arc::ptr_eq(at(0x10), at(0x18)));
     }
 
     #[test]
