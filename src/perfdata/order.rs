@@ -69,8 +69,8 @@ impl Ord for Pending<'_> {
 }
 
 /// The records of a file in time order; see the module docs. Records
-/// without a timestamp keep their place after the record before them (in
-/// file order). FINISHED_ROUND records are consumed, not handed out.
+/// without a timestamp (or with time 0) keep their place after the record
+/// before them (in file order). FINISHED_ROUND records are consumed, not handed out.
 pub struct Ordered<'a> {
     records: Records<'a>,
     heap: BinaryHeap<Reverse<Pending<'a>>>,
@@ -152,7 +152,9 @@ impl<'a> Ordered<'a> {
     }
 
     fn push(&mut self, record: Record<'a>) {
-        self.last_time = record.time().unwrap_or(self.last_time);
+        // Time 0 is perf's "no time" (its synthesized records, the final
+        // LOST_SAMPLES total): such records keep their place, like untimed ones.
+        self.last_time = record.time().filter(|&t| t != 0).unwrap_or(self.last_time);
         self.newest = self.newest.max(self.last_time);
         let owned_bytes = match &record {
             Record::Sample(s) if matches!(s.callchain, std::borrow::Cow::Owned(_)) => {
@@ -250,7 +252,7 @@ mod tests {
         PerfFile::from_bytes(std::fs::read(&path).unwrap()).unwrap()
     }
 
-    fn times(ordered: Ordered<'_>) -> Vec<u64> {
+    fn times(ordered: impl Iterator<Item = Record<'static>>) -> Vec<u64> {
         ordered
             .map(|r| match r {
                 Record::Sample(s) => s.time,
@@ -326,6 +328,15 @@ mod tests {
                 .any(|w| w.starts_with("1 records arrived later")),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn records_at_time_zero_keep_their_place_instead_of_counting_as_late() {
+        // perf ends files with a LOST_SAMPLES total at time 0.
+        let file = file_with(&[Some(5), None, Some(9), None, Some(0)]);
+        let mut ordered = file.ordered();
+        assert_eq!(times(ordered.by_ref()), vec![5, 9, 0]);
+        assert!(ordered.warnings().is_empty(), "{:?}", ordered.warnings());
     }
 
     #[test]

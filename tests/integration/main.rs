@@ -3,6 +3,7 @@
 //! and rprof beside other profilers on the same host.
 
 mod coexist;
+mod model;
 mod mutations;
 mod record_report;
 mod symbolize;

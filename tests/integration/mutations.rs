@@ -446,9 +446,14 @@ fn mutated_recordings_and_symbol_tables_never_panic_hang_or_overallocate() {
 
     let mut worst: Option<(Usage, &str)> = None;
     for (index, (name, seed)) in perf_inputs.iter().enumerate() {
-        // The untouched seed first: it must read cleanly.
+        // The untouched seed first: it must read cleanly (the DWARF seed is
+        // reported as such, which is no problem with the file).
         let (warnings, usage) = guarded(name, 0, || read_perf_file(seed.clone()));
-        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        let problems: Vec<&String> = warnings
+            .iter()
+            .filter(|w| !w.starts_with("recorded with --call-graph dwarf"))
+            .collect();
+        assert!(problems.is_empty(), "{name}: {problems:?}");
         assert_bounded(&usage, name, 0);
         let mut rng = Rng(0x5eed_0000 + index as u64);
         for mutation in 1..=MUTATIONS {
