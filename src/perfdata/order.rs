@@ -252,7 +252,7 @@ mod tests {
         PerfFile::from_bytes(std::fs::read(&path).unwrap()).unwrap()
     }
 
-    fn times(ordered: impl Iterator<Item = Record<'static>>) -> Vec<u64> {
+    fn times<'a>(ordered: impl Iterator<Item = Record<'a>>) -> Vec<u64> {
         ordered
             .map(|r| match r {
                 Record::Sample(s) => s.time,
