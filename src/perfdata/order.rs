@@ -287,7 +287,7 @@ mod tests {
         // 100 rounds of 10 records: never more than two rounds are held.
         let mut times_in = Vec::new();
         for round in 0..100u64 {
-            times_in.extend((0..10).map(|i| Some(round * 100 + (9 - i) * 10)));
+            times_in.extend((0..10).map(|i| Some(1 + round * 100 + (9 - i) * 10)));
             times_in.push(None);
         }
         let file = file_with(&times_in);
