@@ -13,9 +13,13 @@
 //! holds [`Window::records`] records or [`Window::owned_bytes`] copied bytes,
 //! the oldest goes out. A record that arrives older than one already handed
 //! out is still handed out, and counted in a warning.
+//!
+//! Records borrow the memory-mapped file, so what is held back pins the
+//! file from the oldest held record on; everything before it is released
+//! from the resident set as the stream goes ([`Records::release_before`]).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::records::Record;
 use super::Records;
@@ -92,6 +96,12 @@ pub struct Ordered<'a> {
     out_of_order: u64,
     input_done: bool,
     warnings: Vec<String>,
+    /// Per record pushed and not yet retired, in push order: the file
+    /// offset it was read from, and whether it went out. The front is the
+    /// oldest record still held: nothing before its offset is needed.
+    held_from: VecDeque<(usize, bool)>,
+    /// The sequence number of `held_from`'s front.
+    held_base: u64,
 }
 
 impl<'a> Ordered<'a> {
@@ -120,6 +130,8 @@ impl<'a> Ordered<'a> {
             out_of_order: 0,
             input_done: false,
             warnings,
+            held_from: VecDeque::new(),
+            held_base: 1,
         }
     }
 
@@ -151,7 +163,7 @@ impl<'a> Ordered<'a> {
         self.input_done || self.released.is_some_and(|limit| time <= limit) || self.over_window()
     }
 
-    fn push(&mut self, record: Record<'a>) {
+    fn push(&mut self, record: Record<'a>, read_at: usize) {
         // Time 0 is perf's "no time" (its synthesized records, the final
         // LOST_SAMPLES total): such records keep their place, like untimed ones.
         self.last_time = record.time().filter(|&t| t != 0).unwrap_or(self.last_time);
@@ -164,6 +176,7 @@ impl<'a> Ordered<'a> {
         };
         self.owned_bytes += owned_bytes;
         self.seq += 1;
+        self.held_from.push_back((read_at, false));
         self.heap.push(Reverse(Pending {
             time: self.last_time,
             seq: self.seq,
@@ -175,6 +188,7 @@ impl<'a> Ordered<'a> {
     fn pop(&mut self) -> Option<Record<'a>> {
         let Reverse(pending) = self.heap.pop()?;
         self.owned_bytes -= pending.owned_bytes;
+        self.retire(pending.seq);
         if self.handed_out.is_some_and(|newest| pending.time < newest) {
             self.out_of_order += 1;
         } else {
@@ -184,15 +198,47 @@ impl<'a> Ordered<'a> {
     }
 }
 
+impl Ordered<'_> {
+    /// Record `seq` goes out: once the oldest held records have all gone,
+    /// the file before the next oldest one is no longer needed, except for
+    /// the record going out, which the caller is about to read.
+    fn retire(&mut self, seq: u64) {
+        let index = (seq - self.held_base) as usize;
+        let Some(entry) = self.held_from.get_mut(index) else {
+            return;
+        };
+        entry.1 = true;
+        let going_out_from = entry.0;
+        let mut advanced = false;
+        while self.held_from.front().is_some_and(|&(_, gone)| gone) {
+            self.held_from.pop_front();
+            self.held_base += 1;
+            advanced = true;
+        }
+        if advanced {
+            let oldest_held = match self.held_from.front() {
+                Some(&(offset, _)) => offset,
+                None => self.records.position(),
+            };
+            self.records.release_before(oldest_held.min(going_out_from));
+        }
+    }
+}
+
 impl<'a> Iterator for Ordered<'a> {
     type Item = Record<'a>;
 
     fn next(&mut self) -> Option<Record<'a>> {
         if !self.sort {
-            return self
-                .records
-                .by_ref()
-                .find(|r| !matches!(r, Record::FinishedRound));
+            loop {
+                // Keep the page of the record going out: the caller reads it.
+                let read_at = self.records.position();
+                self.records.release_before(read_at);
+                match self.records.next()? {
+                    Record::FinishedRound => continue,
+                    record => return Some(record),
+                }
+            }
         }
         loop {
             if let Some(Reverse(oldest)) = self.heap.peek() {
@@ -202,13 +248,14 @@ impl<'a> Iterator for Ordered<'a> {
             } else if self.input_done {
                 return None;
             }
+            let read_at = self.records.position();
             match self.records.next() {
                 None => self.input_done = true,
                 Some(Record::FinishedRound) => {
                     self.released = self.next_release;
                     self.next_release = Some(self.newest);
                 }
-                Some(record) => self.push(record),
+                Some(record) => self.push(record, read_at),
             }
         }
     }

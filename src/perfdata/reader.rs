@@ -26,6 +26,10 @@ use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{misc, record_type, ATTR_SIZE_VER0, EVENT_HEADER_SIZE};
 use crate::abi::{sample, EventAttr};
 
+/// Pages of a memory-mapped file are released in steps of this many bytes
+/// once read (see [`Records::release_before`]).
+const RELEASE_STEP: usize = 8 << 20;
+
 /// The most one COMPRESSED record may decompress to. perf sizes its buffer
 /// by the recording's mmap size (512 KiB by default); this leaves room for
 /// any ring size while bounding what a corrupt record can allocate.
@@ -186,6 +190,7 @@ impl PerfFile {
             malformed: 0,
             before_attrs: 0,
             warnings: Vec::new(),
+            released_until: 0,
         }
     }
 
@@ -242,6 +247,8 @@ pub struct Records<'a> {
     malformed: usize,
     before_attrs: usize,
     warnings: Vec<String>,
+    /// File pages before this offset have left the resident set.
+    released_until: usize,
 }
 
 /// Why a framed record yields nothing.
@@ -256,6 +263,24 @@ impl<'a> Records<'a> {
     /// Warnings collected so far (complete once the iterator is exhausted).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The file offset of the next record to read.
+    pub(super) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The caller holds nothing from the file before `offset`: let those
+    /// pages leave the resident set (memory-mapped files only; it only
+    /// bounds RSS, so a failure changes nothing else).
+    pub(super) fn release_before(&mut self, offset: usize) {
+        if offset < self.released_until.saturating_add(RELEASE_STEP) {
+            return;
+        }
+        if let Source::Mapped(map) = &self.file.bytes {
+            let _ = crate::sys::drop_resident(map, self.released_until..offset);
+        }
+        self.released_until = offset;
     }
 
     /// Whether every event's samples carry a timestamp (PERF_SAMPLE_TIME):

@@ -205,6 +205,24 @@ pub fn map_read_only(file: &std::fs::File) -> io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(file) }
 }
 
+/// Lets the pages of `range` (offsets into a read-only file map) leave this
+/// process's resident set: a reader streaming through a large file is then
+/// bounded by what it still holds, not by the file's size. The pages stay in
+/// the page cache and come back, unchanged, if read again.
+pub fn drop_resident(map: &memmap2::Mmap, range: std::ops::Range<usize>) -> io::Result<()> {
+    let page = page_size();
+    let start = range.start.next_multiple_of(page);
+    let end = range.end.min(map.len()) / page * page;
+    if end <= start {
+        return Ok(());
+    }
+    // SAFETY: `map_read_only` maps files read-only and nothing writes to the
+    // map, so it has no private (copy-on-write) pages that MADV_DONTNEED
+    // would turn into zeros: dropped pages read back from the file as they
+    // were. `start..end` lies inside the map (checked above).
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) }
+}
+
 /// CPUs that are online now (`/sys/devices/system/cpu/online`).
 pub fn online_cpus() -> Result<Vec<u32>, SysError> {
     read_cpu_list("/sys/devices/system/cpu/online")
