@@ -104,6 +104,29 @@ impl EventSpec {
     }
 }
 
+/// The attrs for recording `events` together, in order. Side-band records
+/// (mmap, comm, task) are asked of the first event only: one copy of each
+/// is enough, and the others would only repeat it. With several events
+/// every record carries PERF_SAMPLE_IDENTIFIER, so a reader can tell which
+/// event a sample belongs to (as perf does).
+pub fn recording_attrs(events: &[EventSpec]) -> Vec<EventAttr> {
+    let side_band = flag::MMAP | flag::MMAP2 | flag::COMM | flag::COMM_EXEC | flag::TASK;
+    events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let mut attr = event.to_attr();
+            if index > 0 {
+                attr.flags &= !side_band;
+            }
+            if events.len() > 1 {
+                attr.sample_type |= sample::IDENTIFIER;
+            }
+            attr
+        })
+        .collect()
+}
+
 /// The unit of an event's sample weights (its periods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Unit {
@@ -199,6 +222,28 @@ mod tests {
         assert_ne!(attr.sample_type & sample::CALLCHAIN, 0);
         assert!(attr.has_flag(flag::SAMPLE_ID_ALL) && attr.has_flag(flag::MMAP2));
         assert_eq!(attr.sample_max_stack, MAX_STACK);
+    }
+
+    #[test]
+    fn several_events_carry_identifiers_and_one_set_of_side_band_records() {
+        let cpu = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
+        let single = recording_attrs(std::slice::from_ref(&cpu));
+        assert_eq!(single, vec![cpu.to_attr()]);
+        let faults = EventSpec {
+            name: "page-faults".into(),
+            config: software::PAGE_FAULTS,
+            ..cpu.clone()
+        };
+        let attrs = recording_attrs(&[cpu, faults]);
+        assert!(attrs
+            .iter()
+            .all(|a| a.sample_type & sample::IDENTIFIER != 0));
+        assert!(attrs[0].has_flag(flag::MMAP2) && attrs[0].has_flag(flag::COMM));
+        assert!(!attrs[1].has_flag(flag::MMAP2) && !attrs[1].has_flag(flag::COMM));
+        assert!(!attrs[1].has_flag(flag::TASK));
+        assert_eq!(attrs[1].config, software::PAGE_FAULTS);
+        // The trailer every record carries stays decodable for all.
+        assert!(attrs.iter().all(|a| a.has_flag(flag::SAMPLE_ID_ALL)));
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         );
     }
     Ok(RecordConfig {
-        event: EventSpec::cpu_clock(sampling(args)?, call_graph(args)?),
+        events: vec![EventSpec::cpu_clock(sampling(args)?, call_graph(args)?)],
         target: target(args)?,
         cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
@@ -206,13 +206,13 @@ mod tests {
                 argv: Some(vec!["sleep".into(), "5".into()])
             }
         );
-        assert_eq!(cfg.event.call_graph, CallGraph::FramePointer);
+        assert_eq!(cfg.events[0].call_graph, CallGraph::FramePointer);
     }
 
     #[test]
     fn defaults_match_perf() {
         let cfg = config(&parse(&["--", "true"])).unwrap();
-        assert_eq!(cfg.event.sampling, Sampling::Frequency(4000));
+        assert_eq!(cfg.events[0].sampling, Sampling::Frequency(4000));
         assert_eq!(cfg.output, std::path::PathBuf::from("rprof.data"));
         assert!(matches!(cfg.target, Target::Launch { .. }));
     }
@@ -236,7 +236,7 @@ mod tests {
         // Representable but beyond any Instant: runs without a deadline.
         assert!(config(&parse(&["--duration", "1e19", "--", "true"])).is_ok());
         let cfg = config(&parse(&["-c", "9223372036854775807", "--", "true"])).unwrap();
-        assert_eq!(cfg.event.sampling, Sampling::Period(MAX_PERIOD));
+        assert_eq!(cfg.events[0].sampling, Sampling::Period(MAX_PERIOD));
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub enum Target {
 /// Validated `record` configuration (built from the CLI flags by `cli`).
 #[derive(Debug, Clone)]
 pub struct RecordConfig {
-    pub event: EventSpec,
+    /// What to sample, in order (at least one; `-e` will fill it).
+    pub events: Vec<EventSpec>,
     pub target: Target,
     /// Restrict to these CPUs (`-C`); None = all online CPUs.
     pub cpus: Option<Vec<u32>>,
@@ -109,29 +110,29 @@ pub enum RecordError {
 /// command -> embed symbols and feature sections.
 pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     let mut warnings = Vec::new();
-    let mut event = config.event.clone();
-    if let Some(warning) = clamp_frequency(&mut event, sys::max_sample_rate()) {
-        warnings.push(warning);
+    if config.events.is_empty() {
+        return Err(RecordError::Other("no event to record".into()));
+    }
+    let mut events = config.events.clone();
+    let max_rate = sys::max_sample_rate();
+    for event in &mut events {
+        warnings.extend(clamp_frequency(event, max_rate));
     }
     let cpus = select_cpus(config.cpus.as_deref(), &sys::online_cpus()?)?;
 
     let mut plan = target::prepare(&config.target)?;
-    let mut session = Session::open(
-        &event.to_attr(),
-        &plan,
-        &cpus,
-        config.mmap_pages,
-        &event.name,
-        &mut warnings,
-    )?;
-    let sample_type = session.attr.sample_type;
+    let mut session = Session::open(&events, &plan, &cpus, config.mmap_pages, &mut warnings)?;
+    // Synthesized records take the first event's layout (it asks for them).
+    let sample_type = session.attrs[0].sample_type;
 
     let output_existed = config.output.symlink_metadata().is_ok_and(|m| m.is_file());
-    let entry = AttrEntry {
-        attr: session.attr,
-        ids: session.ids()?,
-    };
-    let mut writer = PerfDataWriter::create(&config.output, std::slice::from_ref(&entry))?;
+    let entries: Vec<AttrEntry> = session
+        .attrs
+        .iter()
+        .zip(session.ids()?)
+        .map(|(&attr, ids)| AttrEntry { attr, ids })
+        .collect();
+    let mut writer = PerfDataWriter::create(&config.output, &entries)?;
     let mut stop = StopSignals::install()?;
 
     // Start: events on a launched command enable themselves at its exec.
@@ -170,7 +171,8 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     // From here a further Ctrl-C may exit at once: the data is on disk.
     stop.exit_on_next();
     let embed_started = Instant::now();
-    let features = feature_data(config, &event.name, writer.path(), &mut warnings);
+    let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
+    let features = feature_data(config, names, writer.path(), &mut warnings);
     let symbols_embedded = features.rprof_symbols.is_some();
     let file_size = writer.finish(&features)?;
     let finish_time = embed_started.elapsed();
@@ -291,7 +293,7 @@ fn reap(child: &mut HeldChild) -> Option<i32> {
 /// itself is never lost over them.
 fn feature_data(
     config: &RecordConfig,
-    event_name: &str,
+    event_names: Vec<String>,
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> FeatureData {
@@ -312,7 +314,7 @@ fn feature_data(
         arch: Some(std::env::consts::ARCH.to_string()),
         nrcpus: Some((online, present.max(online))),
         cmdline: config.cmdline.clone(),
-        event_names: vec![event_name.to_string()],
+        event_names,
         build_ids: Vec::new(),
         rprof_symbols: None,
     };

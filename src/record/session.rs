@@ -1,5 +1,6 @@
-//! Opening the events (one per CPU and target thread, one ring per CPU)
-//! and the drain loop that moves ring bytes into the file.
+//! Opening the events (one per event, CPU and target thread; one ring per
+//! CPU that all events on it write into) and the drain loop that moves ring
+//! bytes into the file.
 
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -13,6 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::target::{Plan, Watch, WatchId};
 use super::RecordError;
 use crate::abi::{flag, EventAttr};
+use crate::event::{recording_attrs, EventSpec};
 use crate::perfdata::writer::{encode, PerfDataWriter};
 use crate::sys::{self, DrainStats, PerfEvent, RingBuffer, SysError};
 
@@ -46,8 +48,11 @@ pub(crate) fn session_attr(base: &EventAttr, plan: &Plan, ring_bytes: usize) -> 
 
 /// All open events and the per-CPU rings they write into.
 pub(crate) struct Session {
-    pub attr: EventAttr,
+    /// One attr per recorded event, in the order asked for.
+    pub attrs: Vec<EventAttr>,
     events: Vec<PerfEvent>,
+    /// Index into `attrs` of each open event.
+    event_attr: Vec<usize>,
     /// (ring, index of the event that owns it)
     rings: Vec<(RingBuffer, usize)>,
     /// Rings whose owner reported POLLHUP/POLLERR are drained but not polled.
@@ -59,32 +64,37 @@ impl Session {
     /// once without kernel samples, and shrinks rings the locked-memory
     /// limit refuses; says so in `warnings`.
     pub fn open(
-        base: &EventAttr,
+        events: &[EventSpec],
         plan: &Plan,
         cpus: &[u32],
         data_pages: usize,
-        event_name: &str,
         warnings: &mut Vec<String>,
     ) -> Result<Session, RecordError> {
         sys::raise_fd_limit()?;
         let data_pages = data_pages.max(1).next_power_of_two();
-        let fds_needed = (cpus.len() * plan.event_pids.len()) as u64 + BASE_FDS;
+        let fds_needed = (events.len() * cpus.len() * plan.event_pids.len()) as u64 + BASE_FDS;
         let named = |err: RecordError| match err {
-            RecordError::Sys(e) => {
-                RecordError::Sys(e.with_event_name(event_name).with_fds_needed(fds_needed))
-            }
+            RecordError::Sys(e) => RecordError::Sys(e.with_fds_needed(fds_needed)),
             other => other,
         };
-        match Session::open_shrinking(*base, plan, cpus, data_pages, warnings) {
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        let bases = recording_attrs(events);
+        match Session::open_shrinking(&bases, &names, plan, cpus, data_pages, warnings) {
             Err(RecordError::Sys(e))
                 if e.is_permission_denied()
-                    && !base.has_flag(flag::EXCLUDE_KERNEL)
+                    && !bases.iter().all(|b| b.has_flag(flag::EXCLUDE_KERNEL))
                     && !sys::is_root() =>
             {
-                let mut user_only = *base;
-                user_only.flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
-                let session = Session::open_shrinking(user_only, plan, cpus, data_pages, warnings)
-                    .map_err(named)?;
+                let user_only: Vec<EventAttr> = bases
+                    .iter()
+                    .map(|base| EventAttr {
+                        flags: base.flags | flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV,
+                        ..*base
+                    })
+                    .collect();
+                let session =
+                    Session::open_shrinking(&user_only, &names, plan, cpus, data_pages, warnings)
+                        .map_err(named)?;
                 let level =
                     sys::perf_event_paranoid().map_or_else(|| "?".to_string(), |l| l.to_string());
                 warnings.push(format!(
@@ -101,7 +111,8 @@ impl Session {
     /// locked-memory limit refuses the mapping (as perf sizes its rings to
     /// that limit), down to [`MIN_SHRUNK_PAGES`].
     fn open_shrinking(
-        base: EventAttr,
+        bases: &[EventAttr],
+        names: &[&str],
         plan: &Plan,
         cpus: &[u32],
         data_pages: usize,
@@ -109,10 +120,13 @@ impl Session {
     ) -> Result<Session, RecordError> {
         let mut pages = data_pages;
         loop {
-            let attr = session_attr(&base, plan, pages * sys::page_size());
+            let attrs: Vec<EventAttr> = bases
+                .iter()
+                .map(|base| session_attr(base, plan, pages * sys::page_size()))
+                .collect();
             // Warnings of an attempt that is retried would repeat.
             let mut attempt_warnings = Vec::new();
-            let opened = Session::open_with(attr, plan, cpus, pages, &mut attempt_warnings);
+            let opened = Session::open_with(attrs, names, plan, cpus, pages, &mut attempt_warnings);
             if let Err(RecordError::Sys(SysError::RingOverLockLimit { .. })) = &opened {
                 if let Some(smaller) = smaller_ring(pages) {
                     pages = smaller;
@@ -136,43 +150,57 @@ impl Session {
     }
 
     fn open_with(
-        attr: EventAttr,
+        attrs: Vec<EventAttr>,
+        names: &[&str],
         plan: &Plan,
         cpus: &[u32],
         data_pages: usize,
         warnings: &mut Vec<String>,
     ) -> Result<Session, RecordError> {
-        let mut events: Vec<PerfEvent> = Vec::with_capacity(cpus.len() * plan.event_pids.len());
+        let count = attrs.len() * cpus.len() * plan.event_pids.len();
+        let mut events: Vec<PerfEvent> = Vec::with_capacity(count);
+        let mut event_attr: Vec<usize> = Vec::with_capacity(count);
         let mut rings: Vec<(RingBuffer, usize)> = Vec::with_capacity(cpus.len());
         // Owner of the ring on each CPU, by position in `cpus`.
         let mut owner: Vec<Option<usize>> = vec![None; cpus.len()];
         let mut opened_any = false;
-        for &pid in &plan.event_pids {
-            for (slot, &cpu) in cpus.iter().enumerate() {
-                let cpu = i32::try_from(cpu)
-                    .map_err(|_| RecordError::Other(format!("bad CPU number {cpu}")))?;
-                let event = match PerfEvent::open(&attr, pid, cpu) {
-                    Ok(event) => event,
-                    Err(SysError::NoSuchProcess { .. }) if plan.skip_vanished && pid > 0 => {
-                        warnings.push(format!(
-                            "thread {pid} exited before it could be attached; skipped"
-                        ));
-                        break;
-                    }
-                    Err(SysError::NoSuchProcess { pid }) => {
-                        return Err(RecordError::NoSuchProcess(u32::try_from(pid).unwrap_or(0)))
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                match owner[slot] {
-                    Some(index) => event.set_output(&events[index])?,
-                    None => {
-                        rings.push((RingBuffer::new(&event, data_pages)?, events.len()));
-                        owner[slot] = Some(events.len());
-                    }
+        let mut vanished: Vec<i32> = Vec::new();
+        for (index, attr) in attrs.iter().enumerate() {
+            for &pid in &plan.event_pids {
+                if vanished.contains(&pid) {
+                    continue;
                 }
-                events.push(event);
-                opened_any = true;
+                for (slot, &cpu) in cpus.iter().enumerate() {
+                    let cpu = i32::try_from(cpu)
+                        .map_err(|_| RecordError::Other(format!("bad CPU number {cpu}")))?;
+                    let event = match PerfEvent::open(attr, pid, cpu) {
+                        Ok(event) => event,
+                        Err(SysError::NoSuchProcess { .. }) if plan.skip_vanished && pid > 0 => {
+                            warnings.push(format!(
+                                "thread {pid} exited before it could be attached; skipped"
+                            ));
+                            vanished.push(pid);
+                            break;
+                        }
+                        Err(SysError::NoSuchProcess { pid }) => {
+                            return Err(RecordError::NoSuchProcess(u32::try_from(pid).unwrap_or(0)))
+                        }
+                        Err(e) => {
+                            let name = names.get(index).copied().unwrap_or("event");
+                            return Err(e.with_event_name(name).into());
+                        }
+                    };
+                    match owner[slot] {
+                        Some(owner) => event.set_output(&events[owner])?,
+                        None => {
+                            rings.push((RingBuffer::new(&event, data_pages)?, events.len()));
+                            owner[slot] = Some(events.len());
+                        }
+                    }
+                    events.push(event);
+                    event_attr.push(index);
+                    opened_any = true;
+                }
             }
         }
         if !opened_any {
@@ -181,19 +209,21 @@ impl Session {
         }
         let ring_polled = vec![true; rings.len()];
         Ok(Session {
-            attr,
+            attrs,
             events,
+            event_attr,
             rings,
             ring_polled,
         })
     }
 
-    /// Sample ids of every open event, in open order.
-    pub fn ids(&self) -> Result<Vec<u64>, RecordError> {
-        self.events
-            .iter()
-            .map(|e| e.id().map_err(RecordError::from))
-            .collect()
+    /// Sample ids of the open events, per attr (as `attrs`), in open order.
+    pub fn ids(&self) -> Result<Vec<Vec<u64>>, RecordError> {
+        let mut ids = vec![Vec::new(); self.attrs.len()];
+        for (event, &index) in self.events.iter().zip(&self.event_attr) {
+            ids[index].push(event.id()?);
+        }
+        Ok(ids)
     }
 
     pub fn enable(&self) -> Result<(), RecordError> {
@@ -477,16 +507,19 @@ mod tests {
 
     #[test]
     fn session_on_this_thread_samples_into_per_cpu_rings() {
-        let base =
-            EventSpec::cpu_clock(Sampling::Frequency(2000), CallGraph::FramePointer).to_attr();
+        let cpu_clock = EventSpec::cpu_clock(Sampling::Frequency(2000), CallGraph::FramePointer);
+        let task_clock = EventSpec {
+            name: "task-clock".into(),
+            config: crate::abi::software::TASK_CLOCK,
+            ..cpu_clock.clone()
+        };
         let cpus = sys::online_cpus().unwrap();
         let mut warnings = Vec::new();
         let session = Session::open(
-            &base,
+            &[cpu_clock, task_clock],
             &plan(false, false),
             &cpus,
             8,
-            "cpu-clock",
             &mut warnings,
         );
         let mut session = match session {
@@ -499,8 +532,11 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         };
+        // Both events on every CPU, writing into one ring per CPU.
         assert_eq!(session.rings.len(), cpus.len());
-        assert_eq!(session.ids().unwrap().len(), cpus.len());
+        let ids = session.ids().unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.iter().all(|ids| ids.len() == cpus.len()), "{ids:?}");
         session.enable().unwrap();
         let start = Instant::now();
         let mut x = 1u64;

@@ -205,3 +205,62 @@ fn dwarf_recordings_say_their_user_stacks_are_not_unwound() {
     // The leaf functions are still named (nothing is unwound wrongly).
     assert!(top.contains("burn_a"), "{top}");
 }
+
+#[test]
+fn a_recording_of_several_events_keeps_them_apart_for_rprof_and_perf() {
+    use rprof::abi::software;
+    use rprof::event::{CallGraph, EventSpec, Sampling};
+    use rprof::record::{RecordConfig, Target};
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("recordevents");
+    let data = dir.join("events.data");
+    // The command line offers cpu-clock only until `-e` exists; the record
+    // side already takes a list, so drive it through the library.
+    let cpu_clock = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
+    let page_faults = EventSpec {
+        name: "page-faults".into(),
+        config: software::PAGE_FAULTS,
+        sampling: Sampling::Period(1),
+        ..cpu_clock.clone()
+    };
+    let config = RecordConfig {
+        events: vec![cpu_clock, page_faults],
+        target: Target::Launch {
+            argv: vec![workloads().work.clone().into(), "split".into(), "1".into()],
+        },
+        cpus: None,
+        duration: None,
+        output: data.clone(),
+        mmap_pages: 128,
+        embed_symbols: true,
+        cmdline: vec!["rprof-test".into()],
+    };
+    let outcome = rprof::record::run(&config).expect("record two events");
+    assert!(outcome.samples > 0);
+
+    let input = data.to_str().unwrap();
+    let top = report(&["-i", input]);
+    assert!(top.status.success(), "{}", text(&top.stderr));
+    let top = text(&top.stdout);
+    let headers = rprof_event_headers(&top);
+    let names: Vec<&str> = headers.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(names, ["cpu-clock", "page-faults"], "{top}");
+    assert!(headers.iter().all(|h| h.2 > 0), "{headers:?}");
+    // Linux perf reads the same file and counts the same samples per event.
+    let perf = perf_event_totals(&data);
+    for (name, _, samples) in &headers {
+        let perf_samples = perf.iter().find(|p| &p.0 == name).expect(name).1;
+        assert_eq!(*samples, perf_samples, "{name}");
+    }
+    // Every page fault is a sample of period 1: weight equals count.
+    let faults = report(&["-i", input, "--format", "folded", "--event", "page-faults"]);
+    let fault_weight: u64 = folded(&text(&faults.stdout)).iter().map(|l| l.1).sum();
+    assert_eq!(fault_weight, headers[1].2);
+    // cpu-clock stacks still reach burn_a through main.
+    let cpu = text(&report(&["-i", input, "--format", "folded"]).stdout);
+    assert!(cpu.contains(";main;") && cpu.contains("burn_a"), "{cpu}");
+}
