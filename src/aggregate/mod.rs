@@ -7,9 +7,11 @@
 mod model;
 mod view;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 pub use model::{
     Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, Profile, RecordingStats,
@@ -113,6 +115,11 @@ fn recording_warnings(attrs: &[EventAttr]) -> Option<String> {
     })
 }
 
+// The builder's maps are looked up for every sample, with keys from the
+// recording itself: FxHash (rustc's hasher) is several times faster than
+// SipHash there, and flooding its buckets needs a crafted file that would
+// only slow down the one report reading it.
+
 /// Key of [`StackSample`]s while building.
 type SampleKey = (EventId, StackId, ThreadId, u32);
 
@@ -123,15 +130,15 @@ pub struct ProfileBuilder {
     events: Vec<Event>,
     /// Event of each attr index.
     attr_event: Vec<EventId>,
-    stack_index: HashMap<Box<[ModuleAddr]>, StackId>,
+    stack_index: FxHashMap<Box<[ModuleAddr]>, StackId>,
     stacks: Vec<Box<[LocationId]>>,
-    location_index: HashMap<ModuleAddr, LocationId>,
+    location_index: FxHashMap<ModuleAddr, LocationId>,
     locations: Vec<ModuleAddr>,
     threads: Vec<Thread>,
-    thread_index: HashMap<Thread, ThreadId>,
+    thread_index: FxHashMap<Thread, ThreadId>,
     /// The last thread id handed out per tid, with the name it had.
-    thread_cache: HashMap<u32, (Rc<str>, u32, ThreadId)>,
-    samples: HashMap<SampleKey, (u64, u64)>,
+    thread_cache: FxHashMap<u32, (Rc<str>, u32, ThreadId)>,
+    samples: FxHashMap<SampleKey, (u64, u64)>,
     stats: RecordingStats,
     // perf 6.x writes both the ring's LOST records and, at the end, a
     // LOST_SAMPLES total of the same losses: count the larger, not the sum.
@@ -149,14 +156,14 @@ impl ProfileBuilder {
             model: ProcessModel::new(),
             events,
             attr_event,
-            stack_index: HashMap::new(),
+            stack_index: FxHashMap::default(),
             stacks: Vec::new(),
-            location_index: HashMap::new(),
+            location_index: FxHashMap::default(),
             locations: Vec::new(),
             threads: Vec::new(),
-            thread_index: HashMap::new(),
-            thread_cache: HashMap::new(),
-            samples: HashMap::new(),
+            thread_index: FxHashMap::default(),
+            thread_cache: FxHashMap::default(),
+            samples: FxHashMap::default(),
             stats: RecordingStats::default(),
             lost_in_ring: 0,
             lost_samples: 0,

@@ -18,8 +18,7 @@
 //! file from the oldest held record on; everything before it is released
 //! from the resident set as the stream goes ([`Records::release_before`]).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::borrow::Cow;
 
 use super::records::Record;
 use super::Records;
@@ -44,64 +43,45 @@ impl Default for Window {
     }
 }
 
-/// A record waiting in the heap, ordered by (time, arrival).
+/// A record held back, with its sort key.
 struct Pending<'a> {
     time: u64,
-    seq: u64,
+    /// File offset it was read from: its bytes lie at or after it.
+    read_at: usize,
     owned_bytes: usize,
     record: Record<'a>,
 }
 
-impl PartialEq for Pending<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-
-impl Eq for Pending<'_> {}
-
-impl PartialOrd for Pending<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Pending<'_> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.time, self.seq).cmp(&(other.time, other.seq))
-    }
-}
-
 /// The records of a file in time order; see the module docs. Records
 /// without a timestamp (or with time 0) keep their place after the record
-/// before them (in file order). FINISHED_ROUND records are consumed, not handed out.
+/// before them (in file order). FINISHED_ROUND records are consumed, not
+/// handed out.
+///
+/// Held records wait unsorted; at a round's end they are sorted (stably,
+/// and the sort is fast on what per-CPU rings give: a few sorted runs) and
+/// those old enough go out as one batch.
 pub struct Ordered<'a> {
     records: Records<'a>,
-    heap: BinaryHeap<Reverse<Pending<'a>>>,
     window: Window,
     /// False when some event has no timestamps: then file order it is.
     sort: bool,
-    seq: u64,
+    /// Read and not released yet: a sorted prefix (left from the last
+    /// batch), then arrivals.
+    held: Vec<Pending<'a>>,
+    /// The released batch, in time order, going out.
+    ready: std::vec::IntoIter<Pending<'a>>,
     /// The time of the last timed record read, in file order.
     last_time: u64,
     /// The newest time read so far.
     newest: u64,
     /// The newest time at the last round's end: what the next round's end releases.
     next_release: Option<u64>,
-    /// Records up to this time may go now.
-    released: Option<u64>,
     owned_bytes: usize,
     /// The newest time handed out.
     handed_out: Option<u64>,
     out_of_order: u64,
     input_done: bool,
     warnings: Vec<String>,
-    /// Per record pushed and not yet retired, in push order: the file
-    /// offset it was read from, and whether it went out. The front is the
-    /// oldest record still held: nothing before its offset is needed.
-    held_from: VecDeque<(usize, bool)>,
-    /// The sequence number of `held_from`'s front.
-    held_base: u64,
 }
 
 impl<'a> Ordered<'a> {
@@ -117,21 +97,18 @@ impl<'a> Ordered<'a> {
         let sort = records.all_events_timed();
         Ordered {
             records,
-            heap: BinaryHeap::new(),
             window,
             sort,
-            seq: 0,
+            held: Vec::new(),
+            ready: Vec::new().into_iter(),
             last_time: 0,
             newest: 0,
             next_release: None,
-            released: None,
             owned_bytes: 0,
             handed_out: None,
             out_of_order: 0,
             input_done: false,
             warnings,
-            held_from: VecDeque::new(),
-            held_base: 1,
         }
     }
 
@@ -152,15 +129,11 @@ impl<'a> Ordered<'a> {
 
     /// How many records are held back right now (for tests and benches).
     pub fn held(&self) -> usize {
-        self.heap.len()
+        self.held.len() + self.ready.len()
     }
 
     fn over_window(&self) -> bool {
-        self.heap.len() > self.window.records || self.owned_bytes > self.window.owned_bytes
-    }
-
-    fn releasable(&self, time: u64) -> bool {
-        self.input_done || self.released.is_some_and(|limit| time <= limit) || self.over_window()
+        self.held.len() > self.window.records || self.owned_bytes > self.window.owned_bytes
     }
 
     fn push(&mut self, record: Record<'a>, read_at: usize) {
@@ -169,58 +142,74 @@ impl<'a> Ordered<'a> {
         self.last_time = record.time().filter(|&t| t != 0).unwrap_or(self.last_time);
         self.newest = self.newest.max(self.last_time);
         let owned_bytes = match &record {
-            Record::Sample(s) if matches!(s.callchain, std::borrow::Cow::Owned(_)) => {
-                s.callchain.len() * 8
-            }
+            Record::Sample(s) if matches!(s.callchain, Cow::Owned(_)) => s.callchain.len() * 8,
             _ => 0,
         };
         self.owned_bytes += owned_bytes;
-        self.seq += 1;
-        self.held_from.push_back((read_at, false));
-        self.heap.push(Reverse(Pending {
+        self.held.push(Pending {
             time: self.last_time,
-            seq: self.seq,
+            read_at,
             owned_bytes,
             record,
-        }));
+        });
     }
 
-    fn pop(&mut self) -> Option<Record<'a>> {
-        let Reverse(pending) = self.heap.pop()?;
-        self.owned_bytes -= pending.owned_bytes;
-        self.retire(pending.seq);
-        if self.handed_out.is_some_and(|newest| pending.time < newest) {
-            self.out_of_order += 1;
-        } else {
-            self.handed_out = Some(pending.time);
-        }
-        Some(pending.record)
-    }
-}
-
-impl Ordered<'_> {
-    /// Record `seq` goes out: once the oldest held records have all gone,
-    /// the file before the next oldest one is no longer needed, except for
-    /// the record going out, which the caller is about to read.
-    fn retire(&mut self, seq: u64) {
-        let index = (seq - self.held_base) as usize;
-        let Some(entry) = self.held_from.get_mut(index) else {
+    /// Sorts what is held and releases the oldest: those at or before
+    /// `limit`, and at least `at_least` of them. The file before the oldest
+    /// held record (the batch included: it is about to be read) is no
+    /// longer needed.
+    fn release(&mut self, limit: u64, at_least: usize) {
+        let needed_from = self.held.iter().map(|p| p.read_at).min();
+        self.held.sort_by_key(|p| p.time);
+        let split = self
+            .held
+            .partition_point(|p| p.time <= limit)
+            .max(at_least.min(self.held.len()));
+        if split == 0 {
             return;
-        };
-        entry.1 = true;
-        let going_out_from = entry.0;
-        let mut advanced = false;
-        while self.held_from.front().is_some_and(|&(_, gone)| gone) {
-            self.held_from.pop_front();
-            self.held_base += 1;
-            advanced = true;
         }
-        if advanced {
-            let oldest_held = match self.held_from.front() {
-                Some(&(offset, _)) => offset,
-                None => self.records.position(),
-            };
-            self.records.release_before(oldest_held.min(going_out_from));
+        let rest = self.held.split_off(split);
+        let batch = std::mem::replace(&mut self.held, rest);
+        self.owned_bytes -= batch.iter().map(|p| p.owned_bytes).sum::<usize>();
+        if let Some(offset) = needed_from {
+            self.records.release_before(offset);
+        }
+        self.ready = batch.into_iter();
+    }
+
+    /// Reads the next record into the held set; false at the end.
+    fn read(&mut self) -> bool {
+        let read_at = self.records.position();
+        match self.records.next() {
+            None => return false,
+            Some(Record::FinishedRound) => {
+                if let Some(limit) = self.next_release {
+                    self.release(limit, 0);
+                }
+                self.next_release = Some(self.newest);
+            }
+            Some(record) => {
+                self.push(record, read_at);
+                if self.over_window() {
+                    // Keep half the window to sort what arrives next against.
+                    let excess = self.held.len().saturating_sub(self.window.records / 2);
+                    self.release(0, excess.max(1));
+                }
+            }
+        }
+        true
+    }
+
+    /// File order, for files whose events lack timestamps.
+    fn next_in_file_order(&mut self) -> Option<Record<'a>> {
+        loop {
+            // Keep the page of the record going out: the caller reads it.
+            let read_at = self.records.position();
+            self.records.release_before(read_at);
+            match self.records.next()? {
+                Record::FinishedRound => continue,
+                record => return Some(record),
+            }
         }
     }
 }
@@ -230,33 +219,25 @@ impl<'a> Iterator for Ordered<'a> {
 
     fn next(&mut self) -> Option<Record<'a>> {
         if !self.sort {
-            loop {
-                // Keep the page of the record going out: the caller reads it.
-                let read_at = self.records.position();
-                self.records.release_before(read_at);
-                match self.records.next()? {
-                    Record::FinishedRound => continue,
-                    record => return Some(record),
-                }
-            }
+            return self.next_in_file_order();
         }
         loop {
-            if let Some(Reverse(oldest)) = self.heap.peek() {
-                if self.releasable(oldest.time) {
-                    return self.pop();
+            if let Some(pending) = self.ready.next() {
+                if self.handed_out.is_some_and(|newest| pending.time < newest) {
+                    self.out_of_order += 1;
+                } else {
+                    self.handed_out = Some(pending.time);
                 }
-            } else if self.input_done {
-                return None;
+                return Some(pending.record);
             }
-            let read_at = self.records.position();
-            match self.records.next() {
-                None => self.input_done = true,
-                Some(Record::FinishedRound) => {
-                    self.released = self.next_release;
-                    self.next_release = Some(self.newest);
+            if self.input_done {
+                if self.held.is_empty() {
+                    return None;
                 }
-                Some(record) => self.push(record, read_at),
+                self.release(u64::MAX, 0);
+                continue;
             }
+            self.input_done = !self.read();
         }
     }
 }
