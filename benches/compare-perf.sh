@@ -88,3 +88,13 @@ rprof_fold() { "$RPROF" report -i "$WORK_DIR/p.data" --format folded >/dev/null;
 perf_fold_ms=$(median_ms perf_fold)
 rprof_fold_ms=$(median_ms rprof_fold)
 echo "perf.data -> folded (ms): perf script|inferno $perf_fold_ms  rprof $rprof_fold_ms  speed-up x$(ratio "$perf_fold_ms" "$rprof_fold_ms")  (target >= 10)"
+
+# 6. Peak memory (/usr/bin/time -v), same inputs: reporting perf's recording,
+# and recording the workload itself.
+peak_mb() { /usr/bin/time -v -o "$WORK_DIR/peak" "$@" >/dev/null 2>&1 || true; awk -F: '/Maximum resident/ {printf "%.1f", $2 / 1024}' "$WORK_DIR/peak"; }
+perf_report_mb=$(peak_mb perf report -i "$WORK_DIR/p.data" --stdio)
+rprof_report_mb=$(peak_mb "$RPROF" report -i "$WORK_DIR/p.data")
+echo "report peak RSS (MB): perf $perf_report_mb  rprof $rprof_report_mb  ratio $(ratio "$rprof_report_mb" "$perf_report_mb")"
+perf_record_mb=$(peak_mb perf record -q -F $FREQ -g -o "$WORK_DIR/p2.data" -- "$WORK" split $SECS)
+rprof_record_mb=$(peak_mb "$RPROF" record -F $FREQ -g -o "$WORK_DIR/r2.data" -- "$WORK" split $SECS)
+echo "record peak RSS incl. symbol embedding (MB): perf $perf_record_mb  rprof $rprof_record_mb  ratio $(ratio "$rprof_record_mb" "$perf_record_mb")"

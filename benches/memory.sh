@@ -10,6 +10,13 @@
 #   PERF=1 bash benches/memory.sh              # also `perf report` (slow on the big files)
 #
 # Needs /usr/bin/time (package time) and about 1.5 GB of free disk in $TMPDIR.
+#
+# Measured (2-core VM, one run; peak RSS in MB, old = before streaming):
+#   file        samples    size  rprof   old
+#   few-64MB     350000      64     13   262
+#   few-256MB   1399000     256     14  1039
+#   few-1GB     5593000    1024     14  4144
+#   many-80MB    263000      80     66   312   (50,000 unique 32-deep stacks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
