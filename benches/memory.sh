@@ -16,7 +16,7 @@
 #   few-64MB     350000      64     13   262
 #   few-256MB   1399000     256     14  1039
 #   few-1GB     5593000    1024     14  4144
-#   many-80MB    263000      80     66   312   (50,000 unique 32-deep stacks)
+#   many-80MB    263000      80     35   312   (50,000 unique 32-deep stacks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

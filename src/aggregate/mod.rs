@@ -8,10 +8,12 @@ mod model;
 mod view;
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHasher};
 
 pub use model::{
     Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, Profile, RecordingStats,
@@ -120,6 +122,16 @@ fn recording_warnings(attrs: &[EventAttr]) -> Option<String> {
 // SipHash there, and flooding its buckets needs a crafted file that would
 // only slow down the one report reading it.
 
+/// The hash of a located stack, whether it comes as addresses (a sample)
+/// or as location ids (a stack already interned).
+fn hash_frames(frames: impl Iterator<Item = ModuleAddr>) -> u64 {
+    let mut hasher = FxHasher::default();
+    for frame in frames {
+        frame.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// Key of [`StackSample`]s while building.
 type SampleKey = (EventId, StackId, ThreadId, u32);
 
@@ -130,7 +142,9 @@ pub struct ProfileBuilder {
     events: Vec<Event>,
     /// Event of each attr index.
     attr_event: Vec<EventId>,
-    stack_index: FxHashMap<Box<[ModuleAddr]>, StackId>,
+    /// Stack ids, hashed and compared through `stacks` and `locations`, so
+    /// each unique stack is stored once.
+    stack_index: HashTable<StackId>,
     stacks: Vec<Box<[LocationId]>>,
     location_index: FxHashMap<ModuleAddr, LocationId>,
     locations: Vec<ModuleAddr>,
@@ -156,7 +170,7 @@ impl ProfileBuilder {
             model: ProcessModel::new(),
             events,
             attr_event,
-            stack_index: FxHashMap::default(),
+            stack_index: HashTable::new(),
             stacks: Vec::new(),
             location_index: FxHashMap::default(),
             locations: Vec::new(),
@@ -234,7 +248,17 @@ impl ProfileBuilder {
         for frame in &self.raw {
             self.located.push(self.model.locate(sample.pid, frame));
         }
-        if let Some(&id) = self.stack_index.get(&self.located[..]) {
+        let hash = hash_frames(self.located.iter().copied());
+        let (stacks, locations) = (&self.stacks, &self.locations);
+        let same = |&id: &StackId| {
+            let stack = &stacks[id as usize];
+            stack.len() == self.located.len()
+                && stack
+                    .iter()
+                    .zip(&self.located)
+                    .all(|(&location, at)| locations[location as usize] == *at)
+        };
+        if let Some(&id) = self.stack_index.find(hash, same) {
             return id;
         }
         let locations: Box<[LocationId]> = self
@@ -249,7 +273,10 @@ impl ProfileBuilder {
             .collect();
         let id = self.stacks.len() as StackId;
         self.stacks.push(locations);
-        self.stack_index.insert(self.located.as_slice().into(), id);
+        let (stacks, locations) = (&self.stacks, &self.locations);
+        self.stack_index.insert_unique(hash, id, |&id| {
+            hash_frames(stacks[id as usize].iter().map(|&l| locations[l as usize]))
+        });
         id
     }
 

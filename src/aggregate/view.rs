@@ -2,8 +2,12 @@
 //! merged by what is shown (command, pid, names). Top, folded and the flame
 //! graph read this; pprof and diff read the model itself.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::Path;
+use std::rc::Rc;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::model::{EventId, LocationId, Profile, StackId};
 use crate::process::{ModuleKind, ModuleRef};
@@ -46,10 +50,12 @@ pub type FrameId = u32;
 /// One displayed stack of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedStack {
-    pub comm: String,
+    /// Shared by the stacks of threads with this name.
+    pub comm: Rc<str>,
     pub pid: u32,
-    /// Leaf first; inline frames come before the function they were inlined into.
-    pub frames: Vec<FrameId>,
+    /// Leaf first; inline frames come before the function they were inlined
+    /// into. Shared by every thread's copy of the same stack.
+    pub frames: Rc<[FrameId]>,
     pub weight: u64,
     pub samples: u64,
 }
@@ -72,15 +78,19 @@ impl Profile {
     /// process and name, and over time.
     pub fn named(&self, event: EventId) -> NamedProfile {
         let mut namer = Namer::new(self);
-        let mut index: HashMap<(&str, u32, StackId), usize> = HashMap::new();
+        let mut index: FxHashMap<(&str, u32, StackId), usize> = FxHashMap::default();
+        let mut comms: FxHashMap<&str, Rc<str>> = FxHashMap::default();
         let mut stacks: Vec<NamedStack> = Vec::new();
         for sample in self.samples_of(event) {
             let thread = self.thread(sample.thread);
             let slot = *index
                 .entry((thread.comm.as_str(), thread.pid, sample.stack))
                 .or_insert_with(|| {
+                    let comm = comms
+                        .entry(thread.comm.as_str())
+                        .or_insert_with(|| Rc::from(thread.comm.as_str()));
                     stacks.push(NamedStack {
-                        comm: thread.comm.clone(),
+                        comm: Rc::clone(comm),
                         pid: thread.pid,
                         frames: namer.stack(sample.stack),
                         weight: 0,
@@ -103,9 +113,12 @@ impl Profile {
 struct Namer<'p> {
     profile: &'p Profile,
     frames: Vec<FrameInfo>,
-    interned: HashMap<FrameInfo, FrameId>,
-    expanded: HashMap<LocationId, Vec<FrameId>>,
-    stacks: HashMap<StackId, Vec<FrameId>>,
+    /// Ids into `frames`, hashed by the frame: each frame stored once.
+    interned: HashTable<FrameId>,
+    /// Per location: its display frames' range in `expansions`, once named.
+    expanded: Vec<Option<(u32, u32)>>,
+    expansions: Vec<FrameId>,
+    stacks: FxHashMap<StackId, Rc<[FrameId]>>,
 }
 
 impl<'p> Namer<'p> {
@@ -113,19 +126,24 @@ impl<'p> Namer<'p> {
         Namer {
             profile,
             frames: Vec::new(),
-            interned: HashMap::new(),
-            expanded: HashMap::new(),
-            stacks: HashMap::new(),
+            interned: HashTable::new(),
+            expanded: vec![None; profile.locations.len()],
+            expansions: Vec::new(),
+            stacks: FxHashMap::default(),
         }
     }
 
     fn intern(&mut self, info: FrameInfo) -> FrameId {
-        if let Some(&id) = self.interned.get(&info) {
+        let hash = FxBuildHasher.hash_one(&info);
+        let frames = &self.frames;
+        if let Some(&id) = self.interned.find(hash, |&id| frames[id as usize] == info) {
             return id;
         }
         let id = self.frames.len() as FrameId;
-        self.frames.push(info.clone());
-        self.interned.insert(info, id);
+        self.frames.push(info);
+        let frames = &self.frames;
+        self.interned
+            .insert_unique(hash, id, |&id| FxBuildHasher.hash_one(&frames[id as usize]));
         id
     }
 
@@ -135,24 +153,25 @@ impl<'p> Namer<'p> {
     }
 
     fn location(&mut self, id: LocationId, out: &mut Vec<FrameId>) {
-        if let Some(ids) = self.expanded.get(&id) {
-            out.extend_from_slice(ids);
+        if let Some((start, end)) = self.expanded[id as usize] {
+            out.extend_from_slice(&self.expansions[start as usize..end as usize]);
             return;
         }
         let location = self.profile.location(id);
         let module = &self.profile.module(location.module).module;
-        let ids: Vec<FrameId> = frame_infos(module, location.address, &location.frames)
-            .into_iter()
-            .map(|info| self.intern(info))
-            .collect();
-        out.extend_from_slice(&ids);
-        self.expanded.insert(id, ids);
+        let start = self.expansions.len();
+        for info in frame_infos(module, location.address, &location.frames) {
+            let frame = self.intern(info);
+            self.expansions.push(frame);
+        }
+        out.extend_from_slice(&self.expansions[start..]);
+        self.expanded[id as usize] = Some((start as u32, self.expansions.len() as u32));
     }
 
     /// A stack's display frames, leaf first, with long unnamed runs folded.
-    fn stack(&mut self, id: StackId) -> Vec<FrameId> {
+    fn stack(&mut self, id: StackId) -> Rc<[FrameId]> {
         if let Some(frames) = self.stacks.get(&id) {
-            return frames.clone();
+            return Rc::clone(frames);
         }
         let locations = self.profile.stack(id);
         let mut out = Vec::with_capacity(locations.len());
@@ -183,8 +202,9 @@ impl<'p> Namer<'p> {
             }
             at = run_end;
         }
-        self.stacks.insert(id, out.clone());
-        out
+        let frames: Rc<[FrameId]> = out.into();
+        self.stacks.insert(id, Rc::clone(&frames));
+        frames
     }
 }
 
@@ -244,7 +264,7 @@ pub fn frame_infos(module: &ModuleRef, address: u64, named: &[Frame]) -> Vec<Fra
         .iter()
         .map(|frame| match &frame.function {
             Some(function) => FrameInfo {
-                name: function.clone(),
+                name: function.to_string(),
                 module: module_name.clone(),
                 kind,
                 inlined: frame.inlined,

@@ -95,7 +95,7 @@ impl Top {
             .sort
             .iter()
             .map(|key| match key {
-                SortKey::Comm => stack.comm.clone(),
+                SortKey::Comm => stack.comm.to_string(),
                 SortKey::Pid => stack.pid.to_string(),
                 SortKey::Dso => info.module.clone(),
                 SortKey::Symbol => info.name.clone(),

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use addr2line::Context;
 use gimli::{DwarfSections, EndianSlice, RunTimeEndian};
@@ -490,7 +491,7 @@ fn build_frames<'a>(lookup: &Lookup<'a, '_>, names: &mut Names<'a>) -> Frames {
                 Some(raw) => format!("{}@plt", names.get(raw)),
                 None => "[plt]".to_string(),
             };
-            return Frames::from([outer_frame(Some(name))]);
+            return Frames::from([outer_frame(Some(name.into()))]);
         }
         Lookup::Code { symbol, dwarf } => (symbol, dwarf),
     };
@@ -499,7 +500,7 @@ fn build_frames<'a>(lookup: &Lookup<'a, '_>, names: &mut Names<'a>) -> Frames {
         .iter()
         .map(|raw| Frame {
             function: raw.name.map(|n| names.get(n)),
-            file: raw.file.map(str::to_string),
+            file: raw.file.map(|f| names.file(f)),
             line: raw.line,
             inlined: true,
         })
@@ -516,10 +517,12 @@ fn build_frames<'a>(lookup: &Lookup<'a, '_>, names: &mut Names<'a>) -> Frames {
     frames.into()
 }
 
-/// Demangled names by raw name: many addresses share a function.
+/// Demangled names by raw name, and file names: many addresses share a
+/// function and a file, and their frames share one copy of each.
 struct Names<'a> {
     demangle: bool,
-    cache: HashMap<&'a [u8], String>,
+    cache: HashMap<&'a [u8], Arc<str>>,
+    files: HashMap<String, Arc<str>>,
 }
 
 impl<'a> Names<'a> {
@@ -527,26 +530,36 @@ impl<'a> Names<'a> {
         Names {
             demangle,
             cache: HashMap::new(),
+            files: HashMap::new(),
         }
     }
 
-    fn get(&mut self, raw: &'a [u8]) -> String {
+    fn file(&mut self, file: &str) -> Arc<str> {
+        if let Some(shared) = self.files.get(file) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(file);
+        self.files.insert(file.to_string(), Arc::clone(&shared));
+        shared
+    }
+
+    fn get(&mut self, raw: &'a [u8]) -> Arc<str> {
         let demangle_names = self.demangle;
         self.cache
             .entry(raw)
             .or_insert_with(|| {
                 let name = String::from_utf8_lossy(raw);
                 if demangle_names {
-                    demangle(&name).into_owned()
+                    Arc::from(demangle(&name))
                 } else {
-                    name.into_owned()
+                    Arc::from(name)
                 }
             })
             .clone()
     }
 }
 
-fn outer_frame(function: Option<String>) -> Frame {
+fn outer_frame(function: Option<Arc<str>>) -> Frame {
     Frame {
         function,
         file: None,

@@ -35,8 +35,9 @@ pub use crate::process::{ModuleKind, ModuleRef};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Frame {
     /// Demangled function name; `None` when no symbol covers the address.
-    pub function: Option<String>,
-    pub file: Option<String>,
+    /// Shared: many frames name the same function and file.
+    pub function: Option<Arc<str>>,
+    pub file: Option<Arc<str>>,
     /// 0 when unknown.
     pub line: u32,
     /// True for frames inlined into the next (outer) frame.
@@ -48,7 +49,7 @@ impl Frame {
     /// (kallsyms, JIT maps): no source line, nothing inlined.
     pub fn function_only(name: String) -> Frames {
         Frames::from([Frame {
-            function: Some(name),
+            function: Some(name.into()),
             file: None,
             line: 0,
             inlined: false,

@@ -404,8 +404,8 @@ fn generated_table() -> Vec<u8> {
         let depth = 1 + i as usize % 4;
         let frames: Vec<Frame> = (0..depth)
             .map(|d| Frame {
-                function: Some(format!("ns::function_{}<{}>", i / 3, "T".repeat(d * 20))),
-                file: (i % 5 != 0).then(|| format!("/src/file{}.cc", i % 7)),
+                function: Some(format!("ns::function_{}<{}>", i / 3, "T".repeat(d * 20)).into()),
+                file: (i % 5 != 0).then(|| format!("/src/file{}.cc", i % 7).into()),
                 line: i / 2 + d as u32,
                 inlined: d + 1 < depth,
             })
