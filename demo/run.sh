@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet
+echo "Building rprof (release; about a minute on 2 cores the first time)..."
+cargo build --release
+echo "Built: target/release/rprof (install it on your PATH with: cargo install --path .)"
 mkdir -p demo/out
 cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls -o demo/out/demo demo/demo.c
 

@@ -11,7 +11,7 @@
 //!  -> unwind    call chains split into kernel / user frames
 //!  -> symbolize per-module lazy contexts: ELF, DWARF lines + inlines, kallsyms, JIT maps
 //!  -> aggregate interned stacks with explicit weights
-//!  -> output    top table, folded stacks, flame graph SVG
+//!  -> output    top table, call trees, folded stacks, flame graph SVG
 //! ```
 //!
 //! `commands` glues the stages together for each subcommand; `src/bin/rprof.rs`
@@ -27,6 +27,7 @@ pub mod output;
 pub mod perfdata;
 pub mod process;
 pub mod procfs;
+pub mod progress;
 pub mod record;
 pub mod symbolize;
 pub mod sys;

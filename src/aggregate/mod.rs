@@ -15,6 +15,8 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 
+use crate::progress::{NoProgress, Progress};
+
 pub use model::{
     Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, Profile, RecordingStats,
     StackId, StackSample, Thread, ThreadId, TimeBuckets,
@@ -94,12 +96,35 @@ pub fn file_events(attrs: &[EventAttr], metadata: &Metadata) -> (Vec<Event>, Vec
 /// Streams a file into an (unnamed) profile. Memory is bounded by what is
 /// unique in it, not by its number of records.
 pub fn profile_file(file: &PerfFile, options: &ProfileOptions) -> Profile {
+    profile_file_with_progress(file, options, &NoProgress)
+}
+
+/// Records between two progress reports: often enough for a bar to move,
+/// rarely enough to cost nothing.
+const PROGRESS_EVERY: u32 = 1 << 16;
+
+/// [`profile_file`], reporting the bytes read on `progress`.
+pub fn profile_file_with_progress(
+    file: &PerfFile,
+    options: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Profile {
     let (events, attr_event) = file_events(file.attrs(), file.metadata());
     let mut builder = ProfileBuilder::new(events, attr_event, options.clone());
     let mut records = file.ordered();
-    for record in records.by_ref() {
+    progress.begin("reading records", file.len() as u64);
+    let (mut since_report, mut reported) = (0u32, 0usize);
+    while let Some(record) = records.next() {
         builder.add(&record);
+        since_report += 1;
+        if since_report == PROGRESS_EVERY {
+            since_report = 0;
+            let read = records.bytes_read();
+            progress.advance(read.saturating_sub(reported) as u64);
+            reported = read;
+        }
     }
+    progress.end();
     let mut warnings = records.warnings();
     warnings.extend(recording_warnings(file.attrs()));
     builder.finish(warnings)
@@ -398,8 +423,8 @@ impl Profile {
 
 /// Every unique (module, lookup address) that the file's samples touch,
 /// grouped per module: what `record` symbolizes before it exits.
-pub fn symbol_requests(file: &PerfFile) -> Vec<ModuleRequest> {
-    profile_file(file, &ProfileOptions::default()).symbol_requests()
+pub fn symbol_requests(file: &PerfFile, progress: &dyn Progress) -> Vec<ModuleRequest> {
+    profile_file_with_progress(file, &ProfileOptions::default(), progress).symbol_requests()
 }
 
 /// Splits the requests into what `embedded` already answers and what is

@@ -15,11 +15,27 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Record samples of a command, processes, threads or the whole system.
     Record(RecordArgs),
-    /// Turn a recording (rprof's or Linux perf's) into a table, folded stacks or a flame graph.
+    /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks or a flame graph.
     Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Install, e.g.:\n  rprof completions bash > /etc/bash_completion.d/rprof\n  \
+                      rprof completions zsh > \"${fpath[1]}/_rprof\"\n  \
+                      rprof completions fish > ~/.config/fish/completions/rprof.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -28,7 +44,7 @@ pub enum Command {
                   If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of \
                   samples, the report warns that it is unfinished, and a command rprof \
                   launched is killed too.\n\n\
-                  Examples:\n  rprof record -g -- ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5"
+                  Examples:\n  rprof record -g ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5"
 )]
 pub struct RecordArgs {
     /// Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to
@@ -101,35 +117,162 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_embed_symbols: bool,
 
-    /// The command to launch and profile (after `--`). If rprof is killed,
-    /// the command is killed too.
-    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    /// Flags of `perf record` that rprof does not have: each gets a message
+    /// that says so, instead of being taken for the command.
+    #[command(flatten)]
+    pub perf_only: PerfOnlyRecordFlags,
+
+    /// The command to launch and profile: everything from the first
+    /// argument that is not an option on (`--` before it is optional). If
+    /// rprof is killed, the command is killed too.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(OsString)
+    )]
     pub command: Vec<OsString>,
+}
+
+/// `perf record` flags rprof lacks, hidden from help. Parsed (with their
+/// values) so that `rprof record -e cycles ./app` is answered with what
+/// rprof offers instead, never by running a program named `cycles`.
+#[derive(Debug, Default, Args)]
+pub struct PerfOnlyRecordFlags {
+    #[arg(short = 'e', long = "event", hide = true, value_name = "EVENT")]
+    pub event: Option<String>,
+    #[arg(long = "filter", hide = true, value_name = "FILTER")]
+    pub filter: Option<String>,
+    #[arg(short = 'b', long = "branch-any", hide = true)]
+    pub branch_any: bool,
+    #[arg(short = 'j', long = "branch-filter", hide = true, value_name = "MODE")]
+    pub branch_filter: Option<String>,
+    #[arg(short = 's', long = "stat", hide = true)]
+    pub stat: bool,
+    #[arg(short = 'd', long = "data", hide = true)]
+    pub data: bool,
+    #[arg(short = 'z', long = "compression-level", hide = true, value_name = "N", num_args = 0..=1, require_equals = true)]
+    pub compression: Option<Option<String>>,
+    #[arg(long = "switch-output", hide = true, value_name = "WHEN", num_args = 0..=1, require_equals = true)]
+    pub switch_output: Option<Option<String>>,
+    #[arg(long = "off-cpu", hide = true)]
+    pub off_cpu: bool,
+    #[arg(short = 'G', long = "cgroup", hide = true, value_name = "NAME")]
+    pub cgroup: Option<String>,
+    #[arg(short = 'u', long = "uid", hide = true, value_name = "USER")]
+    pub uid: Option<String>,
+    #[arg(long = "user-regs", hide = true, value_name = "REGS")]
+    pub user_regs: Option<String>,
+    #[arg(short = 'I', long = "intr-regs", hide = true, value_name = "REGS", num_args = 0..=1, require_equals = true)]
+    pub intr_regs: Option<Option<String>>,
+}
+
+impl PerfOnlyRecordFlags {
+    /// The first perf-only flag given, and what to do instead.
+    pub fn first_used(&self) -> Option<(&'static str, &'static str)> {
+        let used = [
+            (
+                self.event.is_some(),
+                "-e",
+                "rprof records cpu-clock only for now (hardware, tracepoint and other software \
+                 events are planned); leave -e out to sample CPU time",
+            ),
+            (
+                self.filter.is_some(),
+                "--filter",
+                "tracepoint filters need tracepoint events, which rprof does not record yet",
+            ),
+            (
+                self.branch_any || self.branch_filter.is_some(),
+                "-b/-j",
+                "branch stack sampling needs a hardware PMU and is not supported",
+            ),
+            (
+                self.stat,
+                "-s",
+                "per-thread counts are not supported; the report splits samples by thread \
+                 (--sort comm,pid)",
+            ),
+            (
+                self.data,
+                "-d",
+                "data addresses need PMU events, which rprof does not record",
+            ),
+            (
+                self.compression.is_some(),
+                "-z",
+                "rprof writes uncompressed records (it reads perf's -z files)",
+            ),
+            (
+                self.switch_output.is_some(),
+                "--switch-output",
+                "file rotation is not available yet; record in intervals with --duration",
+            ),
+            (
+                self.off_cpu,
+                "--off-cpu",
+                "off-CPU profiles are not available yet",
+            ),
+            (
+                self.cgroup.is_some(),
+                "-G",
+                "cgroup filters are not available; record -a and filter the report with \
+                 --pid or --comm",
+            ),
+            (
+                self.uid.is_some(),
+                "-u",
+                "user filters are not available; use -p PID, or -a and report --pid/--comm",
+            ),
+            (
+                self.user_regs.is_some() || self.intr_regs.is_some(),
+                "--user-regs/-I",
+                "register sampling is not available (DWARF unwinding is planned)",
+            ),
+        ];
+        used.into_iter()
+            .find(|(given, _, _)| *given)
+            .map(|(_, flag, why)| (flag, why))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     /// Table of functions with self and total share.
     Top,
+    /// Call tree under each function, like `perf report -g` (see --order).
+    Tree,
     /// Folded stacks for flame graph tools.
     Folded,
     /// Flame graph SVG.
     Svg,
 }
 
+/// Which way a call tree grows from its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TreeOrder {
+    /// Under each function, the functions that called it, out to the
+    /// thread's first frame (perf's `-g callee`): who calls the hot code.
+    Callee,
+    /// Under each function, the functions it called, down to the leaves
+    /// (perf's `-g caller`): where its time goes.
+    Caller,
+}
+
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  rprof report\n  rprof report --format folded > out.folded\n  rprof report --format svg -o flame.svg\n  rprof report -i perf.data --sort dso,symbol --no-children"
+    after_help = "On a terminal, `top` and `tree` show the first rows that fit and say how many \
+                  were hidden (-n 0 shows all), and names are shortened to the terminal width \
+                  (COLUMNS, when set, gives the width in a pipe too). In a pipe every row is \
+                  printed.\n\n\
+                  Examples:\n  rprof report\n  rprof report --format tree --order caller\n  \
+                  rprof report --format folded > out.folded\n  rprof report --format svg -o flame.svg\n  \
+                  rprof report -i perf.data --sort dso,symbol --no-children"
 )]
 pub struct ReportArgs {
-    /// Input file (rprof's or Linux perf's perf.data).
-    #[arg(
-        short = 'i',
-        long = "input",
-        value_name = "FILE",
-        default_value = "rprof.data"
-    )]
-    pub input: PathBuf,
+    /// Input file (rprof's or Linux perf's perf.data) [default: rprof.data].
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Top)]
@@ -156,8 +299,29 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PCT", default_value_t = 0.0)]
     pub percent_limit: f64,
 
+    /// Show at most N rows (0: all) [default: what fits on a terminal, all in a pipe].
+    #[arg(short = 'n', long = "rows", value_name = "N")]
+    pub rows: Option<usize>,
+
+    /// Show names in full: no C++ parameter lists shortened to `(...)`, no
+    /// long names cut to the terminal width.
+    #[arg(long)]
+    pub full_names: bool,
+
+    /// Tree: grow each function's tree toward its callers or its callees.
+    #[arg(long, value_enum, value_name = "ORDER", default_value_t = TreeOrder::Callee)]
+    pub order: TreeOrder,
+
+    /// Tree: at most this many levels below each function (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_stack: usize,
+
+    /// Tree: hide branches below this share of the event's total (percent).
+    #[arg(long, value_name = "PCT", default_value_t = 0.5)]
+    pub branch_limit: f64,
+
     /// Show only this event (as the report header names it). Default: top
-    /// shows every event, one section each; folded and svg show the first.
+    /// and tree show every event, one section each; folded and svg show the first.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
 
@@ -172,4 +336,19 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
+
+    /// perf's `--stdio`: rprof always prints to standard output.
+    #[arg(long, hide = true)]
+    pub stdio: bool,
+
+    /// perf's `-g [caller|callee]`: the call tree (--format tree --order ...).
+    #[arg(
+        short = 'g',
+        hide = true,
+        value_name = "ORDER",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "callee"
+    )]
+    pub perf_call_graph: Option<TreeOrder>,
 }

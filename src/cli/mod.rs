@@ -1,8 +1,9 @@
 //! Command-line flags: `args` holds the raw clap structs, `man` renders the
-//! man pages from them. `commands` turns the raw flags into validated
+//! man pages and shell completions from them. `commands` turns the raw flags into validated
 //! stage configs.
 
 pub mod args;
+pub mod completions;
 pub mod man;
 
 pub use args::{Cli, Command, RecordArgs, ReportArgs};

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use super::progress::TerminalProgress;
 use super::{parse_cpu_list, parse_number_list};
 use crate::cli::RecordArgs;
 use crate::event::{CallGraph, EventSpec, Sampling};
@@ -71,12 +72,15 @@ fn target(args: &RecordArgs) -> Result<Target> {
     }
     match argv {
         Some(argv) => Ok(Target::Launch { argv }),
-        None => bail!("nothing to record: give a command after `--`, or -p PID, -t TID, or -a (e.g. `rprof record -g -- ./app`)"),
+        None => bail!("nothing to record: give a command, or -p PID, -t TID, or -a (e.g. `rprof record -g ./app args`)"),
     }
 }
 
 /// Validates the flags into a [`RecordConfig`].
 pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
+    if let Some((flag, instead)) = args.perf_only.first_used() {
+        bail!("{flag} is a `perf record` flag that rprof does not have: {instead}");
+    }
     let duration = match args.duration {
         Some(secs) if !(secs > 0.0 && secs.is_finite()) => {
             bail!("--duration {secs}: expected a positive number of seconds")
@@ -157,7 +161,7 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
 /// Runs `rprof record`; returns the launched command's exit code, if any.
 pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
     let config = config(args)?;
-    let outcome = record::run(&config)?;
+    let outcome = record::run(&config, &TerminalProgress::on_stderr())?;
     eprintln!("{}", summary_line(&outcome, &config.output));
     if outcome.throttle_events > 0 {
         eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);

@@ -1,17 +1,27 @@
 //! `rprof report`.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
 use super::parse_number_list;
+use super::progress::TerminalProgress;
 use crate::aggregate::{self, EventId, Profile, ProfileOptions, SampleFilter};
-use crate::cli::args::{ReportArgs, ReportFormat};
-use crate::output::{FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions};
+use crate::cli::args::{self, ReportArgs, ReportFormat};
+use crate::output::text;
+use crate::output::{
+    Fit, FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions, TreeOptions, TreeOrder,
+};
 use crate::perfdata::format::feature;
-use crate::perfdata::PerfFile;
+use crate::perfdata::{PerfFile, ReadError};
+use crate::progress::{NoProgress, Progress};
 use crate::symbolize::{SymbolTable, SymbolizeOptions, Symbolizer};
+
+/// Recordings from this size on show a progress bar while read (on a terminal).
+const PROGRESS_MIN_BYTES: usize = 32 << 20;
 
 /// At most this many "could not read symbols" lines in a report header.
 const MAX_MODULE_WARNINGS: usize = 8;
@@ -39,12 +49,12 @@ fn filter(args: &ReportArgs) -> Result<SampleFilter> {
 
 /// Reads a recording and names its stacks: the embedded symbol table first,
 /// this machine's files for anything it lacks (e.g. files from Linux perf).
-pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
+pub fn load_profile(file: &PerfFile, filter: &SampleFilter, progress: &dyn Progress) -> Profile {
     let options = ProfileOptions {
         filter: filter.clone(),
         ..ProfileOptions::default()
     };
-    let mut profile = aggregate::profile_file(file, &options);
+    let mut profile = aggregate::profile_file_with_progress(file, &options, progress);
     let mut warnings = Vec::new();
     let mut table = match file
         .feature(feature::RPROF_SYMBOLS)
@@ -61,7 +71,8 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
     };
     let missing = aggregate::missing_from(&table, profile.symbol_requests());
     if !missing.is_empty() {
-        let (found, reports) = Symbolizer::new(SymbolizeOptions::default()).symbolize(missing);
+        let (found, reports) =
+            Symbolizer::new(SymbolizeOptions::default()).symbolize_with_progress(missing, progress);
         table.merge(found);
         let mut problems: Vec<String> = reports
             .into_iter()
@@ -84,7 +95,7 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter) -> Profile {
 }
 
 /// The event `--event` names, or None (all events) when not given.
-fn selected_event(args: &ReportArgs, profile: &Profile) -> Result<Option<EventId>> {
+fn selected_event(args: &ReportArgs, input: &Path, profile: &Profile) -> Result<Option<EventId>> {
     let Some(name) = args.event.as_deref() else {
         return Ok(None);
     };
@@ -94,7 +105,7 @@ fn selected_event(args: &ReportArgs, profile: &Profile) -> Result<Option<EventId
             let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
             bail!(
                 "--event {name}: {} has no such event (it has: {})",
-                args.input.display(),
+                input.display(),
                 names.join(", ")
             )
         }
@@ -103,7 +114,7 @@ fn selected_event(args: &ReportArgs, profile: &Profile) -> Result<Option<EventId
 
 /// Folded stacks and flame graphs show one event: the chosen one or the
 /// first. Say which when the file has more, so units are never mixed unseen.
-fn single_event(args: &ReportArgs, profile: &Profile, chosen: Option<EventId>) -> EventId {
+fn single_event(input: &Path, profile: &Profile, chosen: Option<EventId>) -> EventId {
     let event = chosen.unwrap_or(0);
     if chosen.is_none() && profile.events.len() > 1 {
         let others: Vec<&str> = profile.events[1..]
@@ -114,42 +125,170 @@ fn single_event(args: &ReportArgs, profile: &Profile, chosen: Option<EventId>) -
             "rprof: showing event {} ({}); {} also has {}: pick one with --event NAME",
             profile.events[0].name,
             profile.events[0].unit,
-            args.input.display(),
+            input.display(),
             others.join(", ")
         );
     }
     event
 }
 
-fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
-    let chosen = selected_event(args, profile)?;
-    Ok(match args.format {
+/// The recording to read: `-i FILE`, or `rprof.data` here.
+fn input_path(args: &ReportArgs) -> PathBuf {
+    args.input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_INPUT))
+}
+
+const DEFAULT_INPUT: &str = "rprof.data";
+
+/// Opens the recording; with no `-i` and no `rprof.data`, says what to run.
+fn open_input(args: &ReportArgs, input: &Path) -> Result<PerfFile> {
+    match PerfFile::open(input) {
+        Err(ReadError::Open { source, .. })
+            if args.input.is_none() && source.kind() == io::ErrorKind::NotFound =>
+        {
+            let perf_hint = if Path::new("perf.data").exists() {
+                " (or read Linux perf's recording here with `rprof report -i perf.data`)"
+            } else {
+                ""
+            };
+            bail!(
+                "no {DEFAULT_INPUT} in this directory: record one first, e.g. \
+                 `rprof record -g ./app` or `rprof record -p PID -g --duration 10`, \
+                 or name a recording with -i FILE{perf_hint}"
+            )
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Rows a screen shows by default (`top`; `tree` shows fewer, each row
+/// comes with its tree).
+const TERMINAL_ROWS: usize = 40;
+const TERMINAL_TREE_ROWS: usize = 10;
+
+/// What the table may use: on a terminal its width and a screenful of rows;
+/// in a pipe or a file everything, names whole. COLUMNS, when set, gives the
+/// width anywhere (as for `ls`), so scripts can ask for a narrow table.
+fn fit(args: &ReportArgs) -> Fit {
+    let terminal = args.output.is_none() && io::stdout().is_terminal();
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    let width = columns.or_else(|| {
+        terminal
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_rows, cols)| cols as usize)
+    });
+    let screen_rows = if args.format == ReportFormat::Tree {
+        TERMINAL_TREE_ROWS
+    } else {
+        TERMINAL_ROWS
+    };
+    let rows = match args.rows {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => terminal.then_some(screen_rows),
+    };
+    Fit {
+        width,
+        rows,
+        full_names: args.full_names,
+    }
+}
+
+/// The flame graph's title (the recorded command) and subtitle (event,
+/// samples, duration, date).
+fn flame_graph_titles(
+    input: &Path,
+    file: &PerfFile,
+    profile: &Profile,
+    event: EventId,
+) -> (String, String) {
+    let cmdline = &file.metadata().cmdline;
+    let title = match cmdline.split_first() {
+        Some((program, rest)) => {
+            let program = Path::new(program)
+                .file_name()
+                .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+            std::iter::once(program)
+                .chain(rest.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        None => input.display().to_string(),
+    };
+    let stats = profile.event(event);
+    let mut details = vec![
+        stats.name.clone(),
+        format!("{} samples", text::thousands(stats.samples)),
+        format!("{} recorded", text::duration(profile.stats.duration_ns())),
+    ];
+    let modified = std::fs::metadata(input).and_then(|m| m.modified()).ok();
+    if let Some(when) = modified.filter(|t| *t > SystemTime::UNIX_EPOCH) {
+        details.push(format!("{}", humantime::format_rfc3339_seconds(when)));
+    }
+    (title, details.join(" · "))
+}
+
+fn output_for(
+    args: &ReportArgs,
+    input: &Path,
+    file: &PerfFile,
+    profile: &Profile,
+) -> Result<Box<dyn Output>> {
+    let chosen = selected_event(args, input, profile)?;
+    let format = match args.perf_call_graph {
+        Some(_) if args.format == ReportFormat::Top => ReportFormat::Tree,
+        _ => args.format,
+    };
+    Ok(match format {
         ReportFormat::Folded => Box::new(Folded {
-            event: single_event(args, profile, chosen),
+            event: single_event(input, profile, chosen),
         }),
-        ReportFormat::Svg => Box::new(FlameGraphSvg {
-            title: format!("rprof: {}", args.input.display()),
-            event: single_event(args, profile, chosen),
-        }),
-        ReportFormat::Top => {
+        ReportFormat::Svg => {
+            let event = single_event(input, profile, chosen);
+            let (title, subtitle) = flame_graph_titles(input, file, profile, event);
+            Box::new(FlameGraphSvg {
+                title,
+                subtitle: Some(subtitle),
+                event,
+            })
+        }
+        ReportFormat::Top | ReportFormat::Tree => {
             let sort = SortKey::parse_list(&args.sort).map_err(anyhow::Error::msg)?;
-            if !(0.0..=100.0).contains(&args.percent_limit) {
-                bail!(
-                    "--percent-limit {}: expected a percentage between 0 and 100",
-                    args.percent_limit
-                );
+            for (flag, value) in [
+                ("--percent-limit", args.percent_limit),
+                ("--branch-limit", args.branch_limit),
+            ] {
+                if !(0.0..=100.0).contains(&value) {
+                    bail!("{flag} {value}: expected a percentage between 0 and 100");
+                }
             }
             let children = if args.no_children {
                 false
             } else {
                 args.children || profile.stats.has_callchains
             };
+            let order = match args.perf_call_graph.unwrap_or(args.order) {
+                args::TreeOrder::Callee => TreeOrder::Callee,
+                args::TreeOrder::Caller => TreeOrder::Caller,
+            };
+            let tree = (format == ReportFormat::Tree).then_some(TreeOptions {
+                order,
+                max_depth: args.max_stack,
+                branch_limit: args.branch_limit,
+            });
             Box::new(Top::new(TopOptions {
                 sort,
                 children,
                 percent_limit: args.percent_limit,
-                source: args.input.display().to_string(),
+                source: input.display().to_string(),
                 event: chosen,
+                fit: fit(args),
+                tree,
             }))
         }
     })
@@ -157,10 +296,16 @@ fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
 
 pub fn run(args: &ReportArgs) -> Result<()> {
     let filter = filter(args)?;
-    let file = PerfFile::open(&args.input)?;
-    let profile = load_profile(&file, &filter);
-    let output = output_for(args, &profile)?;
-    if args.format != ReportFormat::Top {
+    let input = input_path(args);
+    let file = open_input(args, &input)?;
+    // Small files are read in a blink: a bar would only flicker.
+    let profile = if file.len() >= PROGRESS_MIN_BYTES {
+        load_profile(&file, &filter, &TerminalProgress::on_stderr())
+    } else {
+        load_profile(&file, &filter, &NoProgress)
+    };
+    let output = output_for(args, &input, &file, &profile)?;
+    if !matches!(args.format, ReportFormat::Top | ReportFormat::Tree) {
         for warning in &profile.warnings {
             eprintln!("rprof: warning: {warning}");
         }
@@ -168,7 +313,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if profile.total_samples() == 0 {
         eprintln!(
             "rprof: warning: {} holds no samples{}",
-            args.input.display(),
+            input.display(),
             if profile.stats.filtered_out > 0 {
                 " that match the filter"
             } else {

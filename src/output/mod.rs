@@ -2,7 +2,9 @@
 
 pub mod folded;
 pub mod svg;
+pub mod text;
 pub mod top;
+pub mod tree;
 
 use std::io::{self, Write};
 
@@ -10,7 +12,9 @@ use crate::aggregate::Profile;
 
 pub use folded::Folded;
 pub use svg::FlameGraphSvg;
+pub use text::Fit;
 pub use top::{SortKey, Top, TopOptions};
+pub use tree::{TreeOptions, TreeOrder};
 
 /// Writes a profile in one format.
 pub trait Output {

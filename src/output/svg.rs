@@ -4,13 +4,16 @@ use std::io::{self, Write};
 
 use super::folded::Folded;
 use super::Output;
-use crate::aggregate::{EventId, Profile};
+use crate::aggregate::{Event, EventId, Profile};
+use crate::event::Unit;
 
 /// Options for the flame graph.
 #[derive(Debug, Clone)]
 pub struct FlameGraphSvg {
     /// Title at the top (default "Flame Graph").
     pub title: String,
+    /// Line under the title (default none).
+    pub subtitle: Option<String>,
     /// The event to draw (default: the first).
     pub event: EventId,
 }
@@ -19,8 +22,19 @@ impl Default for FlameGraphSvg {
     fn default() -> Self {
         FlameGraphSvg {
             title: "Flame Graph".to_string(),
+            subtitle: None,
             event: 0,
         }
+    }
+}
+
+/// What the tooltips count in, and the factor from the event's weights to
+/// it: CPU time in microseconds (inferno shows whole numbers, and a sample
+/// is rarely under a microsecond), other events by their name.
+fn tooltip_unit(event: &Event) -> (String, f64) {
+    match event.unit {
+        Unit::Nanoseconds => ("us".to_string(), 1e-3),
+        Unit::Events => (event.name.clone(), 1.0),
     }
 }
 
@@ -33,8 +47,9 @@ impl Output for FlameGraphSvg {
             .collect();
         let mut options = inferno::flamegraph::Options::default();
         options.title = self.title.clone();
+        options.subtitle = self.subtitle.clone();
         if let Some(event) = profile.events.get(self.event as usize) {
-            options.count_name = event.unit.to_string();
+            (options.count_name, options.factor) = tooltip_unit(event);
         }
         if lines.is_empty() {
             // inferno refuses empty input; an empty profile is still a valid answer.

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
+use super::text::{self, percent, Fit};
+use super::tree::{CallTree, TreeOptions, TreeOrder};
 use super::Output;
 use crate::aggregate::{EventId, FrameId, NamedProfile, NamedStack, Profile};
 use crate::event::Unit;
@@ -55,6 +57,10 @@ pub struct TopOptions {
     pub source: String,
     /// The event to show; None: every event, one section each (default).
     pub event: Option<EventId>,
+    /// Width, row budget and names (default: every row, names whole).
+    pub fit: Fit,
+    /// Under each row, its call tree (`--format tree`); default none.
+    pub tree: Option<TreeOptions>,
 }
 
 impl Default for TopOptions {
@@ -65,6 +71,8 @@ impl Default for TopOptions {
             percent_limit: 0.0,
             source: String::new(),
             event: None,
+            fit: Fit::default(),
+            tree: None,
         }
     }
 }
@@ -151,15 +159,7 @@ impl Top {
     }
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        100.0 * part as f64 / whole as f64
-    }
-}
-
-/// Human duration from nanoseconds.
+/// Human duration from nanoseconds (report headers).
 pub fn format_ns(ns: u64) -> String {
     let secs = ns as f64 / 1e9;
     if secs >= 1.0 {
@@ -177,7 +177,65 @@ fn weight_text(weight: u64, unit: Unit) -> String {
     }
 }
 
+/// The numbers before the keys: `  100.00%  60.00%    12,345     860.9ms`.
+const NUMBER_COLUMNS: usize = 2 + 7 + 1 + 7 + 1 + 9 + 1 + 11;
+/// Key columns other than the last are at most this wide.
+const MAX_KEY_COLUMNS: usize = 40;
+/// The last key (the symbol) keeps at least this much of a narrow screen;
+/// the other keys give way down to [`MIN_KEY_COLUMNS`].
+const MIN_LAST_KEY_COLUMNS: usize = 40;
+const MIN_KEY_COLUMNS: usize = 10;
+
+/// Names of the weight column by unit.
+fn weight_header(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Nanoseconds => "Self time",
+        Unit::Events => "Self count",
+    }
+}
+
 impl Top {
+    /// Widths of the key columns: the widest value, capped; with a line
+    /// width, the last key gets what is left and the others give way.
+    fn key_widths(&self, rows: &[Row]) -> Vec<usize> {
+        let fit = &self.options.fit;
+        let mut widths: Vec<usize> = self
+            .options
+            .sort
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let widest = rows
+                    .iter()
+                    .map(|r| text::columns(&fit.name(&r.key[i], usize::MAX)))
+                    .max()
+                    .unwrap_or(0);
+                widest.max(key.header().len()).min(MAX_KEY_COLUMNS)
+            })
+            .collect();
+        let Some(width) = fit.width.filter(|_| !fit.full_names) else {
+            return widths;
+        };
+        let Some((last, others)) = widths.split_last_mut() else {
+            return widths;
+        };
+        let spaced =
+            |others: &[usize]| NUMBER_COLUMNS + others.iter().map(|w| w + 2).sum::<usize>() + 2;
+        // Shrink the widest of the other keys until the last has room.
+        while width.saturating_sub(spaced(others)) < MIN_LAST_KEY_COLUMNS {
+            let Some(widest) = others
+                .iter_mut()
+                .filter(|w| **w > MIN_KEY_COLUMNS)
+                .max_by_key(|w| **w)
+            else {
+                break;
+            };
+            *widest -= 1;
+        }
+        *last = width.saturating_sub(spaced(others)).max(MIN_KEY_COLUMNS);
+        widths
+    }
+
     /// One event's section: its header line and its rows.
     fn write_event(
         &self,
@@ -198,60 +256,151 @@ impl Top {
         )?;
         writeln!(out, "#")?;
         let view = profile.named(event);
-        let rows = self.rows(&view);
-        let widths: Vec<usize> = self
-            .options
-            .sort
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let widest = rows
-                    .iter()
-                    .map(|r| r.key[i].chars().count())
-                    .max()
-                    .unwrap_or(0);
-                widest.max(key.header().len()).min(40)
-            })
-            .collect();
-        let mut header = format!(
-            "# {:>7} {:>7} {:>9} {:>14}",
-            "Total",
-            "Self",
-            "Samples",
-            format!("Weight({})", stats.unit)
-        );
-        for (i, key) in self.options.sort.iter().enumerate() {
-            header.push_str(&format!("  {:<w$}", key.header(), w = widths[i]));
-        }
-        writeln!(out, "{}", header.trim_end())?;
-        for row in rows {
-            let ordering = if self.options.children {
+        let ordering = |row: &Row| {
+            if self.options.children {
                 row.total_weight
             } else {
                 row.self_weight
-            };
-            if percent(ordering, total) < self.options.percent_limit {
-                continue;
             }
+        };
+        let all = self.rows(&view);
+        let rows_total = all.len();
+        let mut rows: Vec<Row> = all
+            .into_iter()
+            .filter(|row| percent(ordering(row), total) >= self.options.percent_limit)
+            .collect();
+        let below_limit = rows_total - rows.len();
+        let shown = self.options.fit.rows.unwrap_or(usize::MAX).min(rows.len());
+        let past_rows = rows.len() - shown;
+        rows.truncate(shown);
+
+        let fit = &self.options.fit;
+        let widths = self.key_widths(&rows);
+        let mut header = format!(
+            "# {:>7} {:>7} {:>9} {:>11}",
+            "Total",
+            "Self",
+            "Samples",
+            weight_header(stats.unit)
+        );
+        for (i, key) in self.options.sort.iter().enumerate() {
+            header.push_str("  ");
+            header.push_str(&text::pad(key.header(), widths[i]));
+        }
+        writeln!(out, "{}", header.trim_end())?;
+        let mut trees = match &self.options.tree {
+            Some(options) => self.trees(&view, &rows, options),
+            None => Vec::new(),
+        }
+        .into_iter();
+        for row in &rows {
             let mut line = format!(
-                "  {:>6.2}% {:>6.2}% {:>9} {:>14}",
+                "  {:>6.2}% {:>6.2}% {:>9} {:>11}",
                 percent(row.total_weight, total),
                 percent(row.self_weight, total),
-                row.self_samples,
-                row.self_weight
+                text::thousands(row.self_samples),
+                text::weight(row.self_weight, stats.unit),
             );
             let last = row.key.len().saturating_sub(1);
             for (i, value) in row.key.iter().enumerate() {
+                let shown = fit.name(value, widths[i]);
+                line.push_str("  ");
                 if i == last {
-                    line.push_str(&format!("  {value}"));
+                    line.push_str(&shown);
                 } else {
-                    line.push_str(&format!("  {:<w$}", value, w = widths[i]));
+                    line.push_str(&text::pad(&shown, widths[i]));
                 }
             }
             writeln!(out, "{line}")?;
+            if let (Some(options), Some(tree)) = (&self.options.tree, trees.next()) {
+                tree.write(&view, total, options, fit, 10, out)?;
+                writeln!(out)?;
+            }
         }
-        Ok(())
+        write_hidden_rows(out, past_rows, below_limit, self.options.percent_limit)
     }
+}
+
+impl Top {
+    /// One call tree per row. Each stack counts once under a row, from the
+    /// row's outermost frame (so recursion does not count twice, as in the
+    /// totals); without `children` only stacks whose leaf is the row.
+    fn trees(&self, view: &NamedProfile, rows: &[Row], options: &TreeOptions) -> Vec<CallTree> {
+        let row_of: HashMap<&RowKey, usize> =
+            rows.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
+        let mut trees: Vec<CallTree> = rows.iter().map(|_| CallTree::new()).collect();
+        // Callers need every frame of the stack; callees only count
+        // inclusive time (a self-only row has no callees).
+        let inclusive = self.options.children || options.order == TreeOrder::Caller;
+        let mut outermost: HashMap<usize, usize> = HashMap::new();
+        for stack in &view.stacks {
+            let real: Vec<FrameId> = stack
+                .frames
+                .iter()
+                .copied()
+                .filter(|&f| !view.frame(f).inlined)
+                .collect();
+            outermost.clear();
+            let considered = if inclusive {
+                real.len()
+            } else {
+                real.len().min(1)
+            };
+            for (at, &frame) in real[..considered].iter().enumerate() {
+                if let Some(&row) = row_of.get(&self.row_key(view, stack, frame)) {
+                    outermost.insert(row, at);
+                }
+            }
+            for (&row, &at) in &outermost {
+                let tree = &mut trees[row];
+                match options.order {
+                    TreeOrder::Callee => tree.add(
+                        real[at + 1..].iter().copied(),
+                        stack.weight,
+                        options.max_depth,
+                    ),
+                    TreeOrder::Caller => tree.add(
+                        real[..at].iter().rev().copied(),
+                        stack.weight,
+                        options.max_depth,
+                    ),
+                }
+            }
+        }
+        trees
+    }
+}
+
+/// The line that says what a row budget or a percent limit left out, and
+/// how to see it.
+pub fn write_hidden_rows(
+    out: &mut dyn Write,
+    past_rows: usize,
+    below_limit: usize,
+    percent_limit: f64,
+) -> io::Result<()> {
+    if past_rows > 0 {
+        writeln!(
+            out,
+            "# ... {} more rows not shown: -n 0 shows all{}",
+            text::thousands(past_rows as u64),
+            if below_limit > 0 {
+                format!(
+                    " ({} more below --percent-limit {percent_limit})",
+                    text::thousands(below_limit as u64)
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    } else if below_limit > 0 {
+        writeln!(
+            out,
+            "# ... {} rows below --percent-limit {percent_limit} not shown: --percent-limit 0 shows them",
+            text::thousands(below_limit as u64)
+        )?;
+    }
+    Ok(())
 }
 
 impl Output for Top {
@@ -445,7 +594,7 @@ pub(crate) mod tests {
         assert!(faults.starts_with(" (weight unit: events), 3 samples, total weight 3 events"));
         // b has all of page-faults' weight: 100%, not 3 out of 103 mixed units.
         assert!(
-            faults.contains("100.00% 100.00%         3              3  b"),
+            faults.contains("100.00% 100.00%         3           3  b"),
             "{text}"
         );
 

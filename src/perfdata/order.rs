@@ -127,6 +127,11 @@ impl<'a> Ordered<'a> {
         all
     }
 
+    /// Bytes of the file read so far (for progress).
+    pub fn bytes_read(&self) -> usize {
+        self.records.position()
+    }
+
     /// How many records are held back right now (for tests and benches).
     pub fn held(&self) -> usize {
         self.held.len() + self.ready.len()

@@ -202,6 +202,16 @@ impl PerfFile {
             .unwrap_or_default()
     }
 
+    /// The file's size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.as_slice().len()
+    }
+
+    /// Whether the file has no bytes (never true of an opened file).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether this is a pipe-mode file (`perf record -o -`).
     pub fn is_pipe_mode(&self) -> bool {
         self.layout.pipe.is_some()

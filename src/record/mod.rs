@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::event::{EventSpec, Sampling};
 use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
 use crate::perfdata::PerfFile;
+use crate::progress::Progress;
 use crate::symbolize::{SymbolizeOptions, Symbolizer};
 use crate::sys::{self, HeldChild};
 
@@ -108,7 +109,7 @@ pub enum RecordError {
 /// open events and rings -> create the file -> enable / release the command
 /// -> describe what already runs (/proc) -> drain until done -> reap the
 /// command -> embed symbols and feature sections.
-pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
+pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutcome, RecordError> {
     let mut warnings = Vec::new();
     if config.events.is_empty() {
         return Err(RecordError::Other("no event to record".into()));
@@ -172,7 +173,7 @@ pub fn run(config: &RecordConfig) -> Result<RecordOutcome, RecordError> {
     stop.exit_on_next();
     let embed_started = Instant::now();
     let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
-    let features = feature_data(config, names, writer.path(), &mut warnings);
+    let features = feature_data(config, names, writer.path(), progress, &mut warnings);
     let symbols_embedded = features.rprof_symbols.is_some();
     let file_size = writer.finish(&features)?;
     let finish_time = embed_started.elapsed();
@@ -295,6 +296,7 @@ fn feature_data(
     config: &RecordConfig,
     event_names: Vec<String>,
     path: &Path,
+    progress: &dyn Progress,
     warnings: &mut Vec<String>,
 ) -> FeatureData {
     let read = |p: &str| {
@@ -319,7 +321,7 @@ fn feature_data(
         rprof_symbols: None,
     };
     if config.embed_symbols {
-        match embed_symbols(path, warnings) {
+        match embed_symbols(path, progress, warnings) {
             Ok((table, build_ids)) => {
                 features.rprof_symbols = Some(table);
                 features.build_ids = build_ids;
@@ -338,11 +340,13 @@ type BuildIds = Vec<(i32, Vec<u8>, String)>;
 /// returns the encoded table and the modules' build ids.
 fn embed_symbols(
     path: &Path,
+    progress: &dyn Progress,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<u8>, BuildIds), RecordError> {
     let file = PerfFile::open(path)?;
-    let requests = crate::aggregate::symbol_requests(&file);
-    let (table, reports) = Symbolizer::new(SymbolizeOptions::default()).symbolize(requests);
+    let requests = crate::aggregate::symbol_requests(&file, progress);
+    let (table, reports) =
+        Symbolizer::new(SymbolizeOptions::default()).symbolize_with_progress(requests, progress);
     let mut reports: Vec<_> = reports.into_iter().collect();
     reports.sort_by(|a, b| a.0.cmp(&b.0));
     let mut build_ids = Vec::new();

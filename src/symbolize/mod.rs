@@ -30,6 +30,7 @@ use rayon::prelude::*;
 // Modules are what the process model finds mapped; symbolization takes
 // them as they are.
 pub use crate::process::{ModuleKind, ModuleRef};
+use crate::progress::{NoProgress, Progress};
 
 /// One frame of a symbolized address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -116,16 +117,28 @@ impl Symbolizer {
         &self,
         requests: Vec<ModuleRequest>,
     ) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
+        self.symbolize_with_progress(requests, &NoProgress)
+    }
+
+    /// [`Symbolizer::symbolize`], counting modules done on `progress`.
+    pub fn symbolize_with_progress(
+        &self,
+        requests: Vec<ModuleRequest>,
+        progress: &dyn Progress,
+    ) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) {
         let requests = merge_requests(requests);
+        progress.begin("symbolizing modules", requests.len() as u64);
         // Parsed at most once, and only if a kernel module asks.
         let kallsyms = OnceLock::new();
         let results: Vec<(ModuleRef, Vec<u64>, Resolved)> = requests
             .into_par_iter()
             .map(|(module, addrs)| {
                 let resolved = self.symbolize_guarded(&module, &addrs, &kallsyms);
+                progress.advance(1);
                 (module, addrs, resolved)
             })
             .collect();
+        progress.end();
 
         let mut table = SymbolTable::new();
         let unknown: Frames = unknown_frames().into();

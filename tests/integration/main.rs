@@ -2,6 +2,7 @@
 //! against ground truth and Linux perf, the symbolizer on compiled fixtures,
 //! and rprof beside other profilers on the same host.
 
+mod cli;
 mod coexist;
 mod model;
 mod mutations;

@@ -239,7 +239,8 @@ fn a_recording_of_several_events_keeps_them_apart_for_rprof_and_perf() {
         embed_symbols: true,
         cmdline: vec!["rprof-test".into()],
     };
-    let outcome = rprof::record::run(&config).expect("record two events");
+    let outcome =
+        rprof::record::run(&config, &rprof::progress::NoProgress).expect("record two events");
     assert!(outcome.samples > 0);
 
     let input = data.to_str().unwrap();

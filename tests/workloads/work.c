@@ -17,6 +17,9 @@
  *                           (as JITs do) and runs it for SECS
  *   work loops N            fixed work: N rounds of burn_a + burn_b; prints
  *                           "ready PID", then "truth elapsed_ns=NS" (wall)
+ *   work callers SECS       alpha_work called from from_left and from_right
+ *                           in a 2:1 split; prints "truth from_left=NS
+ *                           from_right=NS" (alpha_work's time by caller)
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -110,6 +113,41 @@ static int jit(double secs) {
     return 0;
 }
 
+__attribute__((noinline)) void store_sink(unsigned long x) { sink = x; }
+
+/* Not a leaf (it calls store_sink, and not as a tail call): GCC before 14
+ * gives leaf functions no frame pointer, and a frame-pointer walk would
+ * then skip their caller, which the tree of alpha_work's callers shows. */
+__attribute__((noinline)) void alpha_work(long n) {
+    unsigned long x = sink;
+    for (long i = 0; i < n; i++) x = x * 3935559000370003845UL + 2691343689449507681UL;
+    store_sink(x);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* Each caller times its own call of alpha_work: the truth of the tree. */
+__attribute__((noinline)) long long from_left(long n) {
+    long long t0 = thread_ns();
+    alpha_work(n);
+    return thread_ns() - t0;
+}
+
+__attribute__((noinline)) long long from_right(long n) {
+    long long t0 = thread_ns();
+    alpha_work(n);
+    return thread_ns() - t0;
+}
+
+static void callers(double secs) {
+    long long left = 0, right = 0;
+    double end = wall_s() + secs;
+    while (wall_s() < end) {
+        left += from_left(200000);
+        right += from_right(100000);
+    }
+    printf("truth from_left=%lld from_right=%lld\n", left, right);
+}
+
 static void split(double secs) {
     long long a = 0, b = 0;
     double end = wall_s() + secs;
@@ -152,6 +190,8 @@ int main(int argc, char **argv) {
         pthread_join(thread, NULL);
     } else if (!strcmp(mode, "jit")) {
         return jit(atof(argv[2]));
+    } else if (!strcmp(mode, "callers")) {
+        callers(atof(argv[2]));
     } else if (!strcmp(mode, "loops")) {
         long rounds = atol(argv[2]);
         printf("ready %d\n", (int)getpid());

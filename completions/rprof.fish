@@ -1,0 +1,89 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_rprof_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_rprof_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_rprof_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_rprof_using_subcommand
+    set -l cmd (__fish_rprof_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c rprof -n "__fish_rprof_needs_command" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print version'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s F -l freq -d 'Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to kernel.perf_event_max_sample_rate)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s c -l count -d 'Sample every PERIOD events instead (nanoseconds for cpu-clock; below 2^63)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l call-graph -d 'Call-chain mode: `fp` (frame pointers)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'Attach to these processes (comma-separated), including all their threads' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Attach to these threads only (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old)' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s e -l event -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l filter -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s j -l branch-filter -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s z -l compression-level -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l switch-output -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s G -l cgroup -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s u -l uid -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l user-regs -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s I -l intr-regs -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Record every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s b -l branch-any
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s s -l stat
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s d -l data
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s V -l version -d 'Print version'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data) [default: rprof.data]' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
+tree\t'Call tree under each function, like `perf report -g` (see --order)'
+folded\t'Folded stacks for flame graph tools'
+svg\t'Flame graph SVG'"
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s s -l sort -d 'Group rows by these keys: comm, pid, dso, symbol (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l percent-limit -d 'Hide rows below this share (percent)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s n -l rows -d 'Show at most N rows (0: all) [default: what fits on a terminal, all in a pipe]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l order -d 'Tree: grow each function\'s tree toward its callers or its callees' -r -f -a "callee\t'Under each function, the functions that called it, out to the thread\'s first frame (perf\'s `-g callee`): who calls the hot code'
+caller\t'Under each function, the functions it called, down to the leaves (perf\'s `-g caller`): where its time goes'"
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l max-stack -d 'Tree: at most this many levels below each function (0: no limit)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l branch-limit -d 'Tree: hide branches below this share of the event\'s total (percent)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l event -d 'Show only this event (as the report header names it). Default: top and tree show every event, one section each; folded and svg show the first' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l pid -d 'Only samples of these processes (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l comm -d 'Only samples of threads with this name (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s o -l output -d 'Write to this file instead of standard output' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s g -d 'perf\'s `-g [caller|callee]`: the call tree (--format tree --order ...)' -r -f -a "callee\t'Under each function, the functions that called it, out to the thread\'s first frame (perf\'s `-g callee`): who calls the hot code'
+caller\t'Under each function, the functions it called, down to the leaves (perf\'s `-g caller`): where its time goes'"
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l children -d 'Order by total (inclusive) share; the default when the file has call chains'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'Order by self share only'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l stdio -d 'perf\'s `--stdio`: rprof always prints to standard output'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s V -l version -d 'Print version'
+complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
