@@ -19,14 +19,44 @@ pub struct Fit {
 }
 
 impl Fit {
-    /// A name as shown in `columns` columns: parameter lists shortened,
-    /// then cut in the middle, when a width is set.
+    /// A function name as shown in `columns` columns: parameter lists
+    /// shortened, then cut in the middle, when a width is set.
     pub fn name(&self, name: &str, columns: usize) -> String {
         if self.full_names || self.width.is_none() {
             return name.to_string();
         }
         elide_middle(&shorten_parameters(name), columns)
     }
+
+    /// A label (command, module) as shown in `columns` columns: its start
+    /// tells it apart (`libc.so.6`, `[kernel.kallsyms]`), so the end goes.
+    pub fn label(&self, label: &str, columns: usize) -> String {
+        if self.full_names || self.width.is_none() {
+            return label.to_string();
+        }
+        elide_end(label, columns)
+    }
+}
+
+/// Cuts `text` to at most `columns` display columns, ending in `…`.
+pub fn elide_end(text: &str, columns: usize) -> String {
+    if text.width() <= columns {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > columns {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    if columns > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// `ns::f(int, std::vector<int> const&) const` -> `ns::f(...) const`: the
@@ -209,6 +239,8 @@ mod tests {
         assert_eq!(elide_middle("short", 10), "short");
         assert_eq!(elide_middle("abc", 1), "…");
         assert_eq!(elide_middle("abc", 0), "");
+        assert_eq!(elide_end("[kernel.kallsyms]", 10), "[kernel.k…");
+        assert_eq!(elide_end("libc.so.6", 10), "libc.so.6");
     }
 
     #[test]

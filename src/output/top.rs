@@ -303,12 +303,11 @@ impl Top {
             );
             let last = row.key.len().saturating_sub(1);
             for (i, value) in row.key.iter().enumerate() {
-                let shown = fit.name(value, widths[i]);
                 line.push_str("  ");
                 if i == last {
-                    line.push_str(&shown);
+                    line.push_str(&fit.name(value, widths[i]));
                 } else {
-                    line.push_str(&text::pad(&shown, widths[i]));
+                    line.push_str(&text::pad(&fit.label(value, widths[i]), widths[i]));
                 }
             }
             writeln!(out, "{line}")?;
