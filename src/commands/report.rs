@@ -1,7 +1,9 @@
 //! `rprof report`.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -35,6 +37,41 @@ fn filter(args: &ReportArgs) -> Result<SampleFilter> {
             })
             .unwrap_or_default(),
     })
+}
+
+/// How messages name the input: its path, or "standard input" for `-i -`.
+fn input_name(args: &ReportArgs) -> String {
+    if args.input == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        args.input.display().to_string()
+    }
+}
+
+/// `-i -` reads standard input, unless it is a terminal (nothing to read).
+fn check_stdin_input(stdin_is_terminal: bool) -> Result<()> {
+    if stdin_is_terminal {
+        bail!("-i -: standard input is a terminal; pipe a recording into it");
+    }
+    Ok(())
+}
+
+/// Opens `-i FILE`, or standard input for `-i -` (a pipe is read to its end;
+/// a redirected file is mapped like any file).
+fn open_input(args: &ReportArgs) -> Result<PerfFile> {
+    if args.input != Path::new("-") {
+        return Ok(PerfFile::open(&args.input)?);
+    }
+    let stdin = io::stdin();
+    check_stdin_input(stdin.is_terminal())?;
+    let fd = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .context("cannot use standard input")?;
+    Ok(PerfFile::from_file(
+        File::from(fd),
+        Path::new("standard input"),
+    )?)
 }
 
 /// Reads a recording and names its stacks: the embedded symbol table first,
@@ -94,7 +131,7 @@ fn selected_event(args: &ReportArgs, profile: &Profile) -> Result<Option<EventId
             let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
             bail!(
                 "--event {name}: {} has no such event (it has: {})",
-                args.input.display(),
+                input_name(args),
                 names.join(", ")
             )
         }
@@ -114,7 +151,7 @@ fn single_event(args: &ReportArgs, profile: &Profile, chosen: Option<EventId>) -
             "rprof: showing event {} ({}); {} also has {}: pick one with --event NAME",
             profile.events[0].name,
             profile.events[0].unit,
-            args.input.display(),
+            input_name(args),
             others.join(", ")
         );
     }
@@ -128,7 +165,7 @@ fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
             event: single_event(args, profile, chosen),
         }),
         ReportFormat::Svg => Box::new(FlameGraphSvg {
-            title: format!("rprof: {}", args.input.display()),
+            title: format!("rprof: {}", input_name(args)),
             event: single_event(args, profile, chosen),
         }),
         ReportFormat::Top => {
@@ -148,7 +185,7 @@ fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
                 sort,
                 children,
                 percent_limit: args.percent_limit,
-                source: args.input.display().to_string(),
+                source: input_name(args),
                 event: chosen,
             }))
         }
@@ -157,7 +194,7 @@ fn output_for(args: &ReportArgs, profile: &Profile) -> Result<Box<dyn Output>> {
 
 pub fn run(args: &ReportArgs) -> Result<()> {
     let filter = filter(args)?;
-    let file = PerfFile::open(&args.input)?;
+    let file = open_input(args)?;
     let profile = load_profile(&file, &filter);
     let output = output_for(args, &profile)?;
     if args.format != ReportFormat::Top {
@@ -168,7 +205,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if profile.total_samples() == 0 {
         eprintln!(
             "rprof: warning: {} holds no samples{}",
-            args.input.display(),
+            input_name(args),
             if profile.stats.filtered_out > 0 {
                 " that match the filter"
             } else {
@@ -194,4 +231,19 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dash_input_from_a_terminal_is_refused() {
+        let err = check_stdin_input(true).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "-i -: standard input is a terminal; pipe a recording into it"
+        );
+        assert!(check_stdin_input(false).is_ok());
+    }
 }
