@@ -4,6 +4,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -68,10 +70,44 @@ fn open_input(args: &ReportArgs) -> Result<PerfFile> {
         .as_fd()
         .try_clone_to_owned()
         .context("cannot use standard input")?;
-    Ok(PerfFile::from_file(
-        File::from(fd),
-        Path::new("standard input"),
-    )?)
+    let file = File::from(fd);
+    let piped = file.metadata().is_ok_and(|m| !m.is_file());
+    let _first_ctrl_c = if piped {
+        RecorderStopsFirst::install()
+    } else {
+        None
+    };
+    Ok(PerfFile::from_file(file, Path::new("standard input"))?)
+}
+
+/// While a pipe is read, the first Ctrl-C is left to the recorder at its
+/// other end: in `rprof record -o - | rprof report -i -` both get the
+/// terminal's SIGINT, the recording then finishes its stream, and the
+/// report shows all of it. A second Ctrl-C quits at once (exit 130), and so
+/// does any Ctrl-C once the input is read (on drop).
+struct RecorderStopsFirst {
+    pressed: Arc<AtomicBool>,
+}
+
+impl RecorderStopsFirst {
+    fn install() -> Option<RecorderStopsFirst> {
+        let pressed = Arc::new(AtomicBool::new(false));
+        let sigint = signal_hook::consts::SIGINT;
+        // The check runs before the flag is set: the second press exits.
+        signal_hook::flag::register_conditional_shutdown(sigint, 130, pressed.clone()).ok()?;
+        let guard = RecorderStopsFirst { pressed };
+        // Without the note, the first press must quit (armed on drop).
+        signal_hook::flag::register(sigint, guard.pressed.clone()).ok()?;
+        Some(guard)
+    }
+}
+
+impl Drop for RecorderStopsFirst {
+    /// signal-hook cannot give SIGINT its default action back; arming the
+    /// exit does the same.
+    fn drop(&mut self) {
+        self.pressed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Reads a recording and names its stacks: the embedded symbol table first,

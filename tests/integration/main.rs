@@ -5,6 +5,7 @@
 mod coexist;
 mod model;
 mod mutations;
+mod pipe;
 mod record_report;
 mod symbolize;
 mod util;
