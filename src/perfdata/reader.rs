@@ -5,7 +5,9 @@
 //!
 //! A pipe-mode file has no attrs section and no feature table: its attrs
 //! come as HEADER_ATTR records and its features as HEADER_FEATURE records,
-//! inline with the data. Opening it walks the records once to find them.
+//! inline with the data. Opening it walks the records once to find them,
+//! wherever they come (rprof writes its symbols at the end, as section
+//! chunks: see [`super::pipe`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
