@@ -37,7 +37,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'Atta
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Attach to these threads only (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old)' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s e -l event -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l filter -r
@@ -57,7 +57,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s d -l data
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s V -l version -d 'Print version'
-complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data) [default: rprof.data]' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
 tree\t'Call tree under each function, like `perf report -g` (see --order)'
 folded\t'Folded stacks for flame graph tools'

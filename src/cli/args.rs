@@ -44,7 +44,7 @@ pub struct CompletionsArgs {
                   If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of \
                   samples, the report warns that it is unfinished, and a command rprof \
                   launched is killed too.\n\n\
-                  Examples:\n  rprof record -g ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5"
+                  Examples:\n  rprof record -g ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5\n  rprof record -o - -a --duration 5 | rprof report -i -"
 )]
 pub struct RecordArgs {
     /// Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to
@@ -94,7 +94,9 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
-    /// Output file, a regular file path (an existing one is kept as FILE.old).
+    /// Output file, a regular file path (an existing one is kept as FILE.old),
+    /// or `-` for a pipe-mode stream on standard output (`perf record -o -`'s
+    /// format; a launched command's output then goes to standard error).
     #[arg(
         short = 'o',
         long = "output",
@@ -270,7 +272,8 @@ pub enum TreeOrder {
                   rprof report -i perf.data --sort dso,symbol --no-children"
 )]
 pub struct ReportArgs {
-    /// Input file (rprof's or Linux perf's perf.data) [default: rprof.data].
+    /// Input file (rprof's or Linux perf's perf.data), or `-` for standard
+    /// input [default: rprof.data].
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: Option<PathBuf>,
 

@@ -1,5 +1,7 @@
 //! `rprof record`.
 
+use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -8,7 +10,7 @@ use super::progress::TerminalProgress;
 use super::{parse_cpu_list, parse_number_list};
 use crate::cli::RecordArgs;
 use crate::event::{CallGraph, EventSpec, Sampling};
-use crate::record::{self, RecordConfig, RecordOutcome, Target};
+use crate::record::{self, RecordConfig, RecordOutcome, RecordOutput, Target};
 
 /// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
 const MAX_MMAP_PAGES: usize = 1 << 20;
@@ -76,6 +78,18 @@ fn target(args: &RecordArgs) -> Result<Target> {
     }
 }
 
+/// `-o`: a file path, or `-` for a pipe-mode stream on standard output,
+/// which is refused when standard output is a terminal.
+fn output(path: &Path, stdout_is_terminal: bool) -> Result<RecordOutput> {
+    if path != Path::new("-") {
+        return Ok(RecordOutput::File(path.to_path_buf()));
+    }
+    if stdout_is_terminal {
+        bail!("-o - writes binary data; redirect it to a file or pipe it into `rprof report -i -`");
+    }
+    Ok(RecordOutput::Stdout)
+}
+
 /// Validates the flags into a [`RecordConfig`].
 pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
     if let Some((flag, instead)) = args.perf_only.first_used() {
@@ -102,7 +116,7 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         target: target(args)?,
         cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
-        output: args.output.clone(),
+        output: output(&args.output, std::io::stdout().is_terminal())?,
         mmap_pages: args.mmap_pages,
         embed_symbols: !args.no_embed_symbols,
         // Lossy: a non-UTF-8 path must not stop a recording over its header.
@@ -128,7 +142,7 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 /// The one-line summary printed when a recording ends.
-pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String {
+pub fn summary_line(outcome: &RecordOutcome, destination: &str) -> String {
     let secs = outcome.duration.as_secs_f64();
     let overhead = if secs > 0.0 {
         100.0 * outcome.profiler_cpu.as_secs_f64() / secs
@@ -152,7 +166,7 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
         outcome.samples,
         outcome.lost,
         human_bytes(outcome.file_size),
-        output.display(),
+        destination,
         outcome.profiler_cpu.as_secs_f64() * 1e3,
         overhead,
     )
@@ -162,7 +176,7 @@ pub fn summary_line(outcome: &RecordOutcome, output: &std::path::Path) -> String
 pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
     let config = config(args)?;
     let outcome = record::run(&config, &TerminalProgress::on_stderr())?;
-    eprintln!("{}", summary_line(&outcome, &config.output));
+    eprintln!("{}", summary_line(&outcome, &config.output.describe()));
     if outcome.throttle_events > 0 {
         eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);
     }
@@ -217,7 +231,10 @@ mod tests {
     fn defaults_match_perf() {
         let cfg = config(&parse(&["--", "true"])).unwrap();
         assert_eq!(cfg.events[0].sampling, Sampling::Frequency(4000));
-        assert_eq!(cfg.output, std::path::PathBuf::from("rprof.data"));
+        assert_eq!(
+            cfg.output,
+            RecordOutput::File(std::path::PathBuf::from("rprof.data"))
+        );
         assert!(matches!(cfg.target, Target::Launch { .. }));
     }
 
@@ -268,6 +285,25 @@ mod tests {
     fn no_target_is_an_error_that_says_what_to_give() {
         let err = config(&parse(&[])).unwrap_err().to_string();
         assert!(err.contains("-p PID"), "{err}");
+    }
+
+    #[test]
+    fn dash_output_is_standard_output_unless_it_is_a_terminal() {
+        assert_eq!(output(Path::new("-"), false).unwrap(), RecordOutput::Stdout);
+        let err = output(Path::new("-"), true).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "-o - writes binary data; redirect it to a file or pipe it into `rprof report -i -`"
+        );
+        // A file path is a file whatever standard output is.
+        assert_eq!(
+            output(Path::new("out.data"), true).unwrap(),
+            RecordOutput::File("out.data".into())
+        );
+        assert_eq!(
+            output(Path::new("./-"), true).unwrap(),
+            RecordOutput::File("./-".into())
+        );
     }
 
     #[test]

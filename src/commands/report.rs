@@ -2,7 +2,10 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
@@ -105,7 +108,7 @@ fn selected_event(args: &ReportArgs, input: &Path, profile: &Profile) -> Result<
             let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
             bail!(
                 "--event {name}: {} has no such event (it has: {})",
-                input.display(),
+                input_name(input),
                 names.join(", ")
             )
         }
@@ -125,7 +128,7 @@ fn single_event(input: &Path, profile: &Profile, chosen: Option<EventId>) -> Eve
             "rprof: showing event {} ({}); {} also has {}: pick one with --event NAME",
             profile.events[0].name,
             profile.events[0].unit,
-            input.display(),
+            input_name(input),
             others.join(", ")
         );
     }
@@ -141,8 +144,43 @@ fn input_path(args: &ReportArgs) -> PathBuf {
 
 const DEFAULT_INPUT: &str = "rprof.data";
 
-/// Opens the recording; with no `-i` and no `rprof.data`, says what to run.
+/// How messages name the input: its path, or "standard input" for `-i -`.
+fn input_name(input: &Path) -> String {
+    if input == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        input.display().to_string()
+    }
+}
+
+/// `-i -` reads standard input, unless it is a terminal (nothing to read).
+fn check_stdin_input(stdin_is_terminal: bool) -> Result<()> {
+    if stdin_is_terminal {
+        bail!("-i -: standard input is a terminal; pipe a recording into it");
+    }
+    Ok(())
+}
+
+/// Opens the recording: `-i FILE`, standard input for `-i -` (a pipe is
+/// read to its end; a redirected file is mapped like any file), or
+/// `rprof.data`; with no `-i` and no `rprof.data`, says what to run.
 fn open_input(args: &ReportArgs, input: &Path) -> Result<PerfFile> {
+    if input == Path::new("-") {
+        let stdin = io::stdin();
+        check_stdin_input(stdin.is_terminal())?;
+        let fd = stdin
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot use standard input")?;
+        let file = File::from(fd);
+        let piped = file.metadata().is_ok_and(|m| !m.is_file());
+        let _first_ctrl_c = if piped {
+            RecorderStopsFirst::install()
+        } else {
+            None
+        };
+        return Ok(PerfFile::from_file(file, Path::new("standard input"))?);
+    }
     match PerfFile::open(input) {
         Err(ReadError::Open { source, .. })
             if args.input.is_none() && source.kind() == io::ErrorKind::NotFound =>
@@ -159,6 +197,36 @@ fn open_input(args: &ReportArgs, input: &Path) -> Result<PerfFile> {
             )
         }
         other => Ok(other?),
+    }
+}
+
+/// While a pipe is read, the first Ctrl-C is left to the recorder at its
+/// other end: in `rprof record -o - | rprof report -i -` both get the
+/// terminal's SIGINT, the recording then finishes its stream, and the
+/// report shows all of it. A second Ctrl-C quits at once (exit 130), and so
+/// does any Ctrl-C once the input is read (on drop).
+struct RecorderStopsFirst {
+    pressed: Arc<AtomicBool>,
+}
+
+impl RecorderStopsFirst {
+    fn install() -> Option<RecorderStopsFirst> {
+        let pressed = Arc::new(AtomicBool::new(false));
+        let sigint = signal_hook::consts::SIGINT;
+        // The check runs before the flag is set: the second press exits.
+        signal_hook::flag::register_conditional_shutdown(sigint, 130, pressed.clone()).ok()?;
+        let guard = RecorderStopsFirst { pressed };
+        // Without the note, the first press must quit (armed on drop).
+        signal_hook::flag::register(sigint, guard.pressed.clone()).ok()?;
+        Some(guard)
+    }
+}
+
+impl Drop for RecorderStopsFirst {
+    /// signal-hook cannot give SIGINT its default action back; arming the
+    /// exit does the same.
+    fn drop(&mut self) {
+        self.pressed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -218,7 +286,7 @@ fn flame_graph_titles(
                 .collect::<Vec<_>>()
                 .join(" ")
         }
-        None => input.display().to_string(),
+        None => input_name(input),
     };
     let stats = profile.event(event);
     let mut details = vec![
@@ -285,7 +353,7 @@ fn output_for(
                 sort,
                 children,
                 percent_limit: args.percent_limit,
-                source: input.display().to_string(),
+                source: input_name(input),
                 event: chosen,
                 fit: fit(args),
                 tree,
@@ -313,7 +381,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if profile.total_samples() == 0 {
         eprintln!(
             "rprof: warning: {} holds no samples{}",
-            input.display(),
+            input_name(&input),
             if profile.stats.filtered_out > 0 {
                 " that match the filter"
             } else {
@@ -339,4 +407,19 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dash_input_from_a_terminal_is_refused() {
+        let err = check_stdin_input(true).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "-i -: standard input is a terminal; pipe a recording into it"
+        );
+        assert!(check_stdin_input(false).is_ok());
+    }
 }

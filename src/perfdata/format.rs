@@ -32,6 +32,20 @@ pub mod rprof_state {
     /// feature sections are missing).
     pub const DISK_FULL: u64 = u64::from_le_bytes(*b"RPROFENS");
 }
+/// Pipe mode (`-o -`): records stand in for the file's sections.
+pub mod pipe {
+    /// The most bytes one record may take: its size is a u16 (kept 8-aligned).
+    pub const MAX_RECORD_SIZE: usize = 65528;
+    /// First u64 of a section chunk, rprof's carrier for feature sections
+    /// Linux perf must not see as HEADER_FEATURE records (perf 6.1 `report`
+    /// stops at a feature bit it does not know: "failed: wrong feature ID").
+    /// A chunk is a `HEADER_EVENT_TYPE` (65) record, a type perf has skipped
+    /// since 2013: magic, u64 feature bit, u64 section size, u64 offset of
+    /// this chunk in the section, then the chunk's bytes (zero-padded to 8).
+    pub const SECTION_CHUNK_MAGIC: u64 = u64::from_le_bytes(*b"RPROFSEC");
+    /// Bytes of a section chunk before its data: header, magic, bit, size, offset.
+    pub const SECTION_CHUNK_HEADER: usize = 8 + 4 * 8;
+}
 /// `struct perf_file_section`: u64 offset, u64 size.
 pub const FILE_SECTION_SIZE: u64 = 16;
 

@@ -10,15 +10,17 @@ mod compressed;
 mod decode;
 pub mod format;
 mod order;
+pub mod pipe;
 pub mod reader;
 pub mod records;
 pub mod writer;
 
 pub use crate::abi::EventAttr;
 pub use order::Ordered;
+pub use pipe::PipeWriter;
 pub use reader::{Metadata, PerfFile, ReadError, Records};
 pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
-pub use writer::{FeatureData, PerfDataWriter, WriteError};
+pub use writer::{DataSink, FeatureData, PerfDataWriter, WriteError};
 
 #[cfg(test)]
 mod tests;

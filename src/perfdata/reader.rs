@@ -5,7 +5,9 @@
 //!
 //! A pipe-mode file has no attrs section and no feature table: its attrs
 //! come as HEADER_ATTR records and its features as HEADER_FEATURE records,
-//! inline with the data. Opening it walks the records once to find them.
+//! inline with the data. Opening it walks the records once to find them,
+//! wherever they come (rprof writes its symbols at the end, as section
+//! chunks: see [`super::pipe`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,8 +19,8 @@ use memmap2::Mmap;
 use super::compressed::{FeedError, ZstdStream};
 use super::decode::Decoder;
 use super::format::{
-    feature, rprof_state, FILE_HEADER_SIZE, FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE, MAGIC,
-    MAGIC_SWAPPED, PIPE_HEADER_SIZE,
+    feature, pipe, rprof_state, FILE_HEADER_SIZE, FILE_HEADER_SIZE_NO_FEATURES, FILE_SECTION_SIZE,
+    MAGIC, MAGIC_SWAPPED, PIPE_HEADER_SIZE,
 };
 use super::order::Ordered;
 use super::records::Record;
@@ -114,7 +116,17 @@ impl PerfFile {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(open_err)?;
+        let file = File::open(path).map_err(open_err)?;
+        Self::from_file(file, path)
+    }
+
+    /// Reads an opened file (a regular file is mapped; a pipe or device,
+    /// e.g. standard input, is read to its end). `path` names it in errors.
+    pub fn from_file(mut file: File, path: &Path) -> Result<PerfFile, ReadError> {
+        let open_err = |source| ReadError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
         let meta = file.metadata().map_err(open_err)?;
         let bytes = if meta.is_file() {
             if meta.len() == 0 {
@@ -124,7 +136,11 @@ impl PerfFile {
             }
             match crate::sys::map_read_only(&file) {
                 Ok(map) => Source::Mapped(map),
-                Err(_) => Source::Owned(std::fs::read(path).map_err(open_err)?),
+                Err(_) => {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(open_err)?;
+                    Source::Owned(bytes)
+                }
             }
         } else {
             // A pipe or device (`-i /dev/stdin`) has no length: read what
@@ -156,6 +172,9 @@ impl PerfFile {
 
     /// Raw bytes of a feature section (`format::feature::*`), if present.
     pub fn feature(&self, bit: u32) -> Option<&[u8]> {
+        if let Some(bytes) = self.layout.chunked_features.get(&bit) {
+            return Some(bytes);
+        }
         let range = self.layout.features.get(&bit)?;
         self.bytes.as_slice().get(range.clone())
     }
@@ -600,6 +619,9 @@ struct Layout {
     unfinished_from: Option<usize>,
     /// Feature sections by bit, each checked to lie inside the file.
     features: BTreeMap<u32, Range<usize>>,
+    /// Pipe mode: sections rprof wrote as chunks ([`pipe::SECTION_CHUNK_MAGIC`]),
+    /// reassembled; they take precedence over `features`.
+    chunked_features: BTreeMap<u32, Vec<u8>>,
     metadata: Metadata,
     /// Problems found while opening (not fatal): shown with the records' warnings.
     warnings: Vec<String>,
@@ -652,6 +674,7 @@ impl Layout {
             features,
             metadata,
             warnings,
+            chunked_features: BTreeMap::new(),
             pipe: None,
         })
     }
@@ -665,6 +688,7 @@ impl Layout {
         let mut pipe = PipeAttrs::default();
         let mut features = BTreeMap::new();
         let mut build_ids = Vec::new();
+        let mut chunks = SectionChunks::default();
         let mut warnings = Vec::new();
         let mut pos = data.start;
         while let Step::Record(frame) = frame(bytes.get(pos..).unwrap_or_default(), Some(pos)) {
@@ -691,6 +715,11 @@ impl Layout {
                         )),
                     }
                 }
+                record_type::HEADER_EVENT_TYPE => {
+                    if let Err(problem) = chunks.add(frame.body) {
+                        warnings.push(format!("the record at file offset {pos} {problem}"));
+                    }
+                }
                 record_type::HEADER_BUILD_ID => {
                     let record = bytes.get(pos..body_at + frame.body.len());
                     match record.and_then(read_build_ids) {
@@ -714,6 +743,7 @@ impl Layout {
         }
         let mut metadata = read_metadata(bytes, &features, &mut warnings);
         metadata.build_ids.append(&mut build_ids);
+        let chunked_features = chunks.finish(&mut warnings);
         Ok(Layout {
             decoder: Decoder::new(attrs, &pipe.ids),
             data,
@@ -722,8 +752,73 @@ impl Layout {
             features,
             metadata,
             warnings,
+            chunked_features,
             pipe: Some(pipe),
         })
+    }
+}
+
+/// Feature sections that come in chunks (pipe mode, written by rprof; see
+/// [`pipe::SECTION_CHUNK_MAGIC`]), wherever they appear in the stream.
+#[derive(Default)]
+struct SectionChunks {
+    /// Per bit: the size the chunks declare, and the bytes so far.
+    sections: BTreeMap<u32, (u64, Vec<u8>)>,
+}
+
+impl SectionChunks {
+    /// Takes one HEADER_EVENT_TYPE body. Records without rprof's magic
+    /// (perf's event types, before 2013) are ignored, as perf does. A chunk
+    /// at offset 0 starts the section over: a later copy replaces an
+    /// earlier one. On error, says what is wrong with the record.
+    fn add(&mut self, body: &[u8]) -> Result<(), &'static str> {
+        let mut c = Cursor::new(body);
+        if c.u64() != Some(pipe::SECTION_CHUNK_MAGIC) {
+            return Ok(());
+        }
+        let (Some(bit), Some(total), Some(offset)) = (c.u64(), c.u64(), c.u64()) else {
+            return Err("is a cut-short section chunk; ignored");
+        };
+        let bit = u32::try_from(bit)
+            .ok()
+            .filter(|&b| b < feature::FEAT_BITS)
+            .ok_or("is a section chunk for an impossible feature bit; ignored")?;
+        if offset == 0 {
+            self.sections.insert(bit, (total, Vec::new()));
+        }
+        let Some((declared, bytes)) = self.sections.get_mut(&bit) else {
+            return Err("is a section chunk without the chunks before it; ignored");
+        };
+        if *declared != total || offset != bytes.len() as u64 || offset > total {
+            self.sections.remove(&bit);
+            return Err("is a section chunk out of place; the section is ignored");
+        }
+        let data = c.bytes(c.remaining()).unwrap_or_default();
+        let take = usize::try_from(total - offset).map_or(data.len(), |left| left.min(data.len()));
+        bytes.extend_from_slice(data.get(..take).unwrap_or_default());
+        Ok(())
+    }
+
+    /// The complete sections; a warning for each one cut short.
+    fn finish(self, warnings: &mut Vec<String>) -> BTreeMap<u32, Vec<u8>> {
+        let mut complete = BTreeMap::new();
+        for (bit, (total, bytes)) in self.sections {
+            if bytes.len() as u64 == total {
+                complete.insert(bit, bytes);
+            } else if bit == feature::RPROF_SYMBOLS {
+                warnings.push(format!(
+                    "the embedded symbols end after {} of their {total} bytes (the recording \
+                     was stopped while writing them); names come from this machine's binaries",
+                    bytes.len()
+                ));
+            } else {
+                warnings.push(format!(
+                    "feature section {bit} ends after {} of its {total} bytes; ignored",
+                    bytes.len()
+                ));
+            }
+        }
+        complete
     }
 }
 

@@ -24,6 +24,7 @@ use crate::abi::cursor::{align_up, ByteWriter};
 use crate::abi::EventAttr;
 use crate::abi::NAME_ALIGN;
 use crate::abi::{misc, ATTR_SIZE_VER7, EVENT_HEADER_SIZE};
+use crate::perfdata::{PerfFile, ReadError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -42,6 +43,27 @@ pub enum WriteError {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("writing the recording to {name}: {source}")]
+    Stream {
+        name: String,
+        source: std::io::Error,
+    },
+    /// The reader of a pipe went away (EPIPE). Not an `io::Error` source:
+    /// this is the end of a recording, not a quiet `rprof report | head`.
+    #[error(
+        "{name} was closed by its reader (broken pipe) after {written} bytes: the recording \
+         stopped there"
+    )]
+    OutputClosed { name: String, written: u64 },
+    #[error(
+        "event {event} has {ids} sample ids (one per CPU and thread), more than a pipe-mode \
+         stream can declare ({max}); record to a file with -o FILE, or fewer threads or CPUs"
+    )]
+    TooManyIds {
+        event: usize,
+        ids: usize,
+        max: usize,
     },
     #[error(
         "writing {path}: {source}: the disk is full, so the recording stopped there; the \
@@ -73,6 +95,26 @@ pub struct FeatureData {
     pub build_ids: Vec<(i32, Vec<u8>, String)>,
     /// Encoded `symbolize::SymbolTable` for the RPROF_SYMBOLS section.
     pub rprof_symbols: Option<Vec<u8>>,
+}
+
+/// Where `record` writes a recording: a perf.data file ([`PerfDataWriter`],
+/// `-o FILE`) or a pipe-mode stream ([`PipeWriter`](super::pipe::PipeWriter),
+/// `-o -`). The record loop only appends records and flushes; at the end
+/// the recording reads its records back (to embed symbols), then finishes.
+pub trait DataSink {
+    /// Appends raw records (already in perf record format, e.g. copied from a ring).
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), WriteError>;
+    /// Writes out buffered records (called about every 100 ms while recording).
+    fn flush(&mut self) -> Result<(), WriteError>;
+    /// Flushes; every record has been written, symbol embedding comes next.
+    fn mark_data_complete(&mut self) -> Result<(), WriteError>;
+    /// The records written so far, opened for reading (symbol embedding).
+    fn read_back(&mut self) -> Result<PerfFile, ReadError>;
+    /// Writes what comes after the records (feature sections, symbols) and
+    /// returns the size of the whole recording in bytes.
+    fn finish(self: Box<Self>, features: &FeatureData) -> Result<u64, WriteError>;
+    /// Where the recording goes, for messages: the path, or "standard output".
+    fn destination(&self) -> String;
 }
 
 /// One attr and the sample ids of the fds opened with it.
@@ -301,6 +343,32 @@ impl PerfDataWriter {
     }
 }
 
+impl DataSink for PerfDataWriter {
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        PerfDataWriter::write_raw(self, bytes)
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        PerfDataWriter::flush(self)
+    }
+
+    fn mark_data_complete(&mut self) -> Result<(), WriteError> {
+        PerfDataWriter::mark_data_complete(self)
+    }
+
+    fn read_back(&mut self) -> Result<PerfFile, ReadError> {
+        PerfFile::open(&self.path)
+    }
+
+    fn finish(self: Box<Self>, features: &FeatureData) -> Result<u64, WriteError> {
+        PerfDataWriter::finish(*self, features)
+    }
+
+    fn destination(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
 impl Drop for PerfDataWriter {
     /// A writer dropped without `finish` (an error path) still leaves the
     /// records it accepted readable.
@@ -359,7 +427,11 @@ fn not_a_file(path: &Path, meta: &std::fs::Metadata) -> WriteError {
 
 /// Feature sections `(bit, bytes)` in increasing bit order, as perf 6.1
 /// encodes them (tools/perf/util/header.c).
-fn encode_features(f: &FeatureData, attrs: &[AttrEntry], attr_size: u32) -> Vec<(u32, Vec<u8>)> {
+pub(super) fn encode_features(
+    f: &FeatureData,
+    attrs: &[AttrEntry],
+    attr_size: u32,
+) -> Vec<(u32, Vec<u8>)> {
     let string = |s: &str| {
         let mut w = ByteWriter::default();
         w.perf_string(s);
@@ -427,6 +499,12 @@ fn encode_event_desc(names: &[String], attrs: &[AttrEntry], attr_size: u32) -> V
 /// the machine's pid (-1 for the host) in every entry and marks kernel
 /// images with MISC_KERNEL, everything else with MISC_USER.
 fn encode_build_ids(ids: &[(i32, Vec<u8>, String)]) -> Vec<u8> {
+    encode_build_id_records(ids, 0)
+}
+
+/// `perf_record_header_build_id` entries with `kind` as their record type:
+/// 0 in the BUILD_ID feature section, HEADER_BUILD_ID (67) in a pipe.
+pub(super) fn encode_build_id_records(ids: &[(i32, Vec<u8>, String)], kind: u32) -> Vec<u8> {
     let mut w = ByteWriter::default();
     for (pid, build_id, name) in ids {
         let len = build_id.len().min(20);
@@ -436,7 +514,7 @@ fn encode_build_ids(ids: &[(i32, Vec<u8>, String)]) -> Vec<u8> {
         let mut area = [0u8; 24];
         area[..len].copy_from_slice(&build_id[..len]);
         area[20] = len as u8;
-        w.u32(0)
+        w.u32(kind)
             .u16(cpumode | misc::BUILD_ID_SIZE)
             .u16((EVENT_HEADER_SIZE + 4 + 24 + name_len) as u16)
             .i32(*pid)

@@ -7,15 +7,18 @@ mod synth;
 mod target;
 
 use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::event::{EventSpec, Sampling};
-use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
-use crate::perfdata::PerfFile;
+use crate::perfdata::pipe::{unlinked_temp_file, PipeWriter};
+use crate::perfdata::writer::{encode, AttrEntry, DataSink, FeatureData, PerfDataWriter};
+use crate::perfdata::{PerfFile, WriteError};
 use crate::progress::Progress;
 use crate::symbolize::{SymbolizeOptions, Symbolizer};
-use crate::sys::{self, HeldChild};
+use crate::sys::{self, ChildStdout, HeldChild};
 
 use session::{Session, StopSignals};
 use target::{Plan, Synth};
@@ -40,6 +43,29 @@ pub enum Target {
     SystemWide { argv: Option<Vec<OsString>> },
 }
 
+/// Where a recording goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutput {
+    /// A perf.data file (`-o FILE`); an existing one is kept as `FILE.old`.
+    File(PathBuf),
+    /// A pipe-mode stream on standard output (`-o -`). A command rprof
+    /// launches gets rprof's standard error as its standard output.
+    Stdout,
+}
+
+impl RecordOutput {
+    /// How messages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            RecordOutput::File(path) => path.display().to_string(),
+            RecordOutput::Stdout => STDOUT_NAME.to_string(),
+        }
+    }
+}
+
+/// How messages name standard output.
+const STDOUT_NAME: &str = "standard output";
+
 /// Validated `record` configuration (built from the CLI flags by `cli`).
 #[derive(Debug, Clone)]
 pub struct RecordConfig {
@@ -50,8 +76,8 @@ pub struct RecordConfig {
     pub cpus: Option<Vec<u32>>,
     /// Stop after this long (`--duration`).
     pub duration: Option<Duration>,
-    /// Output file (default `rprof.data`).
-    pub output: PathBuf,
+    /// Output file (default `rprof.data`), or standard output.
+    pub output: RecordOutput,
     /// Ring buffer size per CPU in pages (power of two; default 128 + 1 header page).
     pub mmap_pages: usize,
     /// Embed symbols at the end (default true; `--no-embed-symbols` for speed tests).
@@ -121,19 +147,24 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     }
     let cpus = select_cpus(config.cpus.as_deref(), &sys::online_cpus()?)?;
 
-    let mut plan = target::prepare(&config.target)?;
+    let child_stdout = match config.output {
+        RecordOutput::File(_) => ChildStdout::Inherit,
+        RecordOutput::Stdout => ChildStdout::Stderr,
+    };
+    let mut plan = target::prepare(&config.target, child_stdout)?;
     let mut session = Session::open(&events, &plan, &cpus, config.mmap_pages, &mut warnings)?;
     // Synthesized records take the first event's layout (it asks for them).
     let sample_type = session.attrs[0].sample_type;
 
-    let output_existed = config.output.symlink_metadata().is_ok_and(|m| m.is_file());
     let entries: Vec<AttrEntry> = session
         .attrs
         .iter()
         .zip(session.ids()?)
         .map(|(&attr, ids)| AttrEntry { attr, ids })
         .collect();
-    let mut writer = PerfDataWriter::create(&config.output, &entries)?;
+    let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
+    let host = host_features(config, names);
+    let (mut writer, output_existed) = open_output(config, &entries, &host, &mut warnings)?;
     let mut stop = StopSignals::install()?;
 
     // Start: events on a launched command enable themselves at its exec.
@@ -144,18 +175,32 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     if let Some(child) = plan.child.as_mut() {
         if let Err(failure) = child.release() {
             drop(writer);
-            discard_output(&config.output, output_existed);
+            if let RecordOutput::File(path) = &config.output {
+                discard_output(path, output_existed);
+            }
             return Err(RecordError::Exec {
                 program: plan_program(&config.target),
                 reason: failure.reason,
             });
         }
     }
-    write_initial_records(&mut writer, &plan, sample_type, &mut warnings)?;
+    write_initial_records(&mut *writer, &plan, sample_type, &mut warnings)?;
 
     // A duration too long to represent is no deadline at all.
     let deadline = config.duration.and_then(|d| started.checked_add(d));
-    let stats = session.record_loop(&mut writer, &mut plan.watch, &mut stop, deadline)?;
+    let stats = match session.record_loop(&mut *writer, &mut plan.watch, &mut stop, deadline) {
+        Ok(stats) => stats,
+        Err(err @ RecordError::Write(WriteError::OutputClosed { .. })) => {
+            // The reader went away: nobody gets this recording. Stop the
+            // command as at the end of a recording, not with SIGKILL.
+            drop(session);
+            if let Some(child) = plan.child.as_mut() {
+                reap(child);
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     let duration = started.elapsed();
     // The recording's own cost, before the end-of-run symbolization.
     let profiler_cpu = sys::getrusage_self();
@@ -169,11 +214,10 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         ));
     }
     writer.mark_data_complete()?;
-    // From here a further Ctrl-C may exit at once: the data is on disk.
+    // From here a further Ctrl-C may exit at once: the data is written.
     stop.exit_on_next();
     let embed_started = Instant::now();
-    let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
-    let features = feature_data(config, names, writer.path(), progress, &mut warnings);
+    let features = with_symbols(config, host, &mut *writer, progress, &mut warnings);
     let symbols_embedded = features.rprof_symbols.is_some();
     let file_size = writer.finish(&features)?;
     let finish_time = embed_started.elapsed();
@@ -189,6 +233,47 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         child_exit_code,
         warnings,
     })
+}
+
+/// Opens where the recording goes; also says whether `-o FILE` existed
+/// before (it was moved to `FILE.old`).
+fn open_output(
+    config: &RecordConfig,
+    entries: &[AttrEntry],
+    host: &FeatureData,
+    warnings: &mut Vec<String>,
+) -> Result<(Box<dyn DataSink>, bool), RecordError> {
+    match &config.output {
+        RecordOutput::File(path) => {
+            let existed = path.symlink_metadata().is_ok_and(|m| m.is_file());
+            Ok((Box::new(PerfDataWriter::create(path, entries)?), existed))
+        }
+        RecordOutput::Stdout => {
+            let stdout = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| RecordError::Other(format!("cannot use standard output: {e}")))?;
+            // Symbols are embedded from a copy of the stream (see PipeWriter).
+            let copy = if config.embed_symbols {
+                let dir = std::env::temp_dir();
+                match unlinked_temp_file(&dir) {
+                    Ok(file) => Some(file),
+                    Err(e) => {
+                        warnings.push(format!(
+                            "cannot create a temporary file in {} ({e}), so symbols will not \
+                             be embedded; set TMPDIR to a writable directory",
+                            dir.display()
+                        ));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let writer = PipeWriter::new(File::from(stdout), STDOUT_NAME, copy, entries, host)?;
+            Ok((Box::new(writer), false))
+        }
+    }
 }
 
 /// The CPUs to open events on: `-C` (each must be online) or all online ones.
@@ -229,7 +314,7 @@ fn clamp_frequency(event: &mut EventSpec, max_rate: Option<u64>) -> Option<Strin
 
 /// The kernel map, then (attach modes) what already runs.
 fn write_initial_records(
-    writer: &mut PerfDataWriter,
+    writer: &mut dyn DataSink,
     plan: &Plan,
     sample_type: u64,
     warnings: &mut Vec<String>,
@@ -289,16 +374,9 @@ fn reap(child: &mut HeldChild) -> Option<i32> {
     }
 }
 
-/// Feature sections: host facts, and (unless disabled) the symbols of every
-/// sampled address. Symbolization problems become warnings; the recording
-/// itself is never lost over them.
-fn feature_data(
-    config: &RecordConfig,
-    event_names: Vec<String>,
-    path: &Path,
-    progress: &dyn Progress,
-    warnings: &mut Vec<String>,
-) -> FeatureData {
+/// Host facts for the feature sections (known before the recording
+/// starts: a pipe-mode stream writes them first).
+fn host_features(config: &RecordConfig, event_names: Vec<String>) -> FeatureData {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()
@@ -309,7 +387,7 @@ fn feature_data(
     let present = sys::present_cpus()
         .map(|c| c.len() as u32)
         .unwrap_or(online);
-    let mut features = FeatureData {
+    FeatureData {
         hostname: read("/proc/sys/kernel/hostname"),
         osrelease: read("/proc/sys/kernel/osrelease"),
         version: Some(format!("rprof {}", env!("CARGO_PKG_VERSION"))),
@@ -319,9 +397,25 @@ fn feature_data(
         event_names,
         build_ids: Vec::new(),
         rprof_symbols: None,
-    };
+    }
+}
+
+/// `features` plus (unless disabled) the symbols of every sampled address,
+/// read back from what `writer` wrote. Symbolization problems become
+/// warnings; the recording itself is never lost over them.
+fn with_symbols(
+    config: &RecordConfig,
+    mut features: FeatureData,
+    writer: &mut dyn DataSink,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> FeatureData {
     if config.embed_symbols {
-        match embed_symbols(path, progress, warnings) {
+        let embedded = writer
+            .read_back()
+            .map_err(RecordError::from)
+            .and_then(|file| embed_symbols(&file, progress, warnings));
+        match embedded {
             Ok((table, build_ids)) => {
                 features.rprof_symbols = Some(table);
                 features.build_ids = build_ids;
@@ -339,12 +433,11 @@ type BuildIds = Vec<(i32, Vec<u8>, String)>;
 /// Reads the finished data back, symbolizes every sampled address, and
 /// returns the encoded table and the modules' build ids.
 fn embed_symbols(
-    path: &Path,
+    file: &PerfFile,
     progress: &dyn Progress,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<u8>, BuildIds), RecordError> {
-    let file = PerfFile::open(path)?;
-    let requests = crate::aggregate::symbol_requests(&file, progress);
+    let requests = crate::aggregate::symbol_requests(file, progress);
     let (table, reports) =
         Symbolizer::new(SymbolizeOptions::default()).symbolize_with_progress(requests, progress);
     let mut reports: Vec<_> = reports.into_iter().collect();

@@ -15,7 +15,7 @@ use super::target::{Plan, Watch, WatchId};
 use super::RecordError;
 use crate::abi::{flag, EventAttr};
 use crate::event::{recording_attrs, EventSpec};
-use crate::perfdata::writer::{encode, PerfDataWriter};
+use crate::perfdata::writer::{encode, DataSink};
 use crate::sys::{self, DrainStats, PerfEvent, RingBuffer, SysError};
 
 /// Longest sleep in poll: bounds how late `--duration` is noticed, and how
@@ -253,7 +253,7 @@ impl Session {
     /// until the target exits, `deadline` passes or a stop signal arrives.
     pub fn record_loop(
         &mut self,
-        writer: &mut PerfDataWriter,
+        writer: &mut dyn DataSink,
         watch: &mut Watch,
         stop: &mut StopSignals,
         deadline: Option<Instant>,

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{RecordError, Target};
-use crate::sys::{self, HeldChild};
+use crate::sys::{self, ChildStdout, HeldChild};
 
 /// Which processes to describe from /proc before sampling starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +85,11 @@ impl Watch {
 }
 
 /// Resolves the target: lists threads, opens pidfds, forks the (held) command.
-pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
+/// A command it launches writes its standard output to `stdout`.
+pub(crate) fn prepare(target: &Target, stdout: ChildStdout) -> Result<Plan, RecordError> {
     match target {
         Target::Launch { argv } => {
-            let child = HeldChild::spawn(argv)?;
+            let child = HeldChild::spawn(argv, stdout)?;
             let pid = child.pid();
             let watch = Watch {
                 child: Some(pidfd(pid)?),
@@ -125,6 +126,7 @@ pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
                 event_pids,
                 Synth::Processes(dedup(processes)),
                 argv.as_deref(),
+                stdout,
             )?;
             plan.inherit = true;
             plan.watch.attached = attached;
@@ -141,12 +143,16 @@ pub(crate) fn prepare(target: &Target) -> Result<Plan, RecordError> {
                 attached.push((fd.map_err(|_| RecordError::NoSuchProcess(tid))?, false));
                 event_pids.push(pid_arg(tid)?);
             }
-            let mut plan =
-                attach_plan(event_pids, Synth::Processes(dedup(tgids)), argv.as_deref())?;
+            let mut plan = attach_plan(
+                event_pids,
+                Synth::Processes(dedup(tgids)),
+                argv.as_deref(),
+                stdout,
+            )?;
             plan.watch.attached = attached;
             Ok(plan)
         }
-        Target::SystemWide { argv } => attach_plan(vec![-1], Synth::All, argv.as_deref()),
+        Target::SystemWide { argv } => attach_plan(vec![-1], Synth::All, argv.as_deref(), stdout),
     }
 }
 
@@ -154,11 +160,12 @@ fn attach_plan(
     event_pids: Vec<i32>,
     synth: Synth,
     argv: Option<&[OsString]>,
+    stdout: ChildStdout,
 ) -> Result<Plan, RecordError> {
     let mut watch = Watch::default();
     let child = match argv {
         Some(argv) if !argv.is_empty() => {
-            let child = HeldChild::spawn(argv)?;
+            let child = HeldChild::spawn(argv, stdout)?;
             watch.child = Some(pidfd(child.pid())?);
             Some(child)
         }
@@ -227,10 +234,13 @@ mod tests {
     #[test]
     fn missing_pid_is_no_such_process() {
         // Above the kernel's pid_max limit (4194304), so never a live pid.
-        let err = prepare(&Target::Pids {
-            pids: vec![999_999_999],
-            argv: None,
-        })
+        let err = prepare(
+            &Target::Pids {
+                pids: vec![999_999_999],
+                argv: None,
+            },
+            ChildStdout::Inherit,
+        )
         .unwrap_err();
         assert!(
             matches!(err, RecordError::NoSuchProcess(999_999_999)),
@@ -263,9 +273,12 @@ mod tests {
 
     #[test]
     fn launch_plan_holds_the_child_with_enable_on_exec() {
-        let plan = prepare(&Target::Launch {
-            argv: vec!["true".into()],
-        })
+        let plan = prepare(
+            &Target::Launch {
+                argv: vec!["true".into()],
+            },
+            ChildStdout::Inherit,
+        )
         .unwrap();
         assert!(plan.inherit && plan.enable_on_exec && plan.child_is_target);
         assert_eq!(plan.synth, Synth::Nothing);

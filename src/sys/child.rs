@@ -27,6 +27,17 @@ pub struct ExecFailure {
     pub reason: String,
 }
 
+/// Where a launched command's standard output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChildStdout {
+    /// rprof's own standard output.
+    #[default]
+    Inherit,
+    /// rprof's standard error: rprof's standard output carries the
+    /// recording (`record -o -`), as `perf record -o -` does.
+    Stderr,
+}
+
 /// A forked child waiting for [`HeldChild::release`] before it execs.
 /// Dropping an unreaped child kills (SIGKILL) and reaps it.
 #[derive(Debug)]
@@ -40,7 +51,7 @@ pub struct HeldChild {
 impl HeldChild {
     /// Forks a child that will run `argv` (searched in `PATH`) once released.
     /// Arguments are passed byte for byte (they need not be UTF-8).
-    pub fn spawn(argv: &[OsString]) -> Result<HeldChild, SysError> {
+    pub fn spawn(argv: &[OsString], stdout: ChildStdout) -> Result<HeldChild, SysError> {
         if argv.is_empty() {
             return Err(SysError::Other("no command given to run".into()));
         }
@@ -62,9 +73,10 @@ impl HeldChild {
         let (status_read, status_write) = pipe()?;
         let parent = std::process::id() as libc::pid_t;
 
+        let stdout_to_stderr = stdout == ChildStdout::Stderr;
         // SAFETY: after fork the child only makes async-signal-safe calls
-        // (prctl, getppid, close, read, signal, sigprocmask, execvp, write,
-        // _exit) on memory prepared before the fork, and never returns into
+        // (prctl, getppid, close, read, dup2, signal, sigprocmask, execvp,
+        // write, _exit) on memory prepared before the fork, and never returns into
         // Rust code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -94,6 +106,9 @@ impl HeldChild {
                         continue;
                     }
                     // The parent went away without releasing us.
+                    libc::_exit(127);
+                }
+                if stdout_to_stderr && libc::dup2(2, 1) == -1 {
                     libc::_exit(127);
                 }
                 // Rust ignores SIGPIPE at start-up; the command gets the default.
@@ -235,7 +250,8 @@ mod tests {
 
     #[test]
     fn runs_after_release_and_reports_exit_code() {
-        let mut child = HeldChild::spawn(&argv(&["sh", "-c", "exit 3"])).unwrap();
+        let mut child =
+            HeldChild::spawn(&argv(&["sh", "-c", "exit 3"]), ChildStdout::Inherit).unwrap();
         // Held: it has not run yet.
         assert_eq!(child.try_wait(), None);
         child.release().unwrap();
@@ -247,14 +263,18 @@ mod tests {
         use std::os::unix::ffi::OsStringExt;
         let mut args = argv(&["sh", "-c", r#"[ "$1" = "$(printf 'x\377\376')" ]"#, "sh"]);
         args.push(OsString::from_vec(vec![b'x', 0xff, 0xfe]));
-        let mut child = HeldChild::spawn(&args).unwrap();
+        let mut child = HeldChild::spawn(&args, ChildStdout::Inherit).unwrap();
         child.release().unwrap();
         assert_eq!(child.wait(), 0);
     }
 
     #[test]
     fn exec_failure_comes_back_with_reason() {
-        let mut child = HeldChild::spawn(&argv(&["/nonexistent/rprof-test-cmd"])).unwrap();
+        let mut child = HeldChild::spawn(
+            &argv(&["/nonexistent/rprof-test-cmd"]),
+            ChildStdout::Inherit,
+        )
+        .unwrap();
         let err = child.release().unwrap_err();
         assert_eq!(err.errno, libc::ENOENT);
         assert_eq!(err.reason, "No such file or directory");
@@ -262,7 +282,7 @@ mod tests {
 
     #[test]
     fn dropping_a_held_child_kills_it() {
-        let child = HeldChild::spawn(&argv(&["sleep", "100"])).unwrap();
+        let child = HeldChild::spawn(&argv(&["sleep", "100"]), ChildStdout::Inherit).unwrap();
         let pid = child.pid();
         drop(child);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -270,7 +290,7 @@ mod tests {
 
     #[test]
     fn terminate_stops_a_running_child() {
-        let mut child = HeldChild::spawn(&argv(&["sleep", "100"])).unwrap();
+        let mut child = HeldChild::spawn(&argv(&["sleep", "100"]), ChildStdout::Inherit).unwrap();
         child.release().unwrap();
         assert_eq!(child.terminate(Duration::from_secs(2)), 128 + libc::SIGTERM);
     }

@@ -15,7 +15,7 @@ mod child;
 mod event;
 mod ring;
 
-pub use child::{ExecFailure, HeldChild};
+pub use child::{ChildStdout, ExecFailure, HeldChild};
 pub use event::{to_kernel_attr, PerfEvent};
 pub use ring::{copy_ring, count_records, ring_segments, DrainStats, RingBuffer};
 

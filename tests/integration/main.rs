@@ -6,6 +6,7 @@ mod cli;
 mod coexist;
 mod model;
 mod mutations;
+mod pipe;
 mod record_report;
 mod symbolize;
 mod util;

@@ -234,7 +234,7 @@ fn a_recording_of_several_events_keeps_them_apart_for_rprof_and_perf() {
         },
         cpus: None,
         duration: None,
-        output: data.clone(),
+        output: rprof::record::RecordOutput::File(data.clone()),
         mmap_pages: 128,
         embed_symbols: true,
         cmdline: vec!["rprof-test".into()],

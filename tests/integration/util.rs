@@ -11,7 +11,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 mod kernel_wide;
 /// Tests that record system-wide hold `KernelWide::system_wide()`; tests run
 /// Linux perf only through `run_linux_perf` (see tests/support/kernel_wide.rs).
-pub use kernel_wide::{run_linux_perf, run_linux_perf_holding, KernelWide};
+pub use kernel_wide::{
+    run_linux_perf, run_linux_perf_holding, run_linux_perf_with_stdin, KernelWide,
+};
 
 /// Recordings are run one at a time: two CPU burners on a 2-core VM would
 /// make each other's timings and sample rates noisy. Take it before

@@ -26,7 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -98,13 +98,31 @@ where
 
 /// Runs `perf ARGS` under a lock the caller already holds (a system-wide
 /// test that runs perf beside its recording holds it exclusively).
-pub fn run_linux_perf_holding<I, S>(_lock: &KernelWide, args: I) -> io::Result<Output>
+pub fn run_linux_perf_holding<I, S>(lock: &KernelWide, args: I) -> io::Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_perf(lock, args, Stdio::null())
+}
+
+/// As [`run_linux_perf`], reading `stdin` (for `perf report -i -`).
+pub fn run_linux_perf_with_stdin<I, S>(args: I, stdin: File) -> io::Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let lock = KernelWide::linux_perf();
+    run_perf(&lock, args, Stdio::from(stdin))
+}
+
+fn run_perf<I, S>(_lock: &KernelWide, args: I, stdin: Stdio) -> io::Result<Output>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let output = Command::new("perf").args(&args).output()?;
+    let output = Command::new("perf").args(&args).stdin(stdin).output()?;
     check_not_crashed(&args, &output);
     Ok(output)
 }
