@@ -61,7 +61,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__completions)
-            opts="-h -V --help --version bash elvish fish powershell zsh"
+            opts="-h --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +145,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -g -p -t -a -C -o -m -e -b -j -s -d -z -G -u -I -h -V --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --event --filter --branch-any --branch-filter --stat --data --compression-level --switch-output --off-cpu --cgroup --uid --user-regs --intr-regs --help --version"
+            opts="-F -c -g -p -t -a -C -o -m -h --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -215,66 +215,6 @@ _rprof() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --event)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -e)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --filter)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --branch-filter)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -j)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --compression-level)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -z)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --switch-output)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cgroup)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -G)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --uid)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -u)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --user-regs)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --intr-regs)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -I)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -283,7 +223,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__report)
-            opts="-i -s -n -o -g -h -V --input --format --sort --children --no-children --percent-limit --rows --full-names --order --max-stack --branch-limit --event --pid --comm --output --stdio --help --version"
+            opts="-i -s -n -o -h --input --format --sort --children --no-children --percent-limit --rows --full-names --order --max-stack --branch-limit --event --pid --comm --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -351,10 +291,6 @@ _rprof() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -g)
-                    COMPREPLY=($(compgen -W "callee caller" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -39,24 +39,10 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s e -l event -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -l filter -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s j -l branch-filter -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s z -l compression-level -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -l switch-output -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s G -l cgroup -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s u -l uid -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -l user-regs -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s I -l intr-regs -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Record every process on every CPU (system-wide)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s b -l branch-any
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s s -l stat
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s d -l data
-complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
 tree\t'Call tree under each function, like `perf report -g` (see --order)'
@@ -73,16 +59,11 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l event -d 'Show on
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l pid -d 'Only samples of these processes (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l comm -d 'Only samples of threads with this name (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s o -l output -d 'Write to this file instead of standard output' -r -F
-complete -c rprof -n "__fish_rprof_using_subcommand report" -s g -d 'perf\'s `-g [caller|callee]`: the call tree (--format tree --order ...)' -r -f -a "callee\t'Under each function, the functions that called it, out to the thread\'s first frame (perf\'s `-g callee`): who calls the hot code'
-caller\t'Under each function, the functions it called, down to the leaves (perf\'s `-g caller`): where its time goes'"
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l children -d 'Order by total (inclusive) share; the default when the file has call chains'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'Order by self share only'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
-complete -c rprof -n "__fish_rprof_using_subcommand report" -l stdio -d 'perf\'s `--stdio`: rprof always prints to standard output'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rprof -n "__fish_rprof_using_subcommand report" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'

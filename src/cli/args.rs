@@ -130,7 +130,6 @@ pub struct RecordArgs {
     #[arg(
         value_name = "CMD",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_parser = clap::value_parser!(OsString)
     )]
     pub command: Vec<OsString>,
@@ -350,7 +349,6 @@ pub struct ReportArgs {
         hide = true,
         value_name = "ORDER",
         num_args = 0..=1,
-        require_equals = true,
         default_missing_value = "callee"
     )]
     pub perf_call_graph: Option<TreeOrder>,

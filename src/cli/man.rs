@@ -130,7 +130,8 @@ const PERMISSIONS: &[&str] = &[
 const SIGNALS: &[&str] = &[
     "SIGINT (Ctrl-C), SIGTERM and SIGHUP stop a recording and finish the file; a launched \
      command gets SIGTERM, as with perf. A second SIGINT while symbols are being embedded \
-     exits at once: the records are on disk and the report says the file was not finished.",
+     exits at once: the records are written by then, and the report of a file says it was \
+     not finished.",
     "If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of samples and \
      its report warns that it is unfinished; a command rprof launched is killed too \
      (PR_SET_PDEATHSIG).",
@@ -139,12 +140,14 @@ const SIGNALS: &[&str] = &[
 const RECORD_EXIT: &[&str] = &[
     "When rprof launched the command and it ended by itself, rprof exits with the command's \
      exit status (128 plus the signal number if a signal ended it), as perf does. Otherwise \
-     0 when the recording finished, 1 on an error, 2 on a usage error.",
+     0 when the recording finished; 2 for a malformed command line (an unknown flag, a missing \
+     value); 1 for any other error, including a flag of perf that rprof does not have.",
 ];
 
 const REPORT_EXIT: &[&str] = &[
     "0 when the report was written (also when a reader such as head(1) closed the pipe \
-     early), 1 on an error such as a missing or damaged recording, 2 on a usage error.",
+     early); 2 for a malformed command line; 1 for any other error, such as a missing or \
+     damaged recording.",
 ];
 
 const RECORD_FILES: &[&str] = &[

@@ -16,7 +16,12 @@ pub struct TerminalProgress {
 impl TerminalProgress {
     /// A bar on stderr, hidden unless stderr is a terminal.
     pub fn on_stderr() -> TerminalProgress {
-        let target = if std::io::stderr().is_terminal() {
+        TerminalProgress::drawn(std::io::stderr().is_terminal())
+    }
+
+    /// A bar on stderr when `drawn`, else one that draws nothing.
+    fn drawn(drawn: bool) -> TerminalProgress {
+        let target = if drawn {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -47,5 +52,22 @@ impl Progress for TerminalProgress {
     fn end(&self) {
         self.bar.disable_steady_tick();
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bar_is_drawn_only_for_a_terminal() {
+        assert!(TerminalProgress::drawn(false).bar.is_hidden());
+        let shown = TerminalProgress::drawn(true);
+        shown.begin("reading records", 100);
+        shown.advance(40);
+        assert_eq!(shown.bar.position(), 40);
+        assert_eq!(shown.bar.length(), Some(100));
+        shown.end();
+        assert!(shown.bar.is_finished());
     }
 }

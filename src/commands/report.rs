@@ -235,10 +235,19 @@ impl Drop for RecorderStopsFirst {
 const TERMINAL_ROWS: usize = 40;
 const TERMINAL_TREE_ROWS: usize = 10;
 
+/// The format asked for: `--format`, or perf's `-g` for the tree.
+fn effective_format(args: &ReportArgs) -> Result<ReportFormat> {
+    match (args.perf_call_graph, args.format) {
+        (None, format) => Ok(format),
+        (Some(_), ReportFormat::Top | ReportFormat::Tree) => Ok(ReportFormat::Tree),
+        (Some(_), _) => bail!("-g shows call trees: use it with the top or tree format"),
+    }
+}
+
 /// What the table may use: on a terminal its width and a screenful of rows;
 /// in a pipe or a file everything, names whole. COLUMNS, when set, gives the
 /// width anywhere (as for `ls`), so scripts can ask for a narrow table.
-fn fit(args: &ReportArgs) -> Fit {
+fn fit(args: &ReportArgs) -> Result<Fit> {
     let terminal = args.output.is_none() && io::stdout().is_terminal();
     let columns = std::env::var("COLUMNS")
         .ok()
@@ -250,7 +259,7 @@ fn fit(args: &ReportArgs) -> Fit {
             .flatten()
             .map(|(_rows, cols)| cols as usize)
     });
-    let screen_rows = if args.format == ReportFormat::Tree {
+    let screen_rows = if effective_format(args)? == ReportFormat::Tree {
         TERMINAL_TREE_ROWS
     } else {
         TERMINAL_ROWS
@@ -260,11 +269,11 @@ fn fit(args: &ReportArgs) -> Fit {
         Some(n) => Some(n),
         None => terminal.then_some(screen_rows),
     };
-    Fit {
+    Ok(Fit {
         width,
         rows,
         full_names: args.full_names,
-    }
+    })
 }
 
 /// The flame graph's title (the recorded command) and subtitle (event,
@@ -294,7 +303,10 @@ fn flame_graph_titles(
         format!("{} samples", text::thousands(stats.samples)),
         format!("{} recorded", text::duration(profile.stats.duration_ns())),
     ];
-    let modified = std::fs::metadata(input).and_then(|m| m.modified()).ok();
+    // The file's time: when the recording was finished (a stream has none).
+    let modified = (input != Path::new("-"))
+        .then(|| std::fs::metadata(input).and_then(|m| m.modified()).ok())
+        .flatten();
     if let Some(when) = modified.filter(|t| *t > SystemTime::UNIX_EPOCH) {
         details.push(format!("{}", humantime::format_rfc3339_seconds(when)));
     }
@@ -308,10 +320,7 @@ fn output_for(
     profile: &Profile,
 ) -> Result<Box<dyn Output>> {
     let chosen = selected_event(args, input, profile)?;
-    let format = match args.perf_call_graph {
-        Some(_) if args.format == ReportFormat::Top => ReportFormat::Tree,
-        _ => args.format,
-    };
+    let format = effective_format(args)?;
     Ok(match format {
         ReportFormat::Folded => Box::new(Folded {
             event: single_event(input, profile, chosen),
@@ -355,7 +364,7 @@ fn output_for(
                 percent_limit: args.percent_limit,
                 source: input_name(input),
                 event: chosen,
-                fit: fit(args),
+                fit: fit(args)?,
                 tree,
             }))
         }
@@ -373,7 +382,10 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         load_profile(&file, &filter, &NoProgress)
     };
     let output = output_for(args, &input, &file, &profile)?;
-    if !matches!(args.format, ReportFormat::Top | ReportFormat::Tree) {
+    if !matches!(
+        effective_format(args)?,
+        ReportFormat::Top | ReportFormat::Tree
+    ) {
         for warning in &profile.warnings {
             eprintln!("rprof: warning: {warning}");
         }

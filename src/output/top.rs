@@ -159,31 +159,19 @@ impl Top {
     }
 }
 
-/// Human duration from nanoseconds (report headers).
-pub fn format_ns(ns: u64) -> String {
-    let secs = ns as f64 / 1e9;
-    if secs >= 1.0 {
-        format!("{secs:.3} s")
-    } else {
-        format!("{:.3} ms", ns as f64 / 1e6)
-    }
-}
-
 /// A weight in its unit, for headers.
 fn weight_text(weight: u64, unit: Unit) -> String {
     match unit {
-        Unit::Nanoseconds => format_ns(weight),
-        Unit::Events => format!("{weight} {unit}"),
+        Unit::Nanoseconds => text::duration(weight),
+        Unit::Events => format!("{} {unit}", text::thousands(weight)),
     }
 }
 
-/// The numbers before the keys: `  100.00%  60.00%    12,345     860.9ms`.
-const NUMBER_COLUMNS: usize = 2 + 7 + 1 + 7 + 1 + 9 + 1 + 11;
-/// Key columns other than the last are at most this wide.
+/// Key columns other than the flexible one are at most this wide.
 const MAX_KEY_COLUMNS: usize = 40;
-/// The last key (the symbol) keeps at least this much of a narrow screen;
-/// the other keys give way down to [`MIN_KEY_COLUMNS`].
-const MIN_LAST_KEY_COLUMNS: usize = 40;
+/// With a line width, the flexible key (the symbol) keeps at least this
+/// much, and the other keys give way down to [`MIN_KEY_COLUMNS`].
+const MIN_FLEXIBLE_COLUMNS: usize = 40;
 const MIN_KEY_COLUMNS: usize = 10;
 
 /// Names of the weight column by unit.
@@ -194,46 +182,111 @@ fn weight_header(unit: Unit) -> &'static str {
     }
 }
 
+/// Widths of one table's columns: numbers as wide as what they show, keys
+/// as wide as their values; with a line width, the flexible key takes
+/// what the others leave.
+struct Columns {
+    samples: usize,
+    weight: usize,
+    keys: Vec<usize>,
+}
+
+impl Columns {
+    /// `  100.00%  60.00% ` then the two number columns.
+    fn numbers(&self) -> usize {
+        2 + 7 + 1 + 7 + 1 + self.samples + 1 + self.weight
+    }
+}
+
 impl Top {
-    /// Widths of the key columns: the widest value, capped; with a line
-    /// width, the last key gets what is left and the others give way.
-    fn key_widths(&self, rows: &[Row]) -> Vec<usize> {
+    /// The key that takes the leftover width and is cut in the middle: the
+    /// symbol, else the last key.
+    fn flexible_key(&self) -> usize {
+        let sort = &self.options.sort;
+        sort.iter()
+            .position(|k| *k == SortKey::Symbol)
+            .unwrap_or(sort.len().saturating_sub(1))
+    }
+
+    /// A key's value as shown in `columns`: symbols cut in the middle (with
+    /// C++ parameter lists shortened), labels at the end.
+    fn shown_key(&self, key: SortKey, value: &str, columns: usize) -> String {
+        match key {
+            SortKey::Symbol => self.options.fit.name(value, columns),
+            _ => self.options.fit.label(value, columns),
+        }
+    }
+
+    fn columns(&self, rows: &[Row], unit: Unit) -> Columns {
         let fit = &self.options.fit;
-        let mut widths: Vec<usize> = self
+        let widest = |cells: &mut dyn Iterator<Item = String>, header: &str| {
+            cells
+                .map(|c| text::columns(&c))
+                .max()
+                .unwrap_or(0)
+                .max(header.len())
+        };
+        let samples = widest(
+            &mut rows.iter().map(|r| text::thousands(r.self_samples)),
+            "Samples",
+        );
+        let weight = widest(
+            &mut rows.iter().map(|r| text::weight(r.self_weight, unit)),
+            weight_header(unit),
+        );
+        let flexible = self.flexible_key();
+        let mut keys: Vec<usize> = self
             .options
             .sort
             .iter()
             .enumerate()
-            .map(|(i, key)| {
-                let widest = rows
+            .map(|(i, &key)| {
+                let values = &mut rows
                     .iter()
-                    .map(|r| text::columns(&fit.name(&r.key[i], usize::MAX)))
-                    .max()
-                    .unwrap_or(0);
-                widest.max(key.header().len()).min(MAX_KEY_COLUMNS)
+                    .map(|r| self.shown_key(key, &r.key[i], usize::MAX));
+                let width = widest(values, key.header());
+                if i == flexible {
+                    width
+                } else {
+                    width.min(MAX_KEY_COLUMNS)
+                }
             })
             .collect();
-        let Some(width) = fit.width.filter(|_| !fit.full_names) else {
-            return widths;
+        let mut columns = Columns {
+            samples,
+            weight,
+            keys: Vec::new(),
         };
-        let Some((last, others)) = widths.split_last_mut() else {
-            return widths;
+        let Some(width) = fit.width.filter(|_| !fit.full_names && !keys.is_empty()) else {
+            columns.keys = keys;
+            return columns;
         };
-        let spaced =
-            |others: &[usize]| NUMBER_COLUMNS + others.iter().map(|w| w + 2).sum::<usize>() + 2;
-        // Shrink the widest of the other keys until the last has room.
-        while width.saturating_sub(spaced(others)) < MIN_LAST_KEY_COLUMNS {
-            let Some(widest) = others
+        let needed = keys[flexible];
+        let left_for_flexible = |keys: &[usize]| {
+            let others: usize = keys
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != flexible)
+                .map(|(_, w)| w + 2)
+                .sum();
+            width.saturating_sub(columns.numbers() + others + 2)
+        };
+        // Shrink the widest other key until the flexible one has room.
+        while left_for_flexible(&keys) < needed.min(MIN_FLEXIBLE_COLUMNS) {
+            let Some(widest) = keys
                 .iter_mut()
-                .filter(|w| **w > MIN_KEY_COLUMNS)
+                .enumerate()
+                .filter(|&(i, ref w)| i != flexible && **w > MIN_KEY_COLUMNS)
+                .map(|(_, w)| w)
                 .max_by_key(|w| **w)
             else {
                 break;
             };
             *widest -= 1;
         }
-        *last = width.saturating_sub(spaced(others)).max(MIN_KEY_COLUMNS);
-        widths
+        keys[flexible] = needed.min(left_for_flexible(&keys).max(MIN_KEY_COLUMNS));
+        columns.keys = keys;
+        columns
     }
 
     /// One event's section: its header line and its rows.
@@ -252,7 +305,7 @@ impl Top {
             stats.unit,
             stats.samples,
             weight_text(total, stats.unit),
-            format_ns(profile.stats.duration_ns()),
+            text::duration(profile.stats.duration_ns()),
         )?;
         writeln!(out, "#")?;
         let view = profile.named(event);
@@ -275,17 +328,21 @@ impl Top {
         rows.truncate(shown);
 
         let fit = &self.options.fit;
-        let widths = self.key_widths(&rows);
+        let columns = self.columns(&rows, stats.unit);
+        let last = self.options.sort.len().saturating_sub(1);
         let mut header = format!(
-            "# {:>7} {:>7} {:>9} {:>11}",
+            "# {:>7} {:>7} {:>w_samples$} {:>w_weight$}",
             "Total",
             "Self",
             "Samples",
-            weight_header(stats.unit)
+            weight_header(stats.unit),
+            w_samples = columns.samples,
+            w_weight = columns.weight,
         );
         for (i, key) in self.options.sort.iter().enumerate() {
+            let width = columns.keys[i];
             header.push_str("  ");
-            header.push_str(&text::pad(key.header(), widths[i]));
+            header.push_str(&text::pad(&fit.label(key.header(), width), width));
         }
         writeln!(out, "{}", header.trim_end())?;
         let mut trees = match &self.options.tree {
@@ -295,19 +352,22 @@ impl Top {
         .into_iter();
         for row in &rows {
             let mut line = format!(
-                "  {:>6.2}% {:>6.2}% {:>9} {:>11}",
+                "  {:>6.2}% {:>6.2}% {:>w_samples$} {:>w_weight$}",
                 percent(row.total_weight, total),
                 percent(row.self_weight, total),
                 text::thousands(row.self_samples),
                 text::weight(row.self_weight, stats.unit),
+                w_samples = columns.samples,
+                w_weight = columns.weight,
             );
-            let last = row.key.len().saturating_sub(1);
-            for (i, value) in row.key.iter().enumerate() {
+            for (i, (value, &key)) in row.key.iter().zip(&self.options.sort).enumerate() {
+                let width = columns.keys[i];
+                let shown = self.shown_key(key, value, width);
                 line.push_str("  ");
                 if i == last {
-                    line.push_str(&fit.name(value, widths[i]));
+                    line.push_str(&shown);
                 } else {
-                    line.push_str(&text::pad(&fit.label(value, widths[i]), widths[i]));
+                    line.push_str(&text::pad(&shown, width));
                 }
             }
             writeln!(out, "{line}")?;
@@ -328,9 +388,9 @@ impl Top {
         let row_of: HashMap<&RowKey, usize> =
             rows.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
         let mut trees: Vec<CallTree> = rows.iter().map(|_| CallTree::new()).collect();
-        // Callers need every frame of the stack; callees only count
-        // inclusive time (a self-only row has no callees).
-        let inclusive = self.options.children || options.order == TreeOrder::Caller;
+        // With `children` a row counts every stack it is in (its total);
+        // without, only stacks it is the leaf of (its self).
+        let inclusive = self.options.children;
         let mut outermost: HashMap<usize, usize> = HashMap::new();
         for stack in &view.stacks {
             let real: Vec<FrameId> = stack
@@ -352,18 +412,16 @@ impl Top {
             }
             for (&row, &at) in &outermost {
                 let tree = &mut trees[row];
-                match options.order {
-                    TreeOrder::Callee => tree.add(
-                        real[at + 1..].iter().copied(),
-                        stack.weight,
-                        options.max_depth,
-                    ),
-                    TreeOrder::Caller => tree.add(
-                        real[..at].iter().rev().copied(),
-                        stack.weight,
-                        options.max_depth,
-                    ),
-                }
+                let path: Box<dyn Iterator<Item = FrameId>> = match options.order {
+                    TreeOrder::Callee => Box::new(real[at + 1..].iter().copied()),
+                    // Self time has no callees: as perf's `-g caller`, the
+                    // path from the thread's first frame down to the row.
+                    TreeOrder::Caller if !inclusive => {
+                        Box::new(real[at + 1..].iter().rev().copied())
+                    }
+                    TreeOrder::Caller => Box::new(real[..at].iter().rev().copied()),
+                };
+                tree.add(path, stack.weight, options.max_depth);
             }
         }
         trees
@@ -593,7 +651,7 @@ pub(crate) mod tests {
         assert!(faults.starts_with(" (weight unit: events), 3 samples, total weight 3 events"));
         // b has all of page-faults' weight: 100%, not 3 out of 103 mixed units.
         assert!(
-            faults.contains("100.00% 100.00%         3           3  b"),
+            faults.contains("100.00% 100.00%       3          3  b"),
             "{text}"
         );
 

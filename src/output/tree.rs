@@ -41,6 +41,11 @@ impl Default for TreeOptions {
     }
 }
 
+/// The deepest a tree goes: the kernel's call chains stop at 127 frames
+/// by default, and a crafted file's longer chains must not exhaust the
+/// stack the tree is printed with.
+pub const MAX_DEPTH: usize = 1024;
+
 struct Node {
     frame: FrameId,
     weight: u64,
@@ -73,12 +78,13 @@ impl CallTree {
     }
 
     /// Adds one stack's weight along `path` (the frames after the root, in
-    /// the tree's direction), at most `max_depth` of them (0: all).
+    /// the tree's direction), at most `max_depth` of them (0: up to
+    /// [`MAX_DEPTH`]).
     pub fn add(&mut self, path: impl IntoIterator<Item = FrameId>, weight: u64, max_depth: usize) {
         let limit = if max_depth == 0 {
-            usize::MAX
+            MAX_DEPTH
         } else {
-            max_depth
+            max_depth.min(MAX_DEPTH)
         };
         self.nodes[0].weight = self.nodes[0].weight.saturating_add(weight);
         let mut at = 0u32;
@@ -144,10 +150,14 @@ impl CallTree {
                 .cmp(&a.weight)
                 .then_with(|| view.frame(a.frame).name.cmp(&view.frame(b.frame).name))
         });
-        let shown = children
+        let mut shown = children
             .iter()
             .take_while(|c| percent(c.weight, total) >= options.branch_limit)
             .count();
+        // One small branch is shown rather than summed as "1 more".
+        if children.len() == shown + 1 {
+            shown += 1;
+        }
         let hidden = &children[shown..];
         let hidden_weight: u64 = hidden.iter().map(|c| c.weight).sum();
         for (i, child) in children[..shown].iter().enumerate() {
@@ -215,7 +225,8 @@ mod tests {
         tree.add([1, 3], 60, 0);
         tree.add([2, 3], 39, 0);
         tree.add([2], 1, 0);
-        assert_eq!(tree.weight(), 100);
+        tree.add([4], 1, 0);
+        assert_eq!(tree.weight(), 101);
         let mut out = Vec::new();
         let options = TreeOptions {
             branch_limit: 50.0,
@@ -233,7 +244,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "  |--  60.00%  a\n  |   `--  60.00%  main\n  `--  40.00%  (1 more below --branch-limit 50)\n"
+            "  |--  60.00%  a\n  |   `--  60.00%  main\n  `--  41.00%  (2 more below --branch-limit 50)\n"
         );
     }
 
@@ -253,5 +264,8 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "`-- 100.00%  g\n    `-- 100.00%  h\n");
+        let mut deep = CallTree::new();
+        deep.add(0..100_000, 1, 0);
+        assert_eq!(deep.nodes.len(), MAX_DEPTH + 1, "depth is capped");
     }
 }

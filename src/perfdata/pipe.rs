@@ -80,11 +80,6 @@ impl<W: Write> PipeWriter<W> {
         Ok(writer)
     }
 
-    /// Bytes of the stream written so far (buffered ones not included).
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// Writes `bytes` to the stream and to the copy. A failed copy only
     /// ends the copy; a failed stream ends the recording.
     fn emit(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
@@ -181,10 +176,6 @@ impl<W: Write> DataSink for PipeWriter<W> {
         DataSink::flush(&mut *self)?;
         self.closed = true;
         Ok(self.written)
-    }
-
-    fn destination(&self) -> String {
-        self.name.clone()
     }
 }
 

@@ -113,8 +113,6 @@ pub trait DataSink {
     /// Writes what comes after the records (feature sections, symbols) and
     /// returns the size of the whole recording in bytes.
     fn finish(self: Box<Self>, features: &FeatureData) -> Result<u64, WriteError>;
-    /// Where the recording goes, for messages: the path, or "standard output".
-    fn destination(&self) -> String;
 }
 
 /// One attr and the sample ids of the fds opened with it.
@@ -362,10 +360,6 @@ impl DataSink for PerfDataWriter {
 
     fn finish(self: Box<Self>, features: &FeatureData) -> Result<u64, WriteError> {
         PerfDataWriter::finish(*self, features)
-    }
-
-    fn destination(&self) -> String {
-        self.path.display().to_string()
     }
 }
 

@@ -53,6 +53,37 @@ fn a_command_after_the_options_needs_no_double_dash() {
     let folded = report_of(&data, &["--format", "folded"]);
     assert!(folded.contains("burn_a"), "{folded}");
 
+    // Values attached to short options stay options, not the command.
+    let run = rprof(&[
+        "record",
+        "-F999",
+        "-o",
+        data.to_str().unwrap(),
+        work,
+        "split",
+        "0.2",
+    ]);
+    assert!(run.status.success(), "-F999: {}", text(&run.stderr));
+    // A typo is an error, not a program to run.
+    let run = rprof(&[
+        "record",
+        "--bogus",
+        "-o",
+        data.to_str().unwrap(),
+        work,
+        "split",
+        "0.2",
+    ]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(text(&run.stderr).contains("unexpected argument '--bogus'"));
+
+    // Progress bars are for terminals: none in a pipe.
+    let err = text(&run.stderr);
+    assert!(
+        !err.contains("symbolizing") && !err.contains("reading records") && !err.contains('\u{1b}'),
+        "progress drawn into a pipe: {err}"
+    );
+
     // The command's options are its own: `sh -c 'exit 7'` gets `-c`.
     let run = rprof(&["record", "-o", data.to_str().unwrap(), "sh", "-c", "exit 7"]);
     assert_eq!(run.status.code(), Some(7), "{}", text(&run.stderr));
@@ -91,7 +122,7 @@ fn perf_flags_rprof_lacks_are_named_not_run_as_a_command() {
 #[test]
 fn report_without_a_recording_says_what_to_run_once() {
     let dir = temp_dir("no-recording");
-    let run = Command::new(rprof_bin())
+    let run = rprof_command()
         .arg("report")
         .current_dir(&dir)
         .output()
@@ -150,7 +181,23 @@ fn man_pages_name_the_command_and_its_values_and_carry_the_sections() {
     let synopsis = record.split(".SH SYNOPSIS").nth(1).unwrap();
     assert!(synopsis.starts_with("\n\\fBrprof record\\fR"), "{synopsis}");
     assert!(synopsis.contains("[\\fB\\-F\\fR \\fIHZ\\fR]"), "{synopsis}");
-    assert!(!record.contains("perf_only"), "hidden flags stay hidden");
+    for hidden in [
+        "off\\-cpu",
+        "compression\\-level",
+        "branch\\-any",
+        "switch\\-output",
+    ] {
+        assert!(
+            !record.contains(hidden),
+            "hidden flag {hidden} in the man page"
+        );
+    }
+    let bash =
+        String::from_utf8(rprof::cli::completions::render(clap_complete::Shell::Bash)).unwrap();
+    assert!(
+        !bash.contains("--off-cpu"),
+        "hidden flags are not completed"
+    );
     for section in ["PERMISSIONS", "SIGNALS", "EXIT STATUS", "FILES"] {
         assert!(
             record.contains(&format!(".SH \"{section}\""))
@@ -202,7 +249,7 @@ fn top_fits_a_100_column_terminal_with_long_cpp_names() {
         full.contains("process_every_element_of_the_request(std::vector<"),
         "a pipe gets names whole:\n{full}"
     );
-    let narrow = Command::new(rprof_bin())
+    let narrow = rprof_command()
         .args(["report", "-i", data.to_str().unwrap()])
         .env("COLUMNS", "100")
         .output()
@@ -226,7 +273,7 @@ fn top_fits_a_100_column_terminal_with_long_cpp_names() {
     );
     assert!(widest_line(&full) > 100, "the full table was wider");
 
-    let whole = Command::new(rprof_bin())
+    let whole = rprof_command()
         .args(["report", "-i", data.to_str().unwrap(), "--full-names"])
         .env("COLUMNS", "100")
         .output()
@@ -301,7 +348,7 @@ fn write_many_rows_recording(path: &Path, functions: u64) {
 fn on_a_terminal(args: &[&str]) -> String {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let terminal_out: std::fs::File = pty.slave.try_clone().unwrap().into();
-    let mut child = Command::new(rprof_bin())
+    let mut child = rprof_command()
         .args(args)
         .env_remove("COLUMNS")
         .stdin(Stdio::null())
@@ -482,7 +529,7 @@ fn golden_top_tree_and_folded_of_a_fixed_recording() {
     let normalize = |text: String| text.replace(data.to_str().unwrap(), "callers.data");
     let top = normalize(report_of(&data, &[]));
     check_golden("callers.top", &top);
-    let narrow = Command::new(rprof_bin())
+    let narrow = rprof_command()
         .args(["report", "-i", data.to_str().unwrap(), "--sort", "symbol"])
         .env("COLUMNS", "80")
         .output()

@@ -178,7 +178,7 @@ fn reader_going_away_stops_the_recording_with_a_message() {
     let mut child = Command::new(rprof_bin())
         .args(["record", "-g", "-o", "-", "--"])
         .arg(&workloads().work)
-        .args(["split", "30"])
+        .args(["split", "29"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -203,7 +203,7 @@ fn reader_going_away_stops_the_recording_with_a_message() {
         "{stderr}"
     );
     let left = Command::new("pgrep")
-        .args(["-f", "work split 30"])
+        .args(["-f", "work split 29"])
         .output()
         .unwrap();
     assert!(
@@ -234,7 +234,17 @@ fn ctrl_c_on_a_pipeline_ends_the_stream_and_the_report_shows_all_of_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Ctrl-C once records flow (the report then has its input open and the
+    // recorder its signal handlers), not after a guessed delay.
+    let flowing = Instant::now();
+    while std::fs::metadata(&stream).map_or(0, |m| m.len()) < 64 << 10 {
+        assert!(
+            flowing.elapsed() < Duration::from_secs(30),
+            "no records reached the pipe"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()

@@ -27,11 +27,17 @@ pub fn rprof_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rprof"))
 }
 
+/// Runs rprof, its report widths not taken from the caller's COLUMNS.
 pub fn rprof(args: &[&str]) -> Output {
-    Command::new(rprof_bin())
-        .args(args)
-        .output()
-        .expect("run rprof")
+    rprof_command().args(args).output().expect("run rprof")
+}
+
+/// A `Command` for rprof without the caller's COLUMNS (which would narrow
+/// every table).
+pub fn rprof_command() -> Command {
+    let mut command = Command::new(rprof_bin());
+    command.env_remove("COLUMNS");
+    command
 }
 
 pub fn text(bytes: &[u8]) -> String {
