@@ -146,19 +146,7 @@ fn linux_perf_reads_the_pipe_stream_and_agrees_on_the_top_function() {
     // HEADER_FEATURE bit it does not know; the symbols are not one.
     assert!(!stderr.contains("failed"), "perf report -i -: {stderr}");
     let stdout = text(&report.stdout);
-    // `  74.78%  [.] burn_a  ...`: the symbol follows the [.]/[k] marker.
-    let perf_rows: Vec<(String, f64)> = stdout
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains('%'))
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            let share = cols.first()?.trim_end_matches('%').parse().ok()?;
-            let marker = cols
-                .iter()
-                .position(|c| c.starts_with('[') && c.ends_with(']'))?;
-            Some((cols.get(marker + 1)?.to_string(), share))
-        })
-        .collect();
+    let perf_rows = perf_report_rows(&stdout);
     assert_eq!(perf_rows[0].0, "burn_a", "perf report -i -:\n{stdout}");
     assert!(
         (perf_rows[0].1 - ours[0].1).abs() < 1.0,

@@ -232,19 +232,7 @@ fn linux_perf_opens_the_file_and_agrees_on_top_functions() {
         ]),
         "perf report",
     );
-    // `  74.78%  [.] burn_a  ...`: the symbol follows the [.]/[k] marker.
-    let perf_rows: Vec<(String, f64)> = perf
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains('%'))
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            let share = cols.first()?.trim_end_matches('%').parse().ok()?;
-            let marker = cols
-                .iter()
-                .position(|c| c.starts_with('[') && c.ends_with(']'))?;
-            Some((cols.get(marker + 1)?.to_string(), share))
-        })
-        .collect();
+    let perf_rows = perf_report_rows(&perf);
     let ours = symbol_shares(&data);
     // The two top functions, in the same order and within a point of each other.
     for rank in 0..2 {

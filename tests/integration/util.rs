@@ -171,6 +171,23 @@ pub fn self_shares(top: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// (symbol, share) rows of `perf report --stdio`: in `  74.78%  [.] burn_a
+/// ...` the symbol follows the [.]/[k] marker.
+pub fn perf_report_rows(stdout: &str) -> Vec<(String, f64)> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('%'))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let share = cols.first()?.trim_end_matches('%').parse().ok()?;
+            let marker = cols
+                .iter()
+                .position(|c| c.starts_with('[') && c.ends_with(']'))?;
+            Some((cols.get(marker + 1)?.to_string(), share))
+        })
+        .collect()
+}
+
 /// The summed share of the rows named `name`.
 pub fn share_of(shares: &[(String, f64)], name: &str) -> f64 {
     shares
