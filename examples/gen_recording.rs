@@ -79,6 +79,7 @@ fn main() -> ExitCode {
                 start: APP_START,
                 len: 0x10_0000,
                 filename: "/usr/bin/app".into(),
+                prot: 5, // PROT_READ | PROT_EXEC
                 ..Mmap::default()
             },
         ));

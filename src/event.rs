@@ -27,7 +27,25 @@ pub enum CallGraph {
     None,
     /// Kernel-walked frame-pointer chains (`-g`, `--call-graph fp`).
     FramePointer,
+    /// The kernel's call chain for kernel frames, plus the user registers
+    /// and a copy of the top `stack_bytes` of the user stack, unwound with
+    /// DWARF CFI (`--call-graph dwarf[,SIZE]`).
+    Dwarf { stack_bytes: u32 },
 }
+
+/// perf's default stack copy for `--call-graph dwarf`.
+pub const DEFAULT_DWARF_STACK_BYTES: u32 = 8192;
+/// The most the kernel copies per sample (a u16 record size less the rest).
+pub const MAX_DWARF_STACK_BYTES: u32 = 65528;
+
+/// The user registers a DWARF sample copies: perf's x86-64 set (the
+/// general-purpose registers, ip, sp and flags; not the segment ones).
+#[cfg(target_arch = "x86_64")]
+pub const DWARF_USER_REGS: u64 = 0xff_0fff;
+#[cfg(target_arch = "aarch64")]
+pub const DWARF_USER_REGS: u64 = (1 << 33) - 1;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub const DWARF_USER_REGS: u64 = 0;
 
 /// The call-chain depth cap perf uses (`kernel.perf_event_max_stack` default).
 pub const MAX_STACK: u16 = 127;
@@ -82,8 +100,21 @@ impl EventSpec {
             }
             Sampling::Period(period) => period,
         };
-        if self.call_graph == CallGraph::FramePointer {
-            sample_type |= sample::CALLCHAIN;
+        let mut sample_regs_user = 0;
+        let mut sample_stack_user = 0;
+        match self.call_graph {
+            CallGraph::None => {}
+            CallGraph::FramePointer => sample_type |= sample::CALLCHAIN,
+            CallGraph::Dwarf { stack_bytes } => {
+                // The kernel walks only its own frames; the user part comes
+                // from the registers and the stack copy, as with perf.
+                sample_type |= sample::CALLCHAIN | sample::REGS_USER | sample::STACK_USER;
+                // Data mappings too, as perf asks: its unwinder places a
+                // file by the mapping of its first (read-only) segment.
+                flags |= flag::EXCLUDE_CALLCHAIN_USER | flag::MMAP_DATA;
+                sample_regs_user = DWARF_USER_REGS;
+                sample_stack_user = stack_bytes;
+            }
         }
         if self.exclude_kernel {
             flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
@@ -99,6 +130,8 @@ impl EventSpec {
             } else {
                 MAX_STACK
             },
+            sample_regs_user,
+            sample_stack_user,
             ..EventAttr::default()
         }
     }
@@ -225,6 +258,27 @@ mod tests {
     }
 
     #[test]
+    fn dwarf_call_graph_copies_user_registers_and_stack_like_perf() {
+        let attr = EventSpec::cpu_clock(
+            Sampling::Frequency(999),
+            CallGraph::Dwarf { stack_bytes: 8192 },
+        )
+        .to_attr();
+        let dwarf = sample::CALLCHAIN | sample::REGS_USER | sample::STACK_USER;
+        assert_eq!(attr.sample_type & dwarf, dwarf);
+        // perf 6.x `--call-graph dwarf` on x86-64: the same registers, and
+        // the kernel walks no user frames (they come from the copy).
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(attr.sample_regs_user, 0xff0fff);
+        assert_eq!(attr.sample_stack_user, 8192);
+        assert!(attr.has_flag(flag::EXCLUDE_CALLCHAIN_USER) && attr.has_flag(flag::MMAP_DATA));
+        assert!(!attr.has_flag(flag::EXCLUDE_CALLCHAIN_KERNEL));
+        let fp = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+        assert_eq!((fp.sample_regs_user, fp.sample_stack_user), (0, 0));
+        assert_eq!(fp.sample_type & (sample::REGS_USER | sample::STACK_USER), 0);
+    }
+
+    #[test]
     fn several_events_carry_identifiers_and_one_set_of_side_band_records() {
         let cpu = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
         let single = recording_attrs(std::slice::from_ref(&cpu));
@@ -265,7 +319,11 @@ mod tests {
 
     #[test]
     fn events_never_ask_for_mmap2_build_ids_so_other_profilers_keep_working() {
-        for call_graph in [CallGraph::None, CallGraph::FramePointer] {
+        for call_graph in [
+            CallGraph::None,
+            CallGraph::FramePointer,
+            CallGraph::Dwarf { stack_bytes: 8192 },
+        ] {
             for sampling in [Sampling::Frequency(4000), Sampling::Period(1_000_000)] {
                 let attr = EventSpec::cpu_clock(sampling, call_graph).to_attr();
                 assert!(

@@ -137,7 +137,10 @@ impl ProcessModel {
     }
 
     fn add_mmap(&mut self, m: &Mmap) {
-        if m.len == 0 {
+        // Data mappings (perf's `-d`, and DWARF-mode recordings, which ask
+        // for them so that perf's unwinder finds each file's headers) hold
+        // no code: they name nothing a sample runs in.
+        if m.len == 0 || m.prot & libc::PROT_EXEC as u32 == 0 {
             return;
         }
         if m.cpumode == CpuMode::Kernel || m.pid == u32::MAX {
@@ -280,6 +283,7 @@ mod tests {
             len,
             pgoff,
             filename: name.to_string(),
+            prot: 5, // PROT_READ | PROT_EXEC
             ..Mmap::default()
         })
     }

@@ -39,6 +39,7 @@ fn app_mmap(pid: u32) -> Record<'static> {
         len: 0x10_0000,
         pgoff: 0,
         filename: "/usr/bin/app".into(),
+        prot: 5, // PROT_READ | PROT_EXEC
         ..Mmap::default()
     })
 }

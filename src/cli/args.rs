@@ -65,7 +65,10 @@ pub struct RecordArgs {
     #[arg(short = 'g')]
     pub call_graph_fp: bool,
 
-    /// Call-chain mode: `fp` (frame pointers).
+    /// Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the
+    /// user registers and the top SIZE bytes of the user stack per sample
+    /// (default 8192, at most 65528), unwound with the binaries' DWARF CFI,
+    /// for code built without frame pointers.
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
 

@@ -9,7 +9,9 @@ use anyhow::{bail, Result};
 use super::progress::TerminalProgress;
 use super::{parse_cpu_list, parse_number_list};
 use crate::cli::RecordArgs;
-use crate::event::{CallGraph, EventSpec, Sampling};
+use crate::event::{
+    CallGraph, EventSpec, Sampling, DEFAULT_DWARF_STACK_BYTES, MAX_DWARF_STACK_BYTES,
+};
 use crate::record::{self, RecordConfig, RecordOutcome, RecordOutput, Target};
 
 /// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
@@ -47,11 +49,40 @@ fn call_graph(args: &RecordArgs) -> Result<CallGraph> {
     match args.call_graph.as_deref() {
         None if args.call_graph_fp => Ok(CallGraph::FramePointer),
         None => Ok(CallGraph::None),
-        Some("fp") => Ok(CallGraph::FramePointer),
-        Some(mode) if mode.starts_with("dwarf") => {
-            bail!("--call-graph {mode}: DWARF unwinding is not available in this version; use -g (frame pointers)")
+        Some(mode) => parse_call_graph(mode),
+    }
+}
+
+/// `fp`, `dwarf` or `dwarf,SIZE` (bytes of user stack copied per sample,
+/// rounded up to 8 as perf does, at most the kernel's 65528).
+fn parse_call_graph(mode: &str) -> Result<CallGraph> {
+    let (name, size) = match mode.split_once(',') {
+        Some((name, size)) => (name, Some(size)),
+        None => (mode, None),
+    };
+    match (name, size) {
+        ("fp", None) => Ok(CallGraph::FramePointer),
+        ("dwarf", None) => Ok(CallGraph::Dwarf {
+            stack_bytes: DEFAULT_DWARF_STACK_BYTES,
+        }),
+        ("dwarf", Some(size)) => {
+            let bytes: u64 = size.trim().parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--call-graph {mode}: '{size}' is not a number of bytes (e.g. dwarf,16384)"
+                )
+            })?;
+            let rounded = bytes.div_ceil(8) * 8;
+            if rounded == 0 || rounded > u64::from(MAX_DWARF_STACK_BYTES) {
+                bail!(
+                    "--call-graph {mode}: the stack copy must be 8 to {MAX_DWARF_STACK_BYTES} bytes \
+                     (default {DEFAULT_DWARF_STACK_BYTES})"
+                );
+            }
+            Ok(CallGraph::Dwarf {
+                stack_bytes: rounded as u32,
+            })
         }
-        Some(mode) => bail!("--call-graph {mode}: unknown mode (use fp)"),
+        _ => bail!("--call-graph {mode}: unknown mode (use fp, dwarf or dwarf,SIZE)"),
     }
 }
 
@@ -193,6 +224,28 @@ pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn call_graph_modes_parse_like_perf() {
+        assert_eq!(parse_call_graph("fp").unwrap(), CallGraph::FramePointer);
+        assert_eq!(
+            parse_call_graph("dwarf").unwrap(),
+            CallGraph::Dwarf { stack_bytes: 8192 }
+        );
+        assert_eq!(
+            parse_call_graph("dwarf,100").unwrap(),
+            CallGraph::Dwarf { stack_bytes: 104 },
+            "rounded up to 8 bytes"
+        );
+        assert_eq!(
+            parse_call_graph("dwarf,65528").unwrap(),
+            CallGraph::Dwarf { stack_bytes: 65528 }
+        );
+        for bad in ["dwarf,0", "dwarf,65536", "dwarf,x", "lbr", "fp,8"] {
+            let err = parse_call_graph(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("--call-graph {bad}:")), "{err}");
+        }
+    }
 
     fn parse(line: &[&str]) -> RecordArgs {
         let mut argv = vec!["rprof", "record"];
