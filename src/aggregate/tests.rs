@@ -342,7 +342,7 @@ fn dwarf_sample(pid: u32, ip: u64, sp: u64, bp: u64, stack: Vec<u64>) -> Record<
     use crate::perfdata::UserRegs;
     // perf's x86 mask: AX..IP and more; BP (6), SP (7), IP (8) are what matter.
     let mask = 0x1ff;
-    let mut values = vec![0u64; 9];
+    let mut values = [0u64; 9];
     (values[6], values[7], values[8]) = (bp, sp, ip);
     Record::Sample(Sample {
         cpumode: CpuMode::Kernel,
