@@ -273,7 +273,13 @@ impl ProfileBuilder {
         let Some(regs) = &sample.user_regs else {
             return;
         };
-        if sample.callchain.contains(&context::USER) {
+        let chain = &sample.callchain;
+        let kernel_walked_user = chain
+            .iter()
+            .position(|&a| a == context::USER)
+            .and_then(|at| chain.get(at + 1))
+            .is_some_and(|&next| next < context::MAX);
+        if kernel_walked_user {
             // The kernel walked the user stack already (frame pointers).
             return;
         }
