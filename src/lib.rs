@@ -8,7 +8,7 @@
 //!  -> record    launch / attach / system-wide, drain rings into a file
 //!  -> perfdata  the recording file (perf.data layout, PERFILE2): writer + reader
 //!  -> process   threads, comms and mappings over time (pure, no OS access)
-//!  -> unwind    call chains split into kernel / user frames
+//!  -> unwind    call chains split into kernel / user frames; DWARF CFI for copied stacks
 //!  -> symbolize per-module lazy contexts: ELF, DWARF lines + inlines, kallsyms, JIT maps
 //!  -> aggregate interned stacks with explicit weights
 //!  -> output    top table, call trees, folded stacks, flame graph SVG

@@ -3,6 +3,7 @@
 //! Pure: it never reads /proc; everything comes from the recording.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::rc::Rc;
 
 use crate::aggregate::MappingRange;
@@ -17,6 +18,8 @@ pub enum ModuleKind {
     Kernel,
     /// A JIT map, `/tmp/perf-PID.map`.
     Jit,
+    /// Not code: a marker frame named by its path (`[truncated]`).
+    Marker,
 }
 
 /// What a module is and where to find it.
@@ -47,6 +50,9 @@ struct Mapping {
 struct Process {
     /// Keyed by start address.
     mappings: BTreeMap<u64, Mapping>,
+    /// Changes whenever `mappings` do (unique across processes), so what
+    /// was built from them (an unwinder) knows when to catch up.
+    generation: u64,
 }
 
 /// A frame located in a module: what the symbolizer is asked about.
@@ -59,6 +65,9 @@ pub struct ModuleAddr {
 
 /// The path the kernel module is stored under in symbol tables.
 pub const KERNEL_MODULE_PATH: &str = "[kernel.kallsyms]";
+
+/// The marker frame that ends a stack the unwinder could not complete.
+pub const TRUNCATED_FRAME: &str = "[truncated]";
 
 #[derive(Debug, Default)]
 pub struct ProcessModel {
@@ -75,6 +84,8 @@ pub struct ProcessModel {
     /// it, so a library shared by many processes is symbolized once.
     module_ids: HashMap<(ModuleKind, String, Option<Vec<u8>>), ModuleId>,
     kernel: Option<ModuleId>,
+    /// The last mapping generation handed out.
+    generations: u64,
 }
 
 impl ProcessModel {
@@ -113,7 +124,14 @@ impl ProcessModel {
             Record::Comm(c) => {
                 if c.exec {
                     // exec replaces the address space; the new image's mmaps follow.
-                    self.processes.insert(c.pid, Process::default());
+                    let generation = self.next_generation();
+                    self.processes.insert(
+                        c.pid,
+                        Process {
+                            generation,
+                            ..Process::default()
+                        },
+                    );
                 }
                 self.comms.insert(c.tid, Rc::from(c.comm.as_str()));
                 self.thread_pid.insert(c.tid, c.pid);
@@ -127,8 +145,9 @@ impl ProcessModel {
                 }
                 if t.pid != t.ppid {
                     // A new process starts with a copy of its parent's address space.
-                    let parent = self.processes.get(&t.ppid).cloned().unwrap_or_default();
-                    self.processes.insert(t.pid, parent);
+                    let mut child = self.processes.get(&t.ppid).cloned().unwrap_or_default();
+                    child.generation = self.next_generation();
+                    self.processes.insert(t.pid, child);
                 }
             }
             Record::Mmap(m) => self.add_mmap(m),
@@ -159,7 +178,9 @@ impl ProcessModel {
                 offset: m.pgoff,
             });
         }
+        let generation = self.next_generation();
         let process = self.processes.entry(m.pid).or_default();
+        process.generation = generation;
         // A new mapping replaces whatever it overlaps (mmap semantics).
         let overlapping: Vec<u64> = process
             .mappings
@@ -179,6 +200,37 @@ impl ProcessModel {
                 module,
             },
         );
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
+
+    /// Changes whenever the mappings of `pid` do; 0 for a process without any.
+    pub fn mappings_generation(&self, pid: u32) -> u64 {
+        self.processes.get(&pid).map_or(0, |p| p.generation)
+    }
+
+    /// The ELF mappings of `pid` now: (AVMA range, file offset, module).
+    pub fn mappings(&self, pid: u32) -> impl Iterator<Item = (Range<u64>, u64, ModuleId)> + '_ {
+        self.processes
+            .get(&pid)
+            .into_iter()
+            .flat_map(|p| p.mappings.iter())
+            .filter(|(_, m)| self.modules[m.module as usize].kind == ModuleKind::Elf)
+            .map(|(&start, m)| (start..m.end, m.pgoff, m.module))
+    }
+
+    /// Whether `addr` lies in an executable mapping of `pid` (a file or JIT
+    /// code): what a return address must be.
+    pub fn is_mapped(&self, pid: u32, addr: u64) -> bool {
+        self.processes.get(&pid).is_some_and(|p| {
+            p.mappings
+                .range(..=addr)
+                .next_back()
+                .is_some_and(|(_, m)| addr < m.end)
+        })
     }
 
     fn kernel_module(&mut self) -> ModuleId {
@@ -210,11 +262,25 @@ impl ProcessModel {
     /// (`/tmp/perf-PID.map`), which the symbolizer reads if it exists.
     pub fn locate(&mut self, pid: u32, frame: &RawFrame) -> ModuleAddr {
         let addr = frame.lookup_addr();
-        if frame.space == Space::Kernel {
-            return ModuleAddr {
-                module: self.kernel_module(),
-                addr,
-            };
+        match frame.space {
+            Space::Kernel => {
+                return ModuleAddr {
+                    module: self.kernel_module(),
+                    addr,
+                }
+            }
+            Space::Truncated => {
+                return ModuleAddr {
+                    module: self.intern(ModuleRef {
+                        kind: ModuleKind::Marker,
+                        path: TRUNCATED_FRAME.to_string(),
+                        build_id: None,
+                        pid: None,
+                    }),
+                    addr: 0,
+                }
+            }
+            Space::User => {}
         }
         let found = self.processes.get(&pid).and_then(|p| {
             p.mappings

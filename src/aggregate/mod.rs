@@ -26,11 +26,14 @@ pub use view::{
     FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
 };
 
+use crate::abi::context;
 use crate::event::{event_name, Unit};
 use crate::perfdata::{EventAttr, Metadata, PerfFile, Record, Sample};
 use crate::process::{ModuleAddr, ProcessModel};
+use crate::symbolize::unwind_info::ElfUnwindInfo;
 use crate::symbolize::{Frames, ModuleRequest, SymbolTable};
-use crate::unwind::{self, RawFrame};
+use crate::unwind::dwarf::Completion;
+use crate::unwind::{self, NoUnwindInfo, RawFrame, Space, StackUnwinder, UnwindInfoSource};
 
 /// Which samples to keep (`report --pid/--comm`).
 #[derive(Debug, Clone, Default)]
@@ -110,7 +113,8 @@ pub fn profile_file_with_progress(
     progress: &dyn Progress,
 ) -> Profile {
     let (events, attr_event) = file_events(file.attrs(), file.metadata());
-    let mut builder = ProfileBuilder::new(events, attr_event, options.clone());
+    let mut builder = ProfileBuilder::new(events, attr_event, options.clone())
+        .with_unwind_info(Box::new(ElfUnwindInfo::default()));
     let mut records = file.ordered();
     progress.begin("reading records", file.len() as u64);
     let (mut since_report, mut reported) = (0u32, 0usize);
@@ -125,21 +129,7 @@ pub fn profile_file_with_progress(
         }
     }
     progress.end();
-    let mut warnings = records.warnings();
-    warnings.extend(recording_warnings(file.attrs()));
-    builder.finish(warnings)
-}
-
-/// What the attrs say the report cannot show faithfully.
-fn recording_warnings(attrs: &[EventAttr]) -> Option<String> {
-    use crate::abi::sample;
-    let dwarf = sample::REGS_USER | sample::STACK_USER;
-    attrs.iter().any(|a| a.sample_type & dwarf == dwarf).then(|| {
-        "recorded with --call-graph dwarf: rprof does not unwind DWARF stack copies yet, so user \
-         stacks show only the sampled function (kernel frames are complete); record with -g \
-         (frame pointers) for whole stacks"
-            .to_string()
-    })
+    builder.finish(records.warnings())
 }
 
 // The builder's maps are looked up for every sample, with keys from the
@@ -186,6 +176,8 @@ pub struct ProfileBuilder {
     /// Scratch space reused for every sample.
     raw: Vec<RawFrame>,
     located: Vec<ModuleAddr>,
+    /// User stacks of samples with copied registers and stack (DWARF mode).
+    unwinder: StackUnwinder,
 }
 
 impl ProfileBuilder {
@@ -208,7 +200,15 @@ impl ProfileBuilder {
             lost_samples: 0,
             raw: Vec::new(),
             located: Vec::new(),
+            unwinder: StackUnwinder::new(Box::new(NoUnwindInfo)),
         }
+    }
+
+    /// Where the DWARF unwinder gets module sections (default: nowhere, so
+    /// copied stacks are walked by frame pointer only).
+    pub fn with_unwind_info(mut self, source: Box<dyn UnwindInfoSource>) -> Self {
+        self.unwinder = StackUnwinder::new(source);
+        self
     }
 
     /// Takes the next record (in time order).
@@ -266,9 +266,52 @@ impl ProfileBuilder {
         0
     }
 
+    /// The sample's raw frames into `self.raw`: the call chain, or in DWARF
+    /// mode its kernel part followed by the user stack unwound here.
+    fn raw_frames(&mut self, sample: &Sample<'_>) {
+        unwind::frames_into(sample, &mut self.raw);
+        let Some(regs) = &sample.user_regs else {
+            return;
+        };
+        let chain = &sample.callchain;
+        let kernel_walked_user = chain
+            .iter()
+            .position(|&a| a == context::USER)
+            .and_then(|at| chain.get(at + 1))
+            .is_some_and(|&next| next < context::MAX);
+        if kernel_walked_user {
+            // The kernel walked the user stack already (frame pointers).
+            return;
+        }
+        let kernel_frames = self
+            .raw
+            .iter()
+            .take_while(|f| f.space == Space::Kernel)
+            .count();
+        self.raw.truncate(kernel_frames);
+        let unwound = self.unwinder.user_frames(
+            &self.model,
+            sample.pid,
+            regs,
+            &sample.user_stack,
+            &mut self.raw,
+        );
+        match unwound {
+            Some(done) => {
+                self.stats.has_callchains = true;
+                self.stats.dwarf_stacks += 1;
+                if done == Completion::Truncated {
+                    self.stats.truncated_stacks += 1;
+                }
+            }
+            // Registers of no use (a 32-bit process): the call chain as is.
+            None => unwind::frames_into(sample, &mut self.raw),
+        }
+    }
+
     /// Locates the sample's frames and interns the stack.
     fn stack_of(&mut self, sample: &Sample<'_>) -> StackId {
-        unwind::frames_into(sample, &mut self.raw);
+        self.raw_frames(sample);
         self.located.clear();
         for frame in &self.raw {
             self.located.push(self.model.locate(sample.pid, frame));

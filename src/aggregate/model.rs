@@ -110,6 +110,10 @@ pub struct RecordingStats {
     pub has_callchains: bool,
     /// Samples dropped by the filter.
     pub filtered_out: u64,
+    /// Samples whose user stack was unwound from a stack copy (DWARF mode).
+    pub dwarf_stacks: u64,
+    /// Of those, stacks that end in `[truncated]`.
+    pub truncated_stacks: u64,
 }
 
 impl RecordingStats {

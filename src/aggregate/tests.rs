@@ -338,14 +338,75 @@ fn file_events_take_names_from_the_file_and_merge_equal_ones() {
     assert_eq!(events[0].unit, Unit::Nanoseconds);
 }
 
+/// A DWARF-mode sample: kernel call chain only, user IP/SP/BP and a stack copy.
+fn dwarf_sample(pid: u32, ip: u64, sp: u64, bp: u64, stack: Vec<u64>) -> Record<'static> {
+    use crate::perfdata::UserRegs;
+    // perf's x86 mask: AX..IP and more; BP (6), SP (7), IP (8) are what matter.
+    let mask = 0x1ff;
+    let mut values = [0u64; 9];
+    (values[6], values[7], values[8]) = (bp, sp, ip);
+    Record::Sample(Sample {
+        cpumode: CpuMode::Kernel,
+        ip: 0xffff_ffff_8100_0010,
+        pid,
+        tid: pid,
+        period: 1,
+        callchain: vec![context::KERNEL, 0xffff_ffff_8100_0010].into(),
+        user_regs: Some(UserRegs {
+            abi: crate::perfdata::REGS_ABI_64,
+            mask,
+            values: values
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect::<Vec<_>>()
+                .into(),
+        }),
+        user_stack: stack
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>()
+            .into(),
+        ..Sample::default()
+    })
+}
+
 #[test]
-fn dwarf_recordings_are_flagged() {
-    use crate::abi::sample;
-    let attr = EventAttr {
-        sample_type: sample::REGS_USER | sample::STACK_USER | sample::CALLCHAIN,
-        ..EventAttr::default()
-    };
-    let warning = recording_warnings(&[attr]).unwrap();
-    assert!(warning.contains("--call-graph dwarf"), "{warning}");
-    assert!(recording_warnings(&[EventAttr::default()]).is_none());
+fn dwarf_samples_get_kernel_frames_then_unwound_user_frames() {
+    // No unwind sections (the builder's default): the copied stack is walked
+    // by frame pointer. bp -> [saved bp 0, return address into the app].
+    let sp = 0x7fff_0000;
+    let complete = dwarf_sample(7, APP + 0x1000, sp, sp + 0x10, vec![0, 0, 0, APP + 0x2000]);
+    // The same, but the copy ends before the frame record: truncated.
+    let cut = dwarf_sample(7, APP + 0x1000, sp, sp + 0x10, vec![0, 0]);
+    let profile = build(vec![cpu_clock()], &[app_mmap(7), complete, cut]);
+    assert_eq!(
+        (profile.stats.dwarf_stacks, profile.stats.truncated_stacks),
+        (2, 1)
+    );
+    assert!(profile.stats.has_callchains);
+    let stacks: Vec<Vec<(ModuleKind, u64)>> = profile
+        .stacks
+        .iter()
+        .map(|stack| {
+            stack
+                .iter()
+                .map(|&l| {
+                    let location = profile.location(l);
+                    (
+                        profile.module(location.module).module.kind,
+                        location.address,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let kernel = (ModuleKind::Kernel, 0xffff_ffff_8100_0010);
+    assert_eq!(
+        stacks,
+        [
+            // The return address is looked up minus one.
+            vec![kernel, (ModuleKind::Elf, 0x1000), (ModuleKind::Elf, 0x1fff)],
+            vec![kernel, (ModuleKind::Elf, 0x1000), (ModuleKind::Marker, 0)],
+        ]
+    );
 }

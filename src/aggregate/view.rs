@@ -148,8 +148,9 @@ impl<'p> Namer<'p> {
     }
 
     fn is_named(&self, location: LocationId) -> bool {
-        let frames = &self.profile.location(location).frames;
-        frames.iter().any(|f| f.function.is_some())
+        let location = self.profile.location(location);
+        let is_marker = self.profile.module(location.module).module.kind == ModuleKind::Marker;
+        is_marker || location.frames.iter().any(|f| f.function.is_some())
     }
 
     fn location(&mut self, id: LocationId, out: &mut Vec<FrameId>) {
@@ -213,6 +214,7 @@ pub fn module_display_name(module: &ModuleRef) -> String {
     match module.kind {
         ModuleKind::Kernel => module.path.clone(),
         ModuleKind::Jit => "[JIT]".to_string(),
+        ModuleKind::Marker => module.path.clone(),
         ModuleKind::Elf => {
             let path = module.path.trim_end_matches(" (deleted)");
             Path::new(path)
@@ -230,7 +232,18 @@ pub fn frame_infos(module: &ModuleRef, address: u64, named: &[Frame]) -> Vec<Fra
         ModuleKind::Elf => CodeKind::User,
         ModuleKind::Kernel => CodeKind::Kernel,
         ModuleKind::Jit => CodeKind::Jit,
+        ModuleKind::Marker => CodeKind::User,
     };
+    if module.kind == ModuleKind::Marker {
+        // Not an address: the marker is its own name, whatever a table says.
+        return vec![FrameInfo {
+            name: module.path.clone(),
+            module: module_name,
+            kind,
+            inlined: false,
+            resolved: true,
+        }];
+    }
     // Each unnamed address stays its own frame, so hot spots in stripped
     // code stay apart and can be looked up (`objdump -d`, `addr2line`).
     let unknown = |inlined: bool| match module.kind {
@@ -249,7 +262,7 @@ pub fn frame_infos(module: &ModuleRef, address: u64, named: &[Frame]) -> Vec<Fra
             inlined,
             resolved: false,
         },
-        ModuleKind::Kernel => FrameInfo {
+        ModuleKind::Kernel | ModuleKind::Marker => FrameInfo {
             name: format!("{address:#x}"),
             module: module_name.clone(),
             kind,

@@ -491,6 +491,15 @@ impl Output for Top {
         if stats.filtered_out > 0 {
             writeln!(out, "# Filtered out: {} samples", stats.filtered_out)?;
         }
+        if stats.dwarf_stacks > 0 {
+            writeln!(
+                out,
+                "# DWARF stacks: {} unwound, {} truncated ({:.2}%)",
+                stats.dwarf_stacks,
+                stats.truncated_stacks,
+                percent(stats.truncated_stacks, stats.dwarf_stacks)
+            )?;
+        }
         for warning in &profile.warnings {
             writeln!(out, "# Warning: {warning}")?;
         }

@@ -3,7 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::records::{Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
+use std::borrow::Cow;
+
+use super::records::{
+    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle, UserRegs,
+};
 use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{flag, sample, EventAttr};
 use crate::abi::{misc, read_format, record_type, BRANCH_HW_INDEX};
@@ -240,8 +244,10 @@ fn decode_sample<'b>(
         let nr = c.u64()?;
         s.callchain = c.u64_slice(nr)?;
     }
-    // The rest is not kept, but walking it checks the record is consistent.
-    skip_sample_tail(&mut c, attr)?;
+    // RAW and BRANCH_STACK are not kept, but walking them checks the
+    // record is consistent; the user registers and stack are borrowed.
+    skip_raw_and_branches(&mut c, attr)?;
+    user_regs_and_stack(&mut c, attr, &mut s)?;
     Some(s)
 }
 
@@ -270,9 +276,8 @@ fn skip_read_values(c: &mut Cursor<'_>, format: u64) -> Option<()> {
     }
 }
 
-/// RAW, BRANCH_STACK, REGS_USER and STACK_USER; later fields are fixed-size
-/// or not needed, and trailing bytes are ignored.
-fn skip_sample_tail(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
+/// RAW and BRANCH_STACK, skipped.
+fn skip_raw_and_branches(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
     let has = |bit: u64| attr.sample_type & bit != 0;
     if has(sample::RAW) {
         // The size includes the kernel's padding to a u64 boundary.
@@ -286,17 +291,34 @@ fn skip_sample_tail(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
         }
         c.skip_n(nr, 24)?; // from, to, flags
     }
+    Some(())
+}
+
+/// REGS_USER and STACK_USER, borrowed from the body; later fields are
+/// fixed-size or not needed, and trailing bytes are ignored. Every length is
+/// checked against the bytes the record really has.
+fn user_regs_and_stack<'b>(c: &mut Cursor<'b>, attr: &EventAttr, s: &mut Sample<'b>) -> Option<()> {
+    let has = |bit: u64| attr.sample_type & bit != 0;
     if has(sample::REGS_USER) {
         let abi = c.u64()?;
         if abi != 0 {
-            c.skip(8 * attr.sample_regs_user.count_ones() as usize)?;
+            let mask = attr.sample_regs_user;
+            let values = c.bytes(8 * mask.count_ones() as usize)?;
+            s.user_regs = Some(UserRegs {
+                abi,
+                mask,
+                values: Cow::Borrowed(values),
+            });
         }
     }
     if has(sample::STACK_USER) {
         let size = c.u64()?;
         if size != 0 {
-            c.bytes_u64(size)?;
-            c.skip(8)?; // dyn_size
+            let data = c.bytes_u64(size)?;
+            // What the kernel could really copy (it stops at a fault).
+            let dyn_size = c.u64()?;
+            let used = usize::try_from(dyn_size).map_or(data.len(), |d| d.min(data.len()));
+            s.user_stack = Cow::Borrowed(&data[..used]);
         }
     }
     Some(())

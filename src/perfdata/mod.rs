@@ -19,7 +19,9 @@ pub use crate::abi::EventAttr;
 pub use order::Ordered;
 pub use pipe::PipeWriter;
 pub use reader::{Metadata, PerfFile, ReadError, Records};
-pub use records::{Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle};
+pub use records::{
+    Comm, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle, UserRegs, REGS_ABI_64,
+};
 pub use writer::{DataSink, FeatureData, PerfDataWriter, WriteError};
 
 #[cfg(test)]

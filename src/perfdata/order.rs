@@ -18,8 +18,6 @@
 //! file from the oldest held record on; everything before it is released
 //! from the resident set as the stream goes ([`Records::release_before`]).
 
-use std::borrow::Cow;
-
 use super::records::Record;
 use super::Records;
 
@@ -29,8 +27,8 @@ pub struct Window {
     /// Records held at most (default 262,144: ~35 MB of decoded records,
     /// several times one drain of a busy 64-CPU recording).
     pub records: usize,
-    /// Bytes of copied call chains held at most (records from compressed
-    /// data own their call chain; default 32 MiB).
+    /// Bytes of copied call chains, registers and stack copies held at
+    /// most (records from compressed data own theirs; default 32 MiB).
     pub owned_bytes: usize,
 }
 
@@ -147,7 +145,7 @@ impl<'a> Ordered<'a> {
         self.last_time = record.time().filter(|&t| t != 0).unwrap_or(self.last_time);
         self.newest = self.newest.max(self.last_time);
         let owned_bytes = match &record {
-            Record::Sample(s) if matches!(s.callchain, Cow::Owned(_)) => s.callchain.len() * 8,
+            Record::Sample(s) => s.owned_bytes(),
             _ => 0,
         };
         self.owned_bytes += owned_bytes;

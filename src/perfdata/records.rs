@@ -47,6 +47,50 @@ pub struct Sample<'a> {
     /// file when it is aligned there, else a copy.
     pub callchain: Cow<'a, [u64]>,
     pub id: Option<u64>,
+    /// User registers at the sample (PERF_SAMPLE_REGS_USER); `None` when not
+    /// sampled or when the kernel had none to give (a kernel thread: ABI 0).
+    pub user_regs: Option<UserRegs<'a>>,
+    /// The copied top of the user stack (PERF_SAMPLE_STACK_USER), from the
+    /// sampled stack pointer up: only the `dyn_size` bytes the kernel really
+    /// copied. Empty when not sampled. Borrowed like the call chain.
+    pub user_stack: Cow<'a, [u8]>,
+}
+
+/// `PERF_SAMPLE_REGS_ABI_64`: the registers are those of a 64-bit process.
+pub const REGS_ABI_64: u64 = 2;
+
+/// The user registers of a sample, as the kernel wrote them: one u64 per
+/// set bit of the attr's `sample_regs_user` mask, lowest bit first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserRegs<'a> {
+    /// `PERF_SAMPLE_REGS_ABI_*` (1: 32-bit, 2: 64-bit).
+    pub abi: u64,
+    /// The attr's `sample_regs_user`: which registers `values` holds.
+    pub mask: u64,
+    /// The values, 8 native-endian bytes each (bytes, not `u64`s, so they
+    /// can be borrowed from a file at any alignment).
+    pub values: Cow<'a, [u8]>,
+}
+
+impl UserRegs<'_> {
+    /// Register number `reg` (perf's numbering for the architecture, e.g.
+    /// `PERF_REG_X86_SP` = 7), when the mask holds it.
+    pub fn get(&self, reg: u32) -> Option<u64> {
+        let bit = 1u64.checked_shl(reg)?;
+        if self.mask & bit == 0 {
+            return None;
+        }
+        let index = (self.mask & (bit - 1)).count_ones() as usize;
+        let bytes = self.values.get(8 * index..8 * index + 8)?;
+        Some(u64::from_ne_bytes(bytes.try_into().ok()?))
+    }
+
+    pub fn into_owned(self) -> UserRegs<'static> {
+        UserRegs {
+            values: Cow::Owned(self.values.into_owned()),
+            ..self
+        }
+    }
 }
 
 impl Sample<'_> {
@@ -54,8 +98,28 @@ impl Sample<'_> {
     pub fn into_owned(self) -> Sample<'static> {
         Sample {
             callchain: Cow::Owned(self.callchain.into_owned()),
+            user_regs: self.user_regs.map(UserRegs::into_owned),
+            user_stack: Cow::Owned(self.user_stack.into_owned()),
             ..self
         }
+    }
+
+    /// Bytes this sample owns rather than borrows from the file (records of
+    /// compressed files copy theirs): what a reorder window must count.
+    pub fn owned_bytes(&self) -> usize {
+        let chain = match &self.callchain {
+            Cow::Owned(words) => words.len() * 8,
+            Cow::Borrowed(_) => 0,
+        };
+        let regs = match self.user_regs.as_ref().map(|r| &r.values) {
+            Some(Cow::Owned(bytes)) => bytes.len(),
+            _ => 0,
+        };
+        let stack = match &self.user_stack {
+            Cow::Owned(bytes) => bytes.len(),
+            Cow::Borrowed(_) => 0,
+        };
+        chain + regs + stack
     }
 }
 

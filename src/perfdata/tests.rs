@@ -53,6 +53,7 @@ fn sample_at(time: u64, pid: u32) -> Sample<'static> {
         period: 1_000_000,
         callchain: vec![context::USER, 0x401000 + time, 0x400800].into(),
         id: None,
+        ..Sample::default()
     }
 }
 
@@ -647,16 +648,37 @@ fn every_sample_field_is_walked_in_kernel_order() {
     tail.u32(12).bytes(&[0xee; 12]); // RAW, padded so 4 + 12 is a multiple of 8
     tail.u64(1).u64(0x99).u64(0x1).u64(0x2).u64(0x3); // branch stack: nr, hw_idx, entry
     tail.u64(2).u64(10).u64(11).u64(12); // regs: abi 64, three regs
-    tail.u64(16).bytes(&[0x55; 16]).u64(16); // stack: size, bytes, dyn_size
+                                         // stack: size, bytes, dyn_size (only 8 of the 16 bytes were copied)
+    tail.u64(16).bytes(&[0x55; 8]).bytes(&[0x66; 8]).u64(8);
     tail.u64(1234); // weight
 
     let mut data = encode_sample(sample_type, &s, &read, &tail.buf);
+    let values: Vec<u8> = [10u64, 11, 12]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    s.user_regs = Some(crate::perfdata::records::UserRegs {
+        abi: 2,
+        mask: 0b1011,
+        values: values.into(),
+    });
+    s.user_stack = vec![0x55; 8].into();
     data.extend(encode::comm(sample_type, &comm(9, "after", 600)));
     let bytes = file_with(&[(attr, vec![77, 78])], &data);
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(records.len(), 2);
     assert_eq!(records[0], Record::Sample(s));
+    let Record::Sample(decoded) = &records[0] else {
+        unreachable!()
+    };
+    let regs = decoded.user_regs.as_ref().unwrap();
+    // Registers 0, 1 and 3 are in the mask, in that order; 2 is not.
+    assert_eq!(
+        [regs.get(0), regs.get(1), regs.get(2), regs.get(3)],
+        [Some(10), Some(11), None, Some(12)]
+    );
+    assert_eq!(regs.get(64), None);
     let Record::Comm(c) = &records[1] else {
         panic!("{:?}", records[1]);
     };

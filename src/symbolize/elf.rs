@@ -84,7 +84,7 @@ impl FileInfo {
     }
 }
 
-fn parse(image: &Image) -> Result<object::File<'_>, SymbolizeError> {
+pub(super) fn parse(image: &Image) -> Result<object::File<'_>, SymbolizeError> {
     let malformed = |source| SymbolizeError::Malformed {
         path: image.path.display().to_string(),
         source,
@@ -179,7 +179,7 @@ fn has_build_id(image: &Image, build_id: &[u8]) -> bool {
         .is_ok_and(|info| info.build_id.is_some_and(|id| same_build_id(&id, build_id)))
 }
 
-fn open_code(module: &ModuleRef) -> Result<Image, SymbolizeError> {
+pub(super) fn open_code(module: &ModuleRef) -> Result<Image, SymbolizeError> {
     let path = module.path.as_str();
     if path == "[vdso]" {
         return files::read_vdso(module.pid).map_err(|source| SymbolizeError::Io {

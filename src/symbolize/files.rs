@@ -33,6 +33,12 @@ pub struct Image {
     pub bytes: FileBytes,
 }
 
+impl AsRef<[u8]> for Image {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 impl Image {
     /// Maps the regular file at `path`; symbolic links are followed (system
     /// libraries are often reached through them).
@@ -43,7 +49,7 @@ impl Image {
             // mmap of an empty file fails; an empty image is simply malformed.
             FileBytes::Owned(Vec::new())
         } else {
-            FileBytes::Mapped(map_readonly(&file)?)
+            FileBytes::Mapped(crate::sys::map_read_only(&file)?)
         };
         Ok(Image {
             path: path.to_path_buf(),
@@ -118,15 +124,6 @@ fn check_regular(kind: FileType) -> io::Result<()> {
         io::ErrorKind::InvalidInput,
         format!("it is {what}, not a regular file; rprof reads symbols only from regular files"),
     ))
-}
-
-#[allow(unsafe_code)]
-fn map_readonly(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the mapping is private and read-only, and every parser that reads
-    // it (object, gimli) bounds-checks its input, so any bytes are fine. The
-    // one hazard of file mappings, the file being truncated while mapped
-    // (SIGBUS), is the same one perf and every debugger accept for binaries.
-    unsafe { Mmap::map(file) }
 }
 
 /// Where to look for a module's file: inside the process's root first (a

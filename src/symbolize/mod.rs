@@ -16,6 +16,7 @@ mod files;
 mod jit;
 mod kernel;
 pub mod table;
+pub mod unwind_info;
 
 pub use demangle::demangle;
 pub use jit::PerfMap;
@@ -190,6 +191,7 @@ impl Symbolizer {
                 kernel::symbolize(module, addrs, &self.options, kallsyms)
             }
             ModuleKind::Jit => jit::symbolize(module, addrs),
+            ModuleKind::Marker => marker(module, addrs),
         }
     }
 }
@@ -232,6 +234,15 @@ fn unknown_frames() -> Vec<Frame> {
 struct Resolved {
     frames: Vec<Frames>,
     report: ModuleReport,
+}
+
+/// A marker module names every address after itself (`[truncated]`).
+fn marker(module: &ModuleRef, addrs: &[u64]) -> Resolved {
+    let named = Frame::function_only(module.path.clone());
+    Resolved {
+        frames: addrs.iter().map(|_| Arc::clone(&named)).collect(),
+        report: ModuleReport::default(),
+    }
 }
 
 /// Why a module (or all of its addresses) could not be resolved; becomes

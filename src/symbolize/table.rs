@@ -420,6 +420,7 @@ fn kind_code(kind: ModuleKind) -> u8 {
         ModuleKind::Elf => 0,
         ModuleKind::Kernel => 1,
         ModuleKind::Jit => 2,
+        ModuleKind::Marker => 3,
     }
 }
 
@@ -428,6 +429,7 @@ fn kind_from_code(code: u8) -> Result<ModuleKind, DecodeError> {
         0 => Ok(ModuleKind::Elf),
         1 => Ok(ModuleKind::Kernel),
         2 => Ok(ModuleKind::Jit),
+        3 => Ok(ModuleKind::Marker),
         _ => Err(DecodeError(format!("unknown module kind {code}"))),
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod coexist;
+mod dwarf;
 mod model;
 mod mutations;
 mod pipe;

@@ -169,7 +169,7 @@ fn frames_in_a_stripped_binary_show_module_and_offset_each() {
 }
 
 #[test]
-fn dwarf_recordings_say_their_user_stacks_are_not_unwound() {
+fn dwarf_recordings_are_unwound_and_say_how_many_stacks_were_cut() {
     require_perf!();
     if !linux_perf_available() {
         return;
@@ -197,13 +197,26 @@ fn dwarf_recordings_say_their_user_stacks_are_not_unwound() {
     let top = report(&["-i", data.to_str().unwrap()]);
     assert!(top.status.success(), "{}", text(&top.stderr));
     let top = text(&top.stdout);
+    // The old "does not unwind DWARF stack copies yet" warning is gone: the
+    // header says how many stacks were unwound and how many cut short.
     assert!(
-        top.lines()
+        !top.lines()
             .any(|l| l.starts_with("# Warning:") && l.contains("--call-graph dwarf")),
         "{top}"
     );
-    // The leaf functions are still named (nothing is unwound wrongly).
+    assert!(
+        top.lines().any(|l| l.starts_with("# DWARF stacks: ")),
+        "{top}"
+    );
     assert!(top.contains("burn_a"), "{top}");
+    let folded = report(&["-i", data.to_str().unwrap(), "--format", "folded"]);
+    let folded = text(&folded.stdout);
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.contains(";main;") && l.contains("burn_a")),
+        "{folded}"
+    );
 }
 
 #[test]

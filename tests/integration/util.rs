@@ -60,6 +60,9 @@ pub const FP_FLAGS: &[&str] = &[
     "-mno-omit-leaf-frame-pointer",
 ];
 
+/// Builds without frame pointers: only DWARF CFI can unwind them.
+pub const NO_FP_FLAGS: &[&str] = &["-O2", "-g", "-fomit-frame-pointer"];
+
 /// The compiled workloads (built once per test run).
 pub struct Workloads {
     pub work: PathBuf,
@@ -80,9 +83,38 @@ pub fn workloads() -> &'static Workloads {
     })
 }
 
+/// The workloads built with [`NO_FP_FLAGS`] (once per test run).
+pub fn workloads_no_fp() -> &'static Workloads {
+    static BUILT: OnceLock<Workloads> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workloads-nofp");
+        std::fs::create_dir_all(&dir).expect("workload dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads");
+        let work = dir.join("work");
+        let dlwork = dir.join("libdlwork.so");
+        cc_with(
+            NO_FP_FLAGS,
+            &[&src.join("work.c")],
+            &work,
+            &["-ldl", "-pthread"],
+        );
+        cc_with(
+            NO_FP_FLAGS,
+            &[&src.join("dlwork.c")],
+            &dlwork,
+            &["-shared", "-fPIC"],
+        );
+        Workloads { work, dlwork }
+    })
+}
+
 pub fn cc(sources: &[&Path], out: &Path, extra: &[&str]) {
+    cc_with(FP_FLAGS, sources, out, extra);
+}
+
+pub fn cc_with(flags: &[&str], sources: &[&Path], out: &Path, extra: &[&str]) {
     let status = Command::new("cc")
-        .args(FP_FLAGS)
+        .args(flags)
         .args(sources)
         .arg("-o")
         .arg(out)

@@ -1,0 +1,151 @@
+//! Files recorded by Linux `perf record --call-graph dwarf` of workloads
+//! built without frame pointers: rprof unwinds the copied stacks with the
+//! binaries' CFI, checked against the workloads' own ground truth.
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// `perf record --call-graph dwarf[,BYTES] -F 999 -o OUT -- work ARGS` of the
+/// no-frame-pointer build; the workload's stdout.
+fn perf_record_dwarf(call_graph: &str, out: &Path, args: &[&str]) -> String {
+    let work = workloads_no_fp().work.to_str().unwrap().to_string();
+    let mut argv = vec![
+        "record",
+        "-q",
+        "--call-graph",
+        call_graph,
+        "-F",
+        "999",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        &work,
+    ];
+    argv.extend_from_slice(args);
+    perf_succeeded(run_linux_perf(&argv), "perf record --call-graph dwarf")
+}
+
+fn report(args: &[&str]) -> String {
+    let run = rprof(&[&["report"], args].concat());
+    assert!(run.status.success(), "report failed: {}", text(&run.stderr));
+    text(&run.stdout)
+}
+
+/// The share (0..1) of the samples of stacks holding `leaf` that also hold `main`.
+fn share_under_main(folded: &[(String, u64)], leaves: &[&str]) -> (f64, u64) {
+    let frames = |s: &str| s.split(';').map(str::to_string).collect::<Vec<_>>();
+    let with_leaf: Vec<_> = folded
+        .iter()
+        .filter(|(s, _)| frames(s).iter().any(|f| leaves.contains(&f.as_str())))
+        .collect();
+    let total: u64 = with_leaf.iter().map(|(_, c)| c).sum();
+    let to_main: u64 = with_leaf
+        .iter()
+        .filter(|(s, _)| frames(s).iter().any(|f| f == "main"))
+        .map(|(_, c)| c)
+        .sum();
+    (to_main as f64 / total.max(1) as f64, total)
+}
+
+#[test]
+fn perf_dwarf_file_of_no_frame_pointer_build_matches_truth_and_reaches_main() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("dwarf-split");
+    let data = dir.join("perf.data");
+    let stdout = perf_record_dwarf("dwarf", &data, &["split", "2"]);
+    let data = data.to_str().unwrap();
+
+    let top = report(&["-i", data, "--sort", "symbol", "--no-children"]);
+    assert!(top.contains("# DWARF stacks: "), "{top}");
+    assert!(!top.contains("does not unwind"), "{top}");
+    let shares = self_shares(&top);
+    let (a, b) = (share_of(&shares, "burn_a"), share_of(&shares, "burn_b"));
+    assert!(a + b > 50.0, "burn_a/burn_b hold too little: {top}");
+    let measured = 100.0 * a / (a + b);
+    let truth = truth(&stdout);
+    let get = |name: &str| truth.iter().find(|(n, _)| n == name).expect("truth").1;
+    let truth = 100.0 * get("burn_a") / (get("burn_a") + get("burn_b"));
+    assert!(
+        (measured - truth).abs() <= 2.0,
+        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
+    );
+
+    let folded = folded(&report(&["-i", data, "--format", "folded"]));
+    let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(total > 0, "no burn samples: {folded:?}");
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of burn_a/burn_b samples unwind to main: {folded:?}",
+        share * 100.0
+    );
+}
+
+#[test]
+fn perf_dwarf_file_unwinds_a_dlopened_library_to_main() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("dwarf-dlopen");
+    let data = dir.join("perf.data");
+    let lib = workloads_no_fp().dlwork.to_str().unwrap();
+    perf_record_dwarf("dwarf", &data, &["dlopen", lib, "1"]);
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    let (share, total) = share_under_main(&folded, &["dl_spin"]);
+    assert!(total > 0, "no dl_spin samples: {folded:?}");
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of dl_spin samples unwind to main: {folded:?}",
+        share * 100.0
+    );
+    assert!(
+        folded
+            .iter()
+            .any(|(s, _)| s.contains(";dl_burn;dl_spin") || s.contains(";dl_burn;dl_spin_")),
+        "dl_burn -> dl_spin missing: {folded:?}"
+    );
+}
+
+#[test]
+fn stacks_cut_by_a_small_stack_copy_end_in_truncated() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("dwarf-truncated");
+    let data = dir.join("perf.data");
+    // 64 bytes hold a leaf's return address, not the way to main.
+    perf_record_dwarf("dwarf,64", &data, &["split", "1"]);
+    let data = data.to_str().unwrap();
+    let top = report(&["-i", data, "--no-children"]);
+    let line = top
+        .lines()
+        .find(|l| l.starts_with("# DWARF stacks: "))
+        .unwrap_or_else(|| panic!("no DWARF line: {top}"));
+    assert!(!line.contains(" 0 truncated"), "{line}");
+    let folded = folded(&report(&["-i", data, "--format", "folded"]));
+    let workload: Vec<_> = folded
+        .iter()
+        .filter(|(s, _)| s.starts_with("work;"))
+        .collect();
+    assert!(!workload.is_empty(), "{folded:?}");
+    for (stack, _) in workload {
+        let reaches_root = stack.split(';').any(|f| f == "main" || f == "_start");
+        assert!(
+            reaches_root || stack.starts_with("work;[truncated];"),
+            "a stack cut without a [truncated] frame: {stack}"
+        );
+    }
+}
