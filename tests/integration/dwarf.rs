@@ -149,3 +149,59 @@ fn stacks_cut_by_a_small_stack_copy_end_in_truncated() {
         );
     }
 }
+
+#[test]
+fn rprof_dwarf_recording_matches_truth_reaches_main_and_perf_agrees() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("rprof-dwarf");
+    let data = dir.join("rprof.data");
+    let work = workloads_no_fp().work.to_str().unwrap().to_string();
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "999",
+        "-o",
+        data.to_str().unwrap(),
+        &work,
+        "split",
+        "2",
+    ]);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    let data = data.to_str().unwrap();
+
+    let top = report(&["-i", data, "--sort", "symbol", "--no-children"]);
+    assert!(top.contains("# DWARF stacks: "), "{top}");
+    let shares = self_shares(&top);
+    let (a, b) = (share_of(&shares, "burn_a"), share_of(&shares, "burn_b"));
+    assert!(a + b > 50.0, "burn_a/burn_b hold too little: {top}");
+    let measured = 100.0 * a / (a + b);
+    let truth = truth(&text(&run.stdout));
+    let get = |name: &str| truth.iter().find(|(n, _)| n == name).expect("truth").1;
+    let truth = 100.0 * get("burn_a") / (get("burn_a") + get("burn_b"));
+    assert!(
+        (measured - truth).abs() <= 2.0,
+        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
+    );
+    let folded = folded(&report(&["-i", data, "--format", "folded"]));
+    let (share, _) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);
+
+    // Linux perf unwinds rprof's file too (its unwinder places each binary
+    // by its first mapping, which the data mappings provide).
+    let perf = perf_succeeded(
+        run_linux_perf(["report", "-i", data, "--stdio", "--no-children", "-G"]),
+        "perf report",
+    );
+    let rows = perf_report_rows(&perf);
+    assert_eq!(rows.first().map(|r| r.0.as_str()), Some("burn_a"), "{perf}");
+    assert!(
+        perf.contains("main"),
+        "perf unwound no stack to main:\n{perf}"
+    );
+}
