@@ -63,17 +63,7 @@ fn perf_dwarf_file_of_no_frame_pointer_build_matches_truth_and_reaches_main() {
     let top = report(&["-i", data, "--sort", "symbol", "--no-children"]);
     assert!(top.contains("# DWARF stacks: "), "{top}");
     assert!(!top.contains("does not unwind"), "{top}");
-    let shares = self_shares(&top);
-    let (a, b) = (share_of(&shares, "burn_a"), share_of(&shares, "burn_b"));
-    assert!(a + b > 50.0, "burn_a/burn_b hold too little: {top}");
-    let measured = 100.0 * a / (a + b);
-    let truth = truth(&stdout);
-    let get = |name: &str| truth.iter().find(|(n, _)| n == name).expect("truth").1;
-    let truth = 100.0 * get("burn_a") / (get("burn_a") + get("burn_b"));
-    assert!(
-        (measured - truth).abs() <= 2.0,
-        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
-    );
+    assert_split_matches_truth(&top, &stdout);
 
     let folded = folded(&report(&["-i", data, "--format", "folded"]));
     let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
@@ -177,17 +167,7 @@ fn rprof_dwarf_recording_matches_truth_reaches_main_and_perf_agrees() {
 
     let top = report(&["-i", data, "--sort", "symbol", "--no-children"]);
     assert!(top.contains("# DWARF stacks: "), "{top}");
-    let shares = self_shares(&top);
-    let (a, b) = (share_of(&shares, "burn_a"), share_of(&shares, "burn_b"));
-    assert!(a + b > 50.0, "burn_a/burn_b hold too little: {top}");
-    let measured = 100.0 * a / (a + b);
-    let truth = truth(&text(&run.stdout));
-    let get = |name: &str| truth.iter().find(|(n, _)| n == name).expect("truth").1;
-    let truth = 100.0 * get("burn_a") / (get("burn_a") + get("burn_b"));
-    assert!(
-        (measured - truth).abs() <= 2.0,
-        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
-    );
+    assert_split_matches_truth(&top, &text(&run.stdout));
     let folded = folded(&report(&["-i", data, "--format", "folded"]));
     let (share, _) = share_under_main(&folded, &["burn_a", "burn_b"]);
     assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);

@@ -54,18 +54,6 @@ fn split_share(shares: &[(String, f64)]) -> f64 {
     100.0 * a / (a + b)
 }
 
-fn truth_split(stdout: &str) -> f64 {
-    let truth = truth(stdout);
-    let get = |name: &str| {
-        truth
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
-            .expect("truth line")
-    };
-    100.0 * get("burn_a") / (get("burn_a") + get("burn_b"))
-}
-
 #[test]
 fn split_between_functions_matches_ground_truth_within_two_points() {
     require_perf!();

@@ -178,6 +178,34 @@ pub fn truth(stdout: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// burn_a's share of burn_a + burn_b (percent) in a `work split` run's
+/// printed truth.
+pub fn truth_split(stdout: &str) -> f64 {
+    let truth = truth(stdout);
+    let get = |name: &str| {
+        truth
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .expect("truth line")
+    };
+    100.0 * get("burn_a") / (get("burn_a") + get("burn_b"))
+}
+
+/// Asserts that a `--sort symbol --no-children` table splits burn_a and
+/// burn_b within 2 points of the workload's truth.
+pub fn assert_split_matches_truth(top: &str, workload_stdout: &str) {
+    let shares = self_shares(top);
+    let (a, b) = (share_of(&shares, "burn_a"), share_of(&shares, "burn_b"));
+    assert!(a + b > 50.0, "burn_a/burn_b hold too little: {top}");
+    let measured = 100.0 * a / (a + b);
+    let truth = truth_split(workload_stdout);
+    assert!(
+        (measured - truth).abs() <= 2.0,
+        "profile says burn_a {measured:.2}%, truth {truth:.2}%\n{top}"
+    );
+}
+
 /// Parses folded output into (stack, count) pairs.
 pub fn folded(text: &str) -> Vec<(String, u64)> {
     text.lines()
