@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::abi::flag;
 use crate::event::{EventSpec, Sampling};
 use crate::perfdata::pipe::{unlinked_temp_file, PipeWriter};
 use crate::perfdata::writer::{encode, AttrEntry, DataSink, FeatureData, PerfDataWriter};
@@ -184,7 +185,14 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
             });
         }
     }
-    write_initial_records(&mut *writer, &plan, sample_type, &mut warnings)?;
+    let data_mappings = session.attrs[0].has_flag(flag::MMAP_DATA);
+    write_initial_records(
+        &mut *writer,
+        &plan,
+        sample_type,
+        data_mappings,
+        &mut warnings,
+    )?;
 
     // A duration too long to represent is no deadline at all.
     let deadline = config.duration.and_then(|d| started.checked_add(d));
@@ -312,11 +320,13 @@ fn clamp_frequency(event: &mut EventSpec, max_rate: Option<u64>) -> Option<Strin
     }
 }
 
-/// The kernel map, then (attach modes) what already runs.
+/// The kernel map, then (attach modes) what already runs; its data
+/// mappings too when the events ask the kernel for them (DWARF mode).
 fn write_initial_records(
     writer: &mut dyn DataSink,
     plan: &Plan,
     sample_type: u64,
+    data_mappings: bool,
     warnings: &mut Vec<String>,
 ) -> Result<(), RecordError> {
     let mut buf = synth::kernel_mmap(sample_type);
@@ -326,7 +336,7 @@ fn write_initial_records(
         Synth::All => synth::all_pids(),
     };
     for pid in pids {
-        let alive = synth::synthesize_process(sample_type, pid, &mut buf);
+        let alive = synth::synthesize_process(sample_type, pid, data_mappings, &mut buf);
         if !alive && plan.synth != Synth::All {
             warnings.push(format!(
                 "process {pid} exited before its mappings could be read"

@@ -53,9 +53,15 @@ pub(crate) fn kernel_mmap_at(sample_type: u64, start: u64) -> Vec<u8> {
     )
 }
 
-/// The MMAP2 record for an executable mapping of `pid`, None for others.
-pub(crate) fn mmap_record(sample_type: u64, pid: u32, line: &MapsLine) -> Option<Vec<u8>> {
-    if !line.exec {
+/// The MMAP2 record for a mapping of `pid`: executable ones, and with
+/// `data` the others too (as the kernel reports them under `mmap_data`).
+pub(crate) fn mmap_record(
+    sample_type: u64,
+    pid: u32,
+    line: &MapsLine,
+    data: bool,
+) -> Option<Vec<u8>> {
+    if !line.exec && !data {
         return None;
     }
     let filename = if line.path.is_empty() {
@@ -87,9 +93,14 @@ fn read_comm(pid: u32, tid: u32) -> Option<String> {
 }
 
 /// Appends COMM for every thread, FORK for the non-main threads, and MMAP2
-/// for the executable mappings of process `pid`. Returns false when the
-/// process vanished before it could be read.
-pub(crate) fn synthesize_process(sample_type: u64, pid: u32, out: &mut Vec<u8>) -> bool {
+/// for the executable mappings of process `pid` (all its mappings with
+/// `data`). Returns false when the process vanished before it could be read.
+pub(crate) fn synthesize_process(
+    sample_type: u64,
+    pid: u32,
+    data: bool,
+    out: &mut Vec<u8>,
+) -> bool {
     let Ok(tids) = list_threads(pid) else {
         return false;
     };
@@ -124,7 +135,7 @@ pub(crate) fn synthesize_process(sample_type: u64, pid: u32, out: &mut Vec<u8>) 
     // Kernel threads have empty maps; other users' processes may be unreadable.
     if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
         for line in maps.lines().filter_map(parse_maps_line) {
-            if let Some(record) = mmap_record(sample_type, pid, &line) {
+            if let Some(record) = mmap_record(sample_type, pid, &line, data) {
                 out.extend(record);
             }
         }

@@ -185,3 +185,49 @@ fn rprof_dwarf_recording_matches_truth_reaches_main_and_perf_agrees() {
         "perf unwound no stack to main:\n{perf}"
     );
 }
+
+#[test]
+fn attaching_in_dwarf_mode_unwinds_for_rprof_and_for_perf() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("dwarf-attach");
+    let data = dir.join("attach.data");
+    let (mut child, pid) = spawn_workload(&workloads_no_fp().work, "spin", "3");
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "999",
+        "-p",
+        &pid,
+        "--duration",
+        "1",
+        "-o",
+        data.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    let data = data.to_str().unwrap();
+    let folded = folded(&report(&["-i", data, "--format", "folded"]));
+    let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(
+        total > 0 && share >= 0.95,
+        "{:.1}% reach main",
+        share * 100.0
+    );
+    // The mappings of a running process come from /proc, data ones too:
+    // perf's unwinder needs them to place each binary.
+    let perf = perf_succeeded(
+        run_linux_perf(["report", "-i", data, "--stdio", "--no-children", "-G"]),
+        "perf report",
+    );
+    assert!(
+        perf.contains("main"),
+        "perf unwound no stack to main:\n{perf}"
+    );
+}

@@ -183,7 +183,7 @@ fn attach_to_running_process_with_pid() {
     let dir = temp_dir("attach");
     let data = dir.join("attach.data");
     // burn_b runs only in a thread the process starts after we attached.
-    let (mut child, pid) = spawn_workload("threads", "1.5");
+    let (mut child, pid) = spawn_workload(&workloads().work, "threads", "1.5");
     let run = rprof(&["record", "-g", "-p", &pid, "-o", data.to_str().unwrap()]);
     let _ = child.wait();
     assert!(run.status.success(), "{}", text(&run.stderr));
@@ -994,32 +994,13 @@ fn man_pages_are_up_to_date() {
     }
 }
 
-/// Starts `work MODE SECS` and returns it with its pid once it is running.
-fn spawn_workload(mode: &str, secs: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(&workloads().work)
-        .args([mode, secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start workload");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .trim()
-        .strip_prefix("ready ")
-        .expect("ready line")
-        .to_string();
-    (child, pid)
-}
-
 #[test]
 fn recording_ends_when_the_attached_process_exits() {
     require_perf!();
     let _guard = serial();
     let dir = temp_dir("pidexit");
     let data = dir.join("exit.data");
-    let (mut child, pid) = spawn_workload("spin", "1");
+    let (mut child, pid) = spawn_workload(&workloads().work, "spin", "1");
     let started = std::time::Instant::now();
     let run = rprof(&[
         "record",
@@ -1048,7 +1029,7 @@ fn thread_mode_records_only_the_given_thread() {
     let dir = temp_dir("tid");
     let data = dir.join("tid.data");
     // The main thread's tid is the pid; its sibling runs burn_b.
-    let (mut child, tid) = spawn_workload("threads", "1.5");
+    let (mut child, tid) = spawn_workload(&workloads().work, "threads", "1.5");
     let run = rprof(&[
         "record",
         "-g",

@@ -165,6 +165,27 @@ macro_rules! require_perf {
 }
 pub(crate) use require_perf;
 
+/// Starts `WORK MODE SECS` (a mode that prints `ready PID`) and returns it
+/// with its pid once it is running.
+pub fn spawn_workload(work: &Path, mode: &str, secs: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(work)
+        .args([mode, secs])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start workload");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the ready line");
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("ready line")
+        .to_string();
+    (child, pid)
+}
+
 /// Parses `truth name=NS name=NS` lines from a workload's stdout.
 pub fn truth(stdout: &str) -> Vec<(String, f64)> {
     stdout
