@@ -373,7 +373,8 @@ impl ProfileBuilder {
     }
 
     /// The profile, its locations not named yet.
-    pub fn finish(self, warnings: Vec<String>) -> Profile {
+    pub fn finish(self, mut warnings: Vec<String>) -> Profile {
+        warnings.extend(unwind_warnings(self.unwinder.problems()));
         let no_frames: Frames = Arc::from(Vec::new());
         let modules = (0..self.model.modules().len() as ModuleId)
             .map(|id| Module {
@@ -422,6 +423,26 @@ impl ProfileBuilder {
             warnings,
         }
     }
+}
+
+/// At most this many modules are named in the unwinding warnings.
+const SHOWN_UNWIND_PROBLEMS: usize = 5;
+
+/// Says which modules' stacks were walked without their CFI, and why: a
+/// binary that is gone or was rebuilt since the recording.
+fn unwind_warnings(problems: &[(String, String)]) -> Vec<String> {
+    let mut warnings: Vec<String> = problems
+        .iter()
+        .take(SHOWN_UNWIND_PROBLEMS)
+        .map(|(path, why)| {
+            format!("no unwind tables for {path} ({why}): its DWARF frames were walked by frame pointer")
+        })
+        .collect();
+    let more = problems.len().saturating_sub(SHOWN_UNWIND_PROBLEMS);
+    if more > 0 && warnings.len() == SHOWN_UNWIND_PROBLEMS {
+        warnings.push(format!("... and {more} more modules without unwind tables"));
+    }
+    warnings
 }
 
 impl Profile {

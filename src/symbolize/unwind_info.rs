@@ -28,10 +28,17 @@ impl UnwindInfoSource for ElfUnwindInfo {
         match load_unwind_info(module) {
             Ok(info) => Some(Arc::new(info)),
             Err(error) => {
-                self.problems.push((module.path.clone(), error.to_string()));
+                // JIT code and the kernel have no file to read: no news.
+                if module.kind == ModuleKind::Elf {
+                    self.problems.push((module.path.clone(), error.to_string()));
+                }
                 None
             }
         }
+    }
+
+    fn problems(&self) -> &[(String, String)] {
+        &self.problems
     }
 }
 

@@ -114,6 +114,11 @@ pub fn frames_into(sample: &Sample<'_>, out: &mut Vec<RawFrame>) {
 /// loading in a report, fixture bytes in tests). `None`: no usable file.
 pub trait UnwindInfoSource {
     fn load(&mut self, module: &ModuleRef) -> Option<Arc<ModuleUnwindInfo>>;
+
+    /// Modules whose sections could not be had, and why (for the report).
+    fn problems(&self) -> &[(String, String)] {
+        &[]
+    }
 }
 
 /// No sections at all: only frame-pointer walks within the stack copies.
@@ -139,6 +144,12 @@ pub struct StackUnwinder {
 }
 
 impl StackUnwinder {
+    /// Modules unwound without CFI because their sections could not be
+    /// loaded, and why.
+    pub fn problems(&self) -> &[(String, String)] {
+        self.source.problems()
+    }
+
     pub fn new(source: Box<dyn UnwindInfoSource>) -> Self {
         StackUnwinder {
             source,

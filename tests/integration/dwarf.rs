@@ -231,3 +231,40 @@ fn attaching_in_dwarf_mode_unwinds_for_rprof_and_for_perf() {
         "perf unwound no stack to main:\n{perf}"
     );
 }
+
+#[test]
+fn a_dwarf_recording_whose_binary_is_gone_says_so_and_marks_cut_stacks() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("dwarf-gone");
+    let binary = dir.join("work-gone");
+    std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
+    let data = dir.join("gone.data");
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "499",
+        "-o",
+        data.to_str().unwrap(),
+        binary.to_str().unwrap(),
+        "split",
+        "0.5",
+    ]);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    std::fs::remove_file(&binary).unwrap();
+    let top = report(&["-i", data.to_str().unwrap(), "--sort", "symbol"]);
+    assert!(
+        top.contains(&format!("no unwind tables for {}", binary.display())),
+        "the report names the binary it could not unwind with:\n{top}"
+    );
+    // Without its CFI the no-frame-pointer build cannot be walked: its
+    // stacks are marked, not silently cut (the embedded symbols still
+    // name the sampled functions).
+    assert!(
+        top.contains("[truncated]") && top.contains("burn_a"),
+        "{top}"
+    );
+    assert!(!top.contains("# DWARF stacks: 0 unwound"), "{top}");
+}
