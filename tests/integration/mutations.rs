@@ -446,12 +446,13 @@ fn mutated_recordings_and_symbol_tables_never_panic_hang_or_overallocate() {
 
     let mut worst: Option<(Usage, &str)> = None;
     for (index, (name, seed)) in perf_inputs.iter().enumerate() {
-        // The untouched seed first: it must read cleanly (the DWARF seed is
-        // reported as such, which is no problem with the file).
+        // The untouched seed first: it must read cleanly (the DWARF seed's
+        // binary lived on the machine that recorded it, and the report says
+        // it cannot unwind with it here: no problem with the file).
         let (warnings, usage) = guarded(name, 0, || read_perf_file(seed.clone()));
         let problems: Vec<&String> = warnings
             .iter()
-            .filter(|w| !w.starts_with("recorded with --call-graph dwarf"))
+            .filter(|w| !w.starts_with("no unwind tables for"))
             .collect();
         assert!(problems.is_empty(), "{name}: {problems:?}");
         assert_bounded(&usage, name, 0);
