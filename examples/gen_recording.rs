@@ -79,7 +79,7 @@ fn main() -> ExitCode {
                 start: APP_START,
                 len: 0x10_0000,
                 filename: "/usr/bin/app".into(),
-                prot: 5, // PROT_READ | PROT_EXEC
+                prot: rprof::perfdata::records::PROT_READ | rprof::perfdata::records::PROT_EXEC,
                 ..Mmap::default()
             },
         ));

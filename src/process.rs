@@ -159,7 +159,7 @@ impl ProcessModel {
         // Data mappings (perf's `-d`, and DWARF-mode recordings, which ask
         // for them so that perf's unwinder finds each file's headers) hold
         // no code: they name nothing a sample runs in.
-        if m.len == 0 || m.prot & libc::PROT_EXEC as u32 == 0 {
+        if m.len == 0 || !m.is_code() {
             return;
         }
         if m.cpumode == CpuMode::Kernel || m.pid == u32::MAX {
@@ -349,7 +349,7 @@ mod tests {
             len,
             pgoff,
             filename: name.to_string(),
-            prot: 5, // PROT_READ | PROT_EXEC
+            prot: crate::perfdata::records::PROT_READ | crate::perfdata::records::PROT_EXEC,
             ..Mmap::default()
         })
     }

@@ -39,7 +39,7 @@ fn app_mmap(pid: u32) -> Record<'static> {
         len: 0x10_0000,
         pgoff: 0,
         filename: "/usr/bin/app".into(),
-        prot: 5, // PROT_READ | PROT_EXEC
+        prot: crate::perfdata::records::PROT_READ | crate::perfdata::records::PROT_EXEC,
         ..Mmap::default()
     })
 }

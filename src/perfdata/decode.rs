@@ -6,15 +6,12 @@ use std::collections::HashMap;
 use std::borrow::Cow;
 
 use super::records::{
-    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle, UserRegs,
+    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle, UserRegs, PROT_EXEC,
+    PROT_READ,
 };
 use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{flag, sample, EventAttr};
 use crate::abi::{misc, read_format, record_type, BRANCH_HW_INDEX};
-
-/// `PROT_READ` / `PROT_EXEC`, for MMAP (v1) records that carry no prot.
-const PROT_READ: u32 = 1;
-const PROT_EXEC: u32 = 4;
 
 /// The `sample_id_all` trailer fields, in kernel order.
 const TRAILER_FIELDS: [u64; 6] = [

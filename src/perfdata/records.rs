@@ -123,7 +123,12 @@ impl Sample<'_> {
     }
 }
 
-/// `PERF_RECORD_MMAP` or `PERF_RECORD_MMAP2` (executable mappings).
+/// `mmap(2)` protection bits, as MMAP2 records carry them.
+pub const PROT_READ: u32 = 1;
+pub const PROT_EXEC: u32 = 4;
+
+/// `PERF_RECORD_MMAP` or `PERF_RECORD_MMAP2`: executable mappings, and data
+/// ones when the events ask for them (`mmap_data`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mmap {
     pub cpumode: CpuMode,
@@ -139,6 +144,14 @@ pub struct Mmap {
     pub prot: u32,
     pub flags: u32,
     pub sample_id: SampleId,
+}
+
+impl Mmap {
+    /// Whether the mapping holds code (a data mapping names nothing a
+    /// sample runs in).
+    pub fn is_code(&self) -> bool {
+        self.prot & PROT_EXEC != 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

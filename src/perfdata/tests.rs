@@ -206,11 +206,9 @@ fn writer_output_reads_back_record_for_record() {
     assert_eq!(records, expected_records());
 }
 
-#[test]
-fn feature_sections_read_back() {
-    let file = PerfFile::from_bytes(test_file_bytes()).unwrap();
+/// Every feature section of `f` reads back from `file`.
+fn assert_features_read_back(file: &PerfFile, f: &FeatureData) {
     let meta = file.metadata();
-    let f = features();
     assert_eq!(meta.hostname, f.hostname);
     assert_eq!(meta.osrelease, f.osrelease);
     assert_eq!(meta.arch, f.arch);
@@ -222,6 +220,12 @@ fn feature_sections_read_back() {
         file.feature(feature::RPROF_SYMBOLS),
         f.rprof_symbols.as_deref()
     );
+}
+
+#[test]
+fn feature_sections_read_back() {
+    let file = PerfFile::from_bytes(test_file_bytes()).unwrap();
+    assert_features_read_back(&file, &features());
     assert_eq!(file.feature(feature::CPUDESC), None);
     // Strings are stored as perf does: u32 padded length, then the text.
     let host = file.feature(feature::HOSTNAME).unwrap();
@@ -1465,18 +1469,7 @@ fn pipe_writer_stream_reads_back_record_for_record() {
     assert!(file.is_pipe_mode());
     assert!(file.warnings().is_empty(), "{:?}", file.warnings());
     assert_eq!(file.attrs(), &[cpu_clock_attr(SAMPLE_TYPE)]);
-    let meta = file.metadata();
-    assert_eq!(meta.hostname, f.hostname);
-    assert_eq!(meta.osrelease, f.osrelease);
-    assert_eq!(meta.arch, f.arch);
-    assert_eq!(meta.nrcpus, f.nrcpus);
-    assert_eq!(meta.cmdline, f.cmdline);
-    assert_eq!(meta.event_names, f.event_names);
-    assert_eq!(meta.build_ids, f.build_ids);
-    assert_eq!(
-        file.feature(feature::RPROF_SYMBOLS),
-        f.rprof_symbols.as_deref()
-    );
+    assert_features_read_back(&file, &f);
     let (records, warnings) = file.read_records();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(without_user_records(records), expected_records());

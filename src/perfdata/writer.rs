@@ -562,7 +562,7 @@ pub mod encode {
             .u64(m.pgoff);
         let mut misc = cpumode_bits(m.cpumode);
         // As the kernel and perf mark them: a mapping without code.
-        if m.prot & libc::PROT_EXEC as u32 == 0 && m.cpumode != CpuMode::Kernel {
+        if !m.is_code() && m.cpumode != CpuMode::Kernel {
             misc |= misc::MMAP_DATA;
         }
         match &m.build_id {

@@ -83,18 +83,11 @@ fn record_to_stdout_piped_into_report_matches_the_report_of_the_saved_stream() {
 
     // The binary is gone: names come from the stream's embedded symbols.
     std::fs::remove_file(&copy).unwrap();
-    let from_file = rprof(&[
-        "report",
-        "-i",
-        stream.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]);
-    assert!(from_file.status.success(), "{}", text(&from_file.stderr));
+    let from_file = folded_report_of(&stream);
     let from_stdin = report_stdin(&stream, &["--format", "folded"]);
     assert!(from_stdin.status.success(), "{}", text(&from_stdin.stderr));
-    assert_eq!(text(&from_stdin.stdout), text(&from_file.stdout));
-    assert_eq!(piped, text(&from_file.stdout));
+    assert_eq!(text(&from_stdin.stdout), from_file);
+    assert_eq!(piped, from_file);
     let stacks = folded(&piped);
     let weight = |f: &str| -> u64 {
         stacks
@@ -244,17 +237,18 @@ fn ctrl_c_on_a_pipeline_ends_the_stream_and_the_report_shows_all_of_it() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("written to standard output"), "{stderr}");
     assert_clean_stream(&stream);
-    let from_file = rprof(&[
-        "report",
-        "-i",
-        stream.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]);
-    assert_eq!(text(&out.stdout), text(&from_file.stdout));
+    let from_file = folded_report_of(&stream);
+    assert_eq!(text(&out.stdout), from_file);
     assert!(
         text(&out.stdout).contains(";main;burn_a "),
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `rprof report -i FILE --format folded`, which must succeed.
+fn folded_report_of(file: &Path) -> String {
+    let run = rprof(&["report", "-i", file.to_str().unwrap(), "--format", "folded"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    text(&run.stdout)
 }
