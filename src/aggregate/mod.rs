@@ -218,6 +218,10 @@ impl ProfileBuilder {
             Record::Lost(l) => self.lost_in_ring = self.lost_in_ring.saturating_add(l.lost),
             Record::LostSamples(l) => self.lost_samples = self.lost_samples.saturating_add(l.lost),
             Record::Throttle(t) if !t.unthrottle => self.stats.throttled += 1,
+            Record::Exit(t) if t.pid == t.tid => {
+                self.unwinder.forget(t.pid);
+                self.model.apply(record);
+            }
             other => self.model.apply(other),
         }
     }

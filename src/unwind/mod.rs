@@ -160,6 +160,13 @@ impl StackUnwinder {
         }
     }
 
+    /// Drops the unwinder of a process that exited: a long system-wide
+    /// recording sees many short-lived processes. (A sample that still
+    /// comes for it builds a new one from the process model.)
+    pub fn forget(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+    }
+
     /// Appends the user frames of `sample` of process `pid` to `out`: the
     /// sampled user IP, then return addresses, then [`RawFrame::TRUNCATED`]
     /// if the walk stopped short. `None` (nothing appended) when the sample
@@ -251,6 +258,19 @@ mod tests {
         assert_eq!((f[3].space, f[3].is_return_address), (Space::User, true));
         assert_eq!(f[3].lookup_addr(), 0x40_1fff);
         assert_eq!(f[2].lookup_addr(), 0x40_1000);
+    }
+
+    #[test]
+    fn an_exited_process_unwinder_is_dropped() {
+        let mut unwinder = StackUnwinder::new(Box::new(NoUnwindInfo));
+        unwinder
+            .processes
+            .insert(7, (1, ProcessUnwinder::default()));
+        unwinder
+            .processes
+            .insert(8, (1, ProcessUnwinder::default()));
+        unwinder.forget(7);
+        assert_eq!(unwinder.processes.keys().collect::<Vec<_>>(), [&8]);
     }
 
     #[test]
