@@ -26,8 +26,8 @@ pub use view::{
     FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
 };
 
-use crate::abi::context;
 use crate::event::{event_name, Unit};
+use crate::perfdata::format::feature;
 use crate::perfdata::{EventAttr, Metadata, PerfFile, Record, Sample};
 use crate::process::{ModuleAddr, ProcessModel};
 use crate::symbolize::unwind_info::ElfUnwindInfo;
@@ -114,7 +114,8 @@ pub fn profile_file_with_progress(
 ) -> Profile {
     let (events, attr_event) = file_events(file.attrs(), file.metadata());
     let mut builder = ProfileBuilder::new(events, attr_event, options.clone())
-        .with_unwind_info(Box::new(ElfUnwindInfo::default()));
+        .with_unwind_info(Box::new(ElfUnwindInfo::default()))
+        .unwound_at_record(file.feature(feature::RPROF_UNWOUND).is_some());
     let mut records = file.ordered();
     progress.begin("reading records", file.len() as u64);
     let (mut since_report, mut reported) = (0u32, 0usize);
@@ -178,6 +179,9 @@ pub struct ProfileBuilder {
     located: Vec<ModuleAddr>,
     /// User stacks of samples with copied registers and stack (DWARF mode).
     unwinder: StackUnwinder,
+    /// The recording's user stacks were unwound by `rprof record` (it holds
+    /// call chains where perf's DWARF files hold stack copies).
+    unwound_at_record: bool,
 }
 
 impl ProfileBuilder {
@@ -201,7 +205,16 @@ impl ProfileBuilder {
             raw: Vec::new(),
             located: Vec::new(),
             unwinder: StackUnwinder::new(Box::new(NoUnwindInfo)),
+            unwound_at_record: false,
         }
+    }
+
+    /// Whether `rprof record` unwound the user stacks (its DWARF mode): then
+    /// each user call chain is such a walk, and one that ends in
+    /// [`unwind::TRUNCATED_MARK`] was cut short.
+    pub fn unwound_at_record(mut self, unwound: bool) -> Self {
+        self.unwound_at_record = unwound;
+        self
     }
 
     /// Where the DWARF unwinder gets module sections (default: nowhere, so
@@ -273,43 +286,32 @@ impl ProfileBuilder {
     /// The sample's raw frames into `self.raw`: the call chain, or in DWARF
     /// mode its kernel part followed by the user stack unwound here.
     fn raw_frames(&mut self, sample: &Sample<'_>) {
-        unwind::frames_into(sample, &mut self.raw);
-        let Some(regs) = &sample.user_regs else {
-            return;
-        };
-        let chain = &sample.callchain;
-        let kernel_walked_user = chain
-            .iter()
-            .position(|&a| a == context::USER)
-            .and_then(|at| chain.get(at + 1))
-            .is_some_and(|&next| next < context::MAX);
-        if kernel_walked_user {
-            // The kernel walked the user stack already (frame pointers).
+        let unwound = self
+            .unwinder
+            .sample_frames(&self.model, sample, &mut self.raw);
+        if let Some(done) = unwound {
+            self.stats.has_callchains = true;
+            self.stats.dwarf_stacks += 1;
+            if done == Completion::Truncated {
+                self.stats.truncated_stacks += 1;
+            }
+        } else if self.unwound_at_record {
+            self.recorded_unwind_marks();
+        }
+    }
+
+    /// Counts a stack `rprof record` unwound, and turns its mark of a walk
+    /// cut short into the [`RawFrame::TRUNCATED`] frame.
+    fn recorded_unwind_marks(&mut self) {
+        if !self.raw.iter().any(|f| f.space == Space::User) {
             return;
         }
-        let kernel_frames = self
-            .raw
-            .iter()
-            .take_while(|f| f.space == Space::Kernel)
-            .count();
-        self.raw.truncate(kernel_frames);
-        let unwound = self.unwinder.user_frames(
-            &self.model,
-            sample.pid,
-            regs,
-            &sample.user_stack,
-            &mut self.raw,
-        );
-        match unwound {
-            Some(done) => {
-                self.stats.has_callchains = true;
-                self.stats.dwarf_stacks += 1;
-                if done == Completion::Truncated {
-                    self.stats.truncated_stacks += 1;
-                }
+        self.stats.dwarf_stacks += 1;
+        if let Some(last) = self.raw.last_mut() {
+            if last.space == Space::User && last.addr == unwind::TRUNCATED_MARK {
+                *last = RawFrame::TRUNCATED;
+                self.stats.truncated_stacks += 1;
             }
-            // Registers of no use (a 32-bit process): the call chain as is.
-            None => unwind::frames_into(sample, &mut self.raw),
         }
     }
 
@@ -378,7 +380,7 @@ impl ProfileBuilder {
 
     /// The profile, its locations not named yet.
     pub fn finish(self, mut warnings: Vec<String>) -> Profile {
-        warnings.extend(unwind_warnings(self.unwinder.problems()));
+        warnings.extend(self.unwinder.warnings());
         let no_frames: Frames = Arc::from(Vec::new());
         let modules = (0..self.model.modules().len() as ModuleId)
             .map(|id| Module {
@@ -427,26 +429,6 @@ impl ProfileBuilder {
             warnings,
         }
     }
-}
-
-/// At most this many modules are named in the unwinding warnings.
-const SHOWN_UNWIND_PROBLEMS: usize = 5;
-
-/// Says which modules' stacks were walked without their CFI, and why: a
-/// binary that is gone or was rebuilt since the recording.
-fn unwind_warnings(problems: &[(String, String)]) -> Vec<String> {
-    let mut warnings: Vec<String> = problems
-        .iter()
-        .take(SHOWN_UNWIND_PROBLEMS)
-        .map(|(path, why)| {
-            format!("no unwind tables for {path} ({why}): its DWARF frames were walked by frame pointer")
-        })
-        .collect();
-    let more = problems.len().saturating_sub(SHOWN_UNWIND_PROBLEMS);
-    if more > 0 && warnings.len() == SHOWN_UNWIND_PROBLEMS {
-        warnings.push(format!("... and {more} more modules without unwind tables"));
-    }
-    warnings
 }
 
 impl Profile {

@@ -186,10 +186,16 @@ pub fn summary_line(outcome: &RecordOutcome, destination: &str) -> String {
     } else {
         0.0
     };
-    let symbols = if outcome.symbols_embedded {
-        format!("symbols embedded in {} ms", outcome.finish_time.as_millis())
-    } else {
-        "symbols not embedded".to_string()
+    let finish_ms = outcome.finish_time.as_millis();
+    let unwound = outcome.unwound.map(|u| {
+        let cut = 100.0 * u.truncated as f64 / u.unwound.max(1) as f64;
+        format!("{} user stacks unwound ({cut:.1}% truncated)", u.unwound)
+    });
+    let symbols = match (unwound, outcome.symbols_embedded) {
+        (None, true) => format!("symbols embedded in {finish_ms} ms"),
+        (None, false) => "symbols not embedded".to_string(),
+        (Some(unwound), true) => format!("{unwound} and symbols embedded in {finish_ms} ms"),
+        (Some(unwound), false) => format!("{unwound} in {finish_ms} ms; symbols not embedded"),
     };
     format!(
         "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \

@@ -68,5 +68,58 @@ pub mod feature {
     /// rprof's embedded symbol table. Far above perf's last feature (~32),
     /// below `HEADER_FEAT_BITS` (256): perf skips bits it does not know.
     pub const RPROF_SYMBOLS: u32 = 200;
+    /// Present when `rprof record` unwound the DWARF-mode user stacks
+    /// itself: the file holds call chains, not stack copies
+    /// ([`super::UnwoundStacks`]).
+    pub const RPROF_UNWOUND: u32 = 201;
     pub const FEAT_BITS: u32 = 256;
+}
+
+/// The RPROF_UNWOUND section: what `rprof record --call-graph dwarf` did
+/// when it unwound the copied stacks and kept only the call chains.
+/// Six u64s: version (1), stacks unwound, stacks truncated, bytes of stack
+/// copied per sample, register and stack bytes dropped, bytes kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnwoundStacks {
+    pub unwound: u64,
+    pub truncated: u64,
+    pub stack_bytes: u64,
+    pub dropped_bytes: u64,
+    pub kept_bytes: u64,
+}
+
+impl UnwoundStacks {
+    const VERSION: u64 = 1;
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [
+            Self::VERSION,
+            self.unwound,
+            self.truncated,
+            self.stack_bytes,
+            self.dropped_bytes,
+            self.kept_bytes,
+        ]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect()
+    }
+
+    /// `None` for a section of another version or size.
+    pub fn from_bytes(bytes: &[u8]) -> Option<UnwoundStacks> {
+        let mut values = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()));
+        if bytes.len() != 48 || values.next()? != Self::VERSION {
+            return None;
+        }
+        let mut next = || values.next().unwrap_or(0);
+        Some(UnwoundStacks {
+            unwound: next(),
+            truncated: next(),
+            stack_bytes: next(),
+            dropped_bytes: next(),
+            kept_bytes: next(),
+        })
+    }
 }

@@ -2,9 +2,10 @@
 //! `record` and read by `report`. One reader serves rprof's files and files
 //! written by Linux `perf record`.
 //!
-//! rprof adds one feature section, [`format::feature::RPROF_SYMBOLS`], a bit
-//! far above anything perf defines; perf only walks the bits it knows, so it
-//! skips the section while rprof finds its symbol table there.
+//! rprof adds feature sections far above anything perf defines:
+//! [`format::feature::RPROF_SYMBOLS`] (its symbol table) and
+//! [`format::feature::RPROF_UNWOUND`] (user stacks unwound while recording).
+//! perf only walks the bits it knows, so it skips them.
 
 mod compressed;
 mod decode;
@@ -16,6 +17,7 @@ pub mod records;
 pub mod writer;
 
 pub use crate::abi::EventAttr;
+pub use format::UnwoundStacks;
 pub use order::Ordered;
 pub use pipe::PipeWriter;
 pub use reader::{Metadata, PerfFile, ReadError, Records};

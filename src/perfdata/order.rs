@@ -48,6 +48,8 @@ struct Pending<'a> {
     read_at: usize,
     owned_bytes: usize,
     record: Record<'a>,
+    /// Its bytes in the file (see [`Records::last_raw`]).
+    raw: Option<&'a [u8]>,
 }
 
 /// The records of a file in time order; see the module docs. Records
@@ -139,7 +141,7 @@ impl<'a> Ordered<'a> {
         self.held.len() > self.window.records || self.owned_bytes > self.window.owned_bytes
     }
 
-    fn push(&mut self, record: Record<'a>, read_at: usize) {
+    fn push(&mut self, record: Record<'a>, read_at: usize, raw: Option<&'a [u8]>) {
         // Time 0 is perf's "no time" (its synthesized records, the final
         // LOST_SAMPLES total): such records keep their place, like untimed ones.
         self.last_time = record.time().filter(|&t| t != 0).unwrap_or(self.last_time);
@@ -154,6 +156,7 @@ impl<'a> Ordered<'a> {
             read_at,
             owned_bytes,
             record,
+            raw,
         });
     }
 
@@ -192,7 +195,8 @@ impl<'a> Ordered<'a> {
                 self.next_release = Some(self.newest);
             }
             Some(record) => {
-                self.push(record, read_at);
+                let raw = self.records.last_raw();
+                self.push(record, read_at, raw);
                 if self.over_window() {
                     // Keep half the window to sort what arrives next against.
                     let excess = self.held.len().saturating_sub(self.window.records / 2);
@@ -204,23 +208,21 @@ impl<'a> Ordered<'a> {
     }
 
     /// File order, for files whose events lack timestamps.
-    fn next_in_file_order(&mut self) -> Option<Record<'a>> {
+    fn next_in_file_order(&mut self) -> Option<(Record<'a>, Option<&'a [u8]>)> {
         loop {
             // Keep the page of the record going out: the caller reads it.
             let read_at = self.records.position();
             self.records.release_before(read_at);
             match self.records.next()? {
                 Record::FinishedRound => continue,
-                record => return Some(record),
+                record => return Some((record, self.records.last_raw())),
             }
         }
     }
-}
 
-impl<'a> Iterator for Ordered<'a> {
-    type Item = Record<'a>;
-
-    fn next(&mut self) -> Option<Record<'a>> {
+    /// The next record, with its bytes as the file holds them (`None` for
+    /// records from compressed data): for rewriting a file record by record.
+    pub fn next_with_raw(&mut self) -> Option<(Record<'a>, Option<&'a [u8]>)> {
         if !self.sort {
             return self.next_in_file_order();
         }
@@ -231,7 +233,7 @@ impl<'a> Iterator for Ordered<'a> {
                 } else {
                     self.handed_out = Some(pending.time);
                 }
-                return Some(pending.record);
+                return Some((pending.record, pending.raw));
             }
             if self.input_done {
                 if self.held.is_empty() {
@@ -242,6 +244,14 @@ impl<'a> Iterator for Ordered<'a> {
             }
             self.input_done = !self.read();
         }
+    }
+}
+
+impl<'a> Iterator for Ordered<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        self.next_with_raw().map(|(record, _)| record)
     }
 }
 

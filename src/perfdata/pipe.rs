@@ -228,6 +228,7 @@ fn prologue(attrs: &[AttrEntry], features: &FeatureData) -> Result<Vec<u8>, Writ
     let host = FeatureData {
         build_ids: Vec::new(),
         rprof_symbols: None,
+        rprof_unwound: None,
         ..features.clone()
     };
     let attr_size = attrs
@@ -274,6 +275,9 @@ fn trailer(features: &FeatureData) -> Vec<u8> {
     let mut out = encode_build_id_records(&features.build_ids, record_type::HEADER_BUILD_ID);
     if let Some(symbols) = &features.rprof_symbols {
         out.extend(section_chunks(feature::RPROF_SYMBOLS, symbols));
+    }
+    if let Some(unwound) = &features.rprof_unwound {
+        out.extend(section_chunks(feature::RPROF_UNWOUND, &unwound.to_bytes()));
     }
     out
 }

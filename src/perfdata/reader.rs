@@ -210,6 +210,7 @@ impl PerfFile {
             before_attrs: 0,
             warnings: Vec::new(),
             released_until: 0,
+            last_raw: None,
         }
     }
 
@@ -278,6 +279,9 @@ pub struct Records<'a> {
     warnings: Vec<String>,
     /// File pages before this offset have left the resident set.
     released_until: usize,
+    /// The bytes (header included) of the record handed out last, when it
+    /// came straight from the file rather than out of compressed data.
+    last_raw: Option<&'a [u8]>,
 }
 
 /// Why a framed record yields nothing.
@@ -292,6 +296,13 @@ impl<'a> Records<'a> {
     /// Warnings collected so far (complete once the iterator is exhausted).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The bytes of the record handed out last, header included, as the
+    /// file holds them; `None` for records from compressed data (they were
+    /// not written as such) and before the first.
+    pub fn last_raw(&self) -> Option<&'a [u8]> {
+        self.last_raw
     }
 
     /// The file offset of the next record to read.
@@ -537,6 +548,7 @@ impl<'a> Iterator for Records<'a> {
 
     fn next(&mut self) -> Option<Record<'a>> {
         while !self.done {
+            self.last_raw = None;
             // What the last COMPRESSED record held comes first, in its place.
             match self.next_unpacked() {
                 Some(Ok(record)) => return Some(record),
@@ -601,7 +613,10 @@ impl<'a> Iterator for Records<'a> {
                 _ => {}
             }
             match self.decode(&frame) {
-                Ok(record) => return Some(record),
+                Ok(record) => {
+                    self.last_raw = file.data_from(at).get(..frame.len);
+                    return Some(record);
+                }
                 Err(skip) => self.count(skip),
             }
         }

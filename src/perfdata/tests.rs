@@ -130,6 +130,13 @@ fn features() -> FeatureData {
             ),
         ],
         rprof_symbols: Some(b"rprof symbols payload".to_vec()),
+        rprof_unwound: Some(crate::perfdata::UnwoundStacks {
+            unwound: 90,
+            truncated: 3,
+            stack_bytes: 8192,
+            dropped_bytes: 737_280,
+            kept_bytes: 9_000,
+        }),
     }
 }
 
@@ -220,6 +227,10 @@ fn assert_features_read_back(file: &PerfFile, f: &FeatureData) {
         file.feature(feature::RPROF_SYMBOLS),
         f.rprof_symbols.as_deref()
     );
+    let unwound = file
+        .feature(feature::RPROF_UNWOUND)
+        .and_then(crate::perfdata::UnwoundStacks::from_bytes);
+    assert_eq!(unwound, f.rprof_unwound);
 }
 
 #[test]
@@ -1442,14 +1453,16 @@ fn pipe_writer_frames_attrs_then_features_then_records() {
         assert_eq!(Some(&body[8..]), file.feature(*bit), "feature {bit}");
     }
     // The data records, then what is only known at the end: build ids,
-    // then the symbols in a record type Linux perf skips.
+    // then the symbols and the unwinding facts in a record type Linux perf
+    // skips.
     let data = encode_records(&expected_records());
     let data_at = 16 + records[..8].iter().map(|r| 8 + r.1.len()).sum::<usize>();
     assert_eq!(&bytes[data_at..data_at + data.len()], &data[..]);
-    let tail: Vec<u32> = records.iter().rev().take(3).map(|r| r.0).collect();
+    let tail: Vec<u32> = records.iter().rev().take(4).map(|r| r.0).collect();
     assert_eq!(
         tail,
         [
+            record_type::HEADER_EVENT_TYPE,
             record_type::HEADER_EVENT_TYPE,
             record_type::HEADER_BUILD_ID,
             record_type::HEADER_BUILD_ID
@@ -1485,6 +1498,7 @@ fn large_symbols() -> Vec<u8> {
 fn large_symbol_table_is_chunked_and_reassembled() {
     let f = FeatureData {
         rprof_symbols: Some(large_symbols()),
+        rprof_unwound: None,
         ..features()
     };
     let bytes = pipe_stream_bytes(&f);
@@ -1512,6 +1526,7 @@ fn large_symbol_table_is_chunked_and_reassembled() {
 fn symbols_cut_short_are_ignored_with_a_warning() {
     let f = FeatureData {
         rprof_symbols: Some(large_symbols()),
+        rprof_unwound: None,
         ..features()
     };
     let bytes = pipe_stream_bytes(&f);

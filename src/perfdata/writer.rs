@@ -95,6 +95,8 @@ pub struct FeatureData {
     pub build_ids: Vec<(i32, Vec<u8>, String)>,
     /// Encoded `symbolize::SymbolTable` for the RPROF_SYMBOLS section.
     pub rprof_symbols: Option<Vec<u8>>,
+    /// For the RPROF_UNWOUND section: set when `record` unwound the stacks.
+    pub rprof_unwound: Option<super::UnwoundStacks>,
 }
 
 /// Where `record` writes a recording: a perf.data file ([`PerfDataWriter`],
@@ -467,6 +469,9 @@ pub(super) fn encode_features(
     }
     if let Some(symbols) = &f.rprof_symbols {
         out.push((feature::RPROF_SYMBOLS, symbols.clone()));
+    }
+    if let Some(unwound) = &f.rprof_unwound {
+        out.push((feature::RPROF_UNWOUND, unwound.to_bytes()));
     }
     out.sort_by_key(|(bit, _)| *bit);
     out

@@ -2,6 +2,7 @@
 //! drains the per-CPU rings into a perf.data file, and before exiting embeds
 //! the symbols of every sampled address so the file is self-contained.
 
+mod compact;
 mod session;
 mod synth;
 mod target;
@@ -105,6 +106,9 @@ pub struct RecordOutcome {
     /// Whether the symbol table was embedded (not with `--no-embed-symbols`,
     /// nor when symbolization failed).
     pub symbols_embedded: bool,
+    /// DWARF mode: what unwinding the stack copies at the end did (None
+    /// when the file keeps them: pipe mode, or the rewrite failed).
+    pub unwound: Option<crate::perfdata::UnwoundStacks>,
     /// Exit code of the launched command when it ended by itself (128+signal
     /// if a signal killed it); None when rprof stopped it or launched nothing.
     pub child_exit_code: Option<i32>,
@@ -225,9 +229,16 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     // From here a further Ctrl-C may exit at once: the data is written.
     stop.exit_on_next();
     let embed_started = Instant::now();
-    let features = with_symbols(config, host, &mut *writer, progress, &mut warnings);
+    let (mut writer, rewritten) = unwind_stacks(config, &entries, writer, progress, &mut warnings);
+    let mut features = with_symbols(config, host, &mut *writer, progress, &mut warnings);
+    let unwound = rewritten.as_ref().map(|r| r.stats);
+    features.rprof_unwound = unwound;
     let symbols_embedded = features.rprof_symbols.is_some();
-    let file_size = writer.finish(&features)?;
+    let file_size = writer.finish(&features);
+    let file_size = match rewritten {
+        Some(rewritten) => rewritten.replace_output(file_size)?,
+        None => file_size?,
+    };
     let finish_time = embed_started.elapsed();
     Ok(RecordOutcome {
         samples: stats.samples,
@@ -238,9 +249,77 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         profiler_cpu,
         finish_time,
         symbols_embedded,
+        unwound,
         child_exit_code,
         warnings,
     })
+}
+
+/// A DWARF recording rewritten with its stacks unwound, in a temporary
+/// file that replaces the output once finished.
+struct Rewritten {
+    temp: PathBuf,
+    output: PathBuf,
+    stats: crate::perfdata::UnwoundStacks,
+}
+
+impl Rewritten {
+    /// Moves the finished rewrite over the output (which holds the stack
+    /// copies until then); `finished` is the rewrite's `finish`.
+    fn replace_output(self, finished: Result<u64, WriteError>) -> Result<u64, RecordError> {
+        let size = finished.inspect_err(|_| {
+            let _ = std::fs::remove_file(&self.temp);
+        })?;
+        std::fs::rename(&self.temp, &self.output).map_err(|e| {
+            let _ = std::fs::remove_file(&self.temp);
+            RecordError::Other(format!(
+                "cannot move the unwound recording over {} ({e}); it keeps the stack copies",
+                self.output.display()
+            ))
+        })?;
+        Ok(size)
+    }
+}
+
+/// DWARF mode into a file: the stack copies are unwound now and replaced by
+/// call chains ([`compact`]). Returns the writer to finish: the rewrite's,
+/// or `writer` itself for other recordings, pipe mode (a stream cannot be
+/// rewritten) and a rewrite that failed (a warning says why).
+fn unwind_stacks(
+    config: &RecordConfig,
+    entries: &[AttrEntry],
+    mut writer: Box<dyn DataSink>,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> (Box<dyn DataSink>, Option<Rewritten>) {
+    let RecordOutput::File(output) = &config.output else {
+        return (writer, None);
+    };
+    if !compact::wanted(entries) {
+        return (writer, None);
+    }
+    let temp = compact::temp_path(output);
+    let rewritten = writer
+        .read_back()
+        .map_err(RecordError::from)
+        .and_then(|raw| compact::rewrite(&raw, entries, &temp, progress, warnings));
+    match rewritten {
+        Ok((compact, stats)) => {
+            drop(writer);
+            let rewritten = Rewritten {
+                temp,
+                output: output.clone(),
+                stats,
+            };
+            (Box::new(compact), Some(rewritten))
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "the stack copies were kept ({e}); `rprof report` unwinds them when it reads the file"
+            ));
+            (writer, None)
+        }
+    }
 }
 
 /// Opens where the recording goes; also says whether `-o FILE` existed
@@ -407,6 +486,7 @@ fn host_features(config: &RecordConfig, event_names: Vec<String>) -> FeatureData
         event_names,
         build_ids: Vec::new(),
         rprof_symbols: None,
+        rprof_unwound: None,
     }
 }
 

@@ -22,6 +22,11 @@ use crate::perfdata::records::{CpuMode, Sample, UserRegs, REGS_ABI_64};
 use crate::process::{ModuleId, ModuleRef, ProcessModel};
 use dwarf::{Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UserStack};
 
+/// In a recording whose user stacks `rprof record` unwound, the last
+/// address of a stack it could not complete. Never code (the first page is
+/// never mapped); perf shows it as `[unknown]`.
+pub const TRUNCATED_MARK: u64 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Space {
     Kernel,
@@ -130,6 +135,9 @@ impl UnwindInfoSource for NoUnwindInfo {
     }
 }
 
+/// Modules without unwind tables named one by one in warnings.
+const SHOWN_PROBLEMS: usize = 5;
+
 /// User frames from copied registers and stacks: one framehop unwinder per
 /// process, built lazily from the process model's mappings at the time of
 /// the sample, and one rule cache for all of them. Each module's sections
@@ -150,6 +158,27 @@ impl StackUnwinder {
         self.source.problems()
     }
 
+    /// Says which modules' stacks were walked without their CFI, and why:
+    /// a binary that is gone or was rebuilt since the recording.
+    pub fn warnings(&self) -> Vec<String> {
+        let problems = self.problems();
+        let mut warnings: Vec<String> = problems
+            .iter()
+            .take(SHOWN_PROBLEMS)
+            .map(|(path, why)| {
+                format!(
+                    "no unwind tables for {path} ({why}): its DWARF frames were walked by frame \
+                     pointer"
+                )
+            })
+            .collect();
+        let more = problems.len().saturating_sub(SHOWN_PROBLEMS);
+        if more > 0 {
+            warnings.push(format!("... and {more} more modules without unwind tables"));
+        }
+        warnings
+    }
+
     pub fn new(source: Box<dyn UnwindInfoSource>) -> Self {
         StackUnwinder {
             source,
@@ -165,6 +194,39 @@ impl StackUnwinder {
     /// comes for it builds a new one from the process model.)
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
+    }
+
+    /// The frames of `sample` into `out` (cleared first), leaf first: its
+    /// call chain; or, for a sample with copied user registers and stack
+    /// whose user part the kernel did not walk (DWARF mode), the kernel part
+    /// of the chain followed by the user stack unwound here. Says how that
+    /// walk ended; `None` when there was none.
+    pub fn sample_frames(
+        &mut self,
+        model: &ProcessModel,
+        sample: &Sample<'_>,
+        out: &mut Vec<RawFrame>,
+    ) -> Option<Completion> {
+        frames_into(sample, out);
+        let regs = sample.user_regs.as_ref()?;
+        let chain = &sample.callchain;
+        let kernel_walked_user = chain
+            .iter()
+            .position(|&a| a == context::USER)
+            .and_then(|at| chain.get(at + 1))
+            .is_some_and(|&next| next < context::MAX);
+        if kernel_walked_user {
+            // The kernel walked the user stack already (frame pointers).
+            return None;
+        }
+        let kernel_frames = out.iter().take_while(|f| f.space == Space::Kernel).count();
+        out.truncate(kernel_frames);
+        let unwound = self.user_frames(model, sample.pid, regs, &sample.user_stack, out);
+        if unwound.is_none() {
+            // Registers of no use (a 32-bit process): the call chain as is.
+            frames_into(sample, out);
+        }
+        unwound
     }
 
     /// Appends the user frames of `sample` of process `pid` to `out`: the

@@ -163,8 +163,29 @@ fn rprof_dwarf_recording_matches_truth_reaches_main_and_perf_agrees() {
         "2",
     ]);
     assert!(run.status.success(), "record: {}", text(&run.stderr));
-    let data = data.to_str().unwrap();
+    let summary = text(&run.stderr);
+    assert!(summary.contains("user stacks unwound"), "{summary}");
+    let rprof_bytes = std::fs::metadata(&data).unwrap().len();
+    let rprof_samples = recorded_samples(&summary);
 
+    // The same run under perf, for the size its stack copies take.
+    let perf_data = dir.join("perf.data");
+    perf_record_dwarf("dwarf", &perf_data, &["split", "2"]);
+    let perf_bytes = std::fs::metadata(&perf_data).unwrap().len();
+    let perf_samples = perf_sample_count(perf_data.to_str().unwrap());
+    let per_sample = |bytes: u64, samples: u64| bytes as f64 / samples.max(1) as f64;
+    let (ours, perfs) = (
+        per_sample(rprof_bytes, rprof_samples),
+        per_sample(perf_bytes, perf_samples),
+    );
+    // Unwound while recording, the file keeps call chains, not 8 KB copies
+    // (the issue asks for 1/10 of perf's size, 1/50 as a stretch).
+    assert!(
+        ours * 10.0 <= perfs,
+        "rprof {ours:.0} bytes/sample vs perf {perfs:.0}: not a tenth"
+    );
+
+    let data = data.to_str().unwrap();
     let top = report(&["-i", data, "--sort", "symbol", "--no-children"]);
     assert!(top.contains("# DWARF stacks: "), "{top}");
     assert_split_matches_truth(&top, &text(&run.stdout));
@@ -233,13 +254,15 @@ fn attaching_in_dwarf_mode_unwinds_for_rprof_and_for_perf() {
 }
 
 #[test]
-fn a_dwarf_recording_whose_binary_is_gone_says_so_and_marks_cut_stacks() {
+fn a_binary_deleted_after_recording_still_unwinds_one_deleted_before_is_named() {
     require_perf!();
     let _guard = serial();
     let dir = temp_dir("dwarf-gone");
-    let binary = dir.join("work-gone");
+    // Unwound at the end of the recording: deleting the binary afterwards
+    // costs nothing (perf's stack copies need it at report time).
+    let binary = dir.join("work-later");
     std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
-    let data = dir.join("gone.data");
+    let data = dir.join("later.data");
     let run = rprof(&[
         "record",
         "--call-graph",
@@ -254,17 +277,110 @@ fn a_dwarf_recording_whose_binary_is_gone_says_so_and_marks_cut_stacks() {
     ]);
     assert!(run.status.success(), "record: {}", text(&run.stderr));
     std::fs::remove_file(&binary).unwrap();
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    let (share, _) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);
+
+    // Deleted while the recording still runs: its unwind tables are gone
+    // when the stacks are unwound; the recording says so and marks them.
+    let binary = dir.join("work-gone");
+    std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
+    let data = dir.join("gone.data");
+    let script = format!("{0} split 0.5 && rm {0}", binary.display());
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "499",
+        "-o",
+        data.to_str().unwrap(),
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    assert!(!binary.exists());
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains(&format!("no unwind tables for {}", binary.display())),
+        "the recording names the binary it could not unwind with:\n{stderr}"
+    );
     let top = report(&["-i", data.to_str().unwrap(), "--sort", "symbol"]);
+    // Without its CFI the no-frame-pointer build cannot be walked: its
+    // stacks are marked, not silently cut (and with the file gone, its
+    // frames are named by module and offset).
+    assert!(
+        top.contains("[truncated]") && top.contains("work-gone+0x"),
+        "{top}"
+    );
+    assert!(!top.contains(" 0 truncated"), "{top}");
+}
+
+#[test]
+fn a_perf_dwarf_file_whose_binary_is_gone_says_so_and_marks_cut_stacks() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("perf-dwarf-gone");
+    let binary = dir.join("work-gone");
+    std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
+    let data = dir.join("gone.data");
+    let out = data.to_str().unwrap();
+    perf_succeeded(
+        run_linux_perf([
+            "record",
+            "-q",
+            "--call-graph",
+            "dwarf",
+            "-F",
+            "499",
+            "-o",
+            out,
+            "--",
+            binary.to_str().unwrap(),
+            "split",
+            "0.5",
+        ]),
+        "perf record --call-graph dwarf",
+    );
+    std::fs::remove_file(&binary).unwrap();
+    let top = report(&["-i", out, "--sort", "symbol"]);
     assert!(
         top.contains(&format!("no unwind tables for {}", binary.display())),
         "the report names the binary it could not unwind with:\n{top}"
     );
-    // Without its CFI the no-frame-pointer build cannot be walked: its
-    // stacks are marked, not silently cut (the embedded symbols still
-    // name the sampled functions).
-    assert!(
-        top.contains("[truncated]") && top.contains("burn_a"),
-        "{top}"
-    );
+    assert!(top.contains("[truncated]"), "{top}");
     assert!(!top.contains("# DWARF stacks: 0 unwound"), "{top}");
+}
+
+/// The sample count in `rprof record`'s summary line.
+fn recorded_samples(summary: &str) -> u64 {
+    summary
+        .split("rprof record: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no sample count in {summary}"))
+}
+
+/// The samples in a perf file, as `perf report --stats` counts them.
+fn perf_sample_count(data: &str) -> u64 {
+    let stats = perf_succeeded(
+        run_linux_perf(["report", "-i", data, "--stats"]),
+        "perf report --stats",
+    );
+    stats
+        .lines()
+        .find(|l| l.trim_start().starts_with("SAMPLE events:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no SAMPLE count in {stats}"))
 }

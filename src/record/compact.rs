@@ -1,0 +1,330 @@
+//! DWARF-mode recordings made small: once the data is written, every
+//! sample's copied user registers and stack (8 KB a sample by default) are
+//! unwound here, with the same unwinder `report` uses, and the file is
+//! rewritten with the resulting call chains in their place.
+//!
+//! Unwinding right after recording, not at report time, also reads each
+//! binary's unwind tables while it is still the binary that ran. What perf
+//! sees in such a file is an ordinary call-chain recording (frame-pointer
+//! style); see docs/file-format.md, "DWARF mode".
+//!
+//! The rewrite goes to a temporary file beside the output and replaces it
+//! only when complete: interrupted, the output keeps the stack copies,
+//! which `rprof report` and `perf report` still unwind.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use super::RecordError;
+use crate::abi::{context, flag, sample};
+use crate::perfdata::writer::{encode, AttrEntry};
+use crate::perfdata::{PerfDataWriter, PerfFile, Record, Sample, UnwoundStacks};
+use crate::process::ProcessModel;
+use crate::progress::Progress;
+use crate::symbolize::unwind_info::ElfUnwindInfo;
+use crate::unwind::dwarf::Completion;
+use crate::unwind::{self, RawFrame, Space, StackUnwinder};
+
+/// The sample fields the rewrite re-encodes faithfully (see
+/// [`encode::sample`]); a recording with others keeps its stack copies.
+const REENCODED: u64 = sample::IDENTIFIER
+    | sample::IP
+    | sample::TID
+    | sample::TIME
+    | sample::ID
+    | sample::CPU
+    | sample::PERIOD
+    | sample::CALLCHAIN
+    | sample::REGS_USER
+    | sample::STACK_USER;
+
+/// A FINISHED_ROUND after this many records: the output is in time order,
+/// so each one lets perf's reader release what came before.
+const ROUND_RECORDS: u32 = 4096;
+
+/// Whether `entries` copy user stacks, and can be rewritten without them.
+pub(crate) fn wanted(entries: &[AttrEntry]) -> bool {
+    entries
+        .iter()
+        .any(|e| e.attr.sample_type & sample::STACK_USER != 0)
+        && entries.iter().all(|e| e.attr.sample_type & !REENCODED == 0)
+}
+
+/// The attrs of the rewritten file: call chains with user frames, no
+/// register or stack copies; the same ids, so every record's sample id
+/// still names its event.
+fn compact_attrs(entries: &[AttrEntry]) -> Vec<AttrEntry> {
+    entries
+        .iter()
+        .map(|entry| {
+            let mut attr = entry.attr;
+            if attr.sample_type & sample::STACK_USER != 0 {
+                attr.sample_type &= !(sample::REGS_USER | sample::STACK_USER);
+                attr.sample_regs_user = 0;
+                attr.sample_stack_user = 0;
+                attr.flags &= !flag::EXCLUDE_CALLCHAIN_USER;
+            }
+            AttrEntry {
+                attr,
+                ids: entry.ids.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Where the rewrite is written before it replaces `output`: beside it
+/// (the same file system, so the rename is atomic), hidden, per process.
+pub(crate) fn temp_path(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rprof.data".into());
+    output.with_file_name(format!(".{name}.unwinding.{}", std::process::id()))
+}
+
+/// Rewrites the DWARF recording `raw` into a new file at `temp` with the
+/// user stacks unwound; returns the writer (data complete, features not
+/// written yet) and what was done. On error the temporary file is removed.
+pub(crate) fn rewrite(
+    raw: &PerfFile,
+    entries: &[AttrEntry],
+    temp: &Path,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<(PerfDataWriter, UnwoundStacks), RecordError> {
+    let mut out = PerfDataWriter::create(temp, &compact_attrs(entries))?;
+    let copied = copy_unwound(raw, entries, &mut out, progress, warnings).and_then(|stats| {
+        out.mark_data_complete()?;
+        Ok(stats)
+    });
+    match copied {
+        Ok(stats) => Ok((out, stats)),
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(temp);
+            Err(e)
+        }
+    }
+}
+
+fn copy_unwound(
+    raw: &PerfFile,
+    entries: &[AttrEntry],
+    out: &mut PerfDataWriter,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<UnwoundStacks, RecordError> {
+    let copies_stack: Vec<bool> = raw
+        .attrs()
+        .iter()
+        .map(|a| a.sample_type & sample::STACK_USER != 0)
+        .collect();
+    let compact = compact_attrs(entries);
+    let sample_types: Vec<u64> = compact.iter().map(|e| e.attr.sample_type).collect();
+    let mut stats = UnwoundStacks {
+        stack_bytes: entries
+            .iter()
+            .map(|e| u64::from(e.attr.sample_stack_user))
+            .max()
+            .unwrap_or(0),
+        ..UnwoundStacks::default()
+    };
+    let mut model = ProcessModel::new();
+    let mut unwinder = StackUnwinder::new(Box::new(ElfUnwindInfo::default()));
+    let mut frames: Vec<RawFrame> = Vec::new();
+    let mut chain: Vec<u64> = Vec::new();
+    let mut records = raw.ordered();
+    let mut since_round = 0u32;
+    progress.begin("unwinding stacks", raw.len() as u64);
+    let mut reported = 0;
+    while let Some((record, bytes)) = records.next_with_raw() {
+        let Some(bytes) = bytes else {
+            // rprof writes no compressed data: this is not its own recording.
+            return Err(RecordError::Other(
+                "the recording holds compressed records".into(),
+            ));
+        };
+        match &record {
+            Record::Sample(s) if copies_stack.get(s.attr_index) == Some(&true) => {
+                let done = unwinder.sample_frames(&model, s, &mut frames);
+                let kept = match done {
+                    Some(done) => {
+                        stats.unwound += 1;
+                        stats.truncated += u64::from(done == Completion::Truncated);
+                        unwound_chain(&s.callchain, &frames, &mut chain);
+                        let sample_type = sample_types[s.attr_index];
+                        encode::sample(sample_type, &without_copies(s, &chain))
+                    }
+                    // No usable registers (a kernel thread): the chain as is.
+                    None => {
+                        let sample_type = sample_types[s.attr_index];
+                        encode::sample(sample_type, &without_copies(s, &s.callchain))
+                    }
+                };
+                stats.dropped_bytes += (bytes.len() as u64).saturating_sub(kept.len() as u64);
+                stats.kept_bytes += kept.len() as u64;
+                out.write_raw(&kept)?;
+            }
+            other => {
+                if let Record::Exit(t) = other {
+                    if t.pid == t.tid {
+                        unwinder.forget(t.pid);
+                    }
+                }
+                model.apply(other);
+                out.write_raw(bytes)?;
+            }
+        }
+        since_round += 1;
+        if since_round == ROUND_RECORDS {
+            since_round = 0;
+            out.write_raw(&encode::finished_round())?;
+            let read = records.bytes_read();
+            progress.advance(read.saturating_sub(reported) as u64);
+            reported = read;
+        }
+    }
+    out.write_raw(&encode::finished_round())?;
+    progress.end();
+    warnings.extend(unwinder.warnings());
+    Ok(stats)
+}
+
+/// `sample` without its register and stack copies, with `chain` as its
+/// call chain.
+fn without_copies<'a>(sample: &Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
+    Sample {
+        attr_index: sample.attr_index,
+        cpumode: sample.cpumode,
+        ip: sample.ip,
+        pid: sample.pid,
+        tid: sample.tid,
+        time: sample.time,
+        cpu: sample.cpu,
+        period: sample.period,
+        callchain: Cow::Borrowed(chain),
+        id: sample.id,
+        user_regs: None,
+        user_stack: Cow::Borrowed(&[]),
+    }
+}
+
+/// The call chain perf would have walked: the kernel's part as it was
+/// (markers included), then `PERF_CONTEXT_USER` and the unwound user
+/// addresses, ending in [`unwind::TRUNCATED_MARK`] for a walk cut short.
+fn unwound_chain(kernel_chain: &[u64], frames: &[RawFrame], out: &mut Vec<u64>) {
+    out.clear();
+    let kernel_end = kernel_chain
+        .iter()
+        .position(|&a| a == context::USER)
+        .unwrap_or(kernel_chain.len());
+    out.extend_from_slice(&kernel_chain[..kernel_end]);
+    let user = frames.iter().filter(|f| f.space != Space::Kernel);
+    let mut first = true;
+    for frame in user {
+        if first {
+            out.push(context::USER);
+            first = false;
+        }
+        out.push(match frame.space {
+            Space::Truncated => unwind::TRUNCATED_MARK,
+            _ => frame.addr,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CallGraph, EventSpec, Sampling};
+
+    fn dwarf_entry() -> AttrEntry {
+        let attr = EventSpec::cpu_clock(
+            Sampling::Frequency(999),
+            CallGraph::Dwarf { stack_bytes: 8192 },
+        )
+        .to_attr();
+        AttrEntry { attr, ids: vec![7] }
+    }
+
+    #[test]
+    fn rewritten_attrs_drop_the_copies_and_keep_ids_and_trailer_bits() {
+        let entry = dwarf_entry();
+        assert!(wanted(std::slice::from_ref(&entry)));
+        let compact = compact_attrs(std::slice::from_ref(&entry));
+        let attr = compact[0].attr;
+        assert_eq!(
+            attr.sample_type & (sample::REGS_USER | sample::STACK_USER),
+            0
+        );
+        assert_eq!((attr.sample_regs_user, attr.sample_stack_user), (0, 0));
+        assert!(attr.sample_type & sample::CALLCHAIN != 0);
+        assert!(!attr.has_flag(flag::EXCLUDE_CALLCHAIN_USER));
+        // The sample id trailer of the other records depends on these.
+        let trailer = sample::TID | sample::TIME | sample::ID | sample::CPU | sample::IDENTIFIER;
+        assert_eq!(attr.sample_type & trailer, entry.attr.sample_type & trailer);
+        assert!(attr.has_flag(flag::SAMPLE_ID_ALL));
+        assert_eq!(compact[0].ids, vec![7]);
+    }
+
+    #[test]
+    fn frame_pointer_recordings_and_unknown_fields_are_left_alone() {
+        let fp = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+        assert!(!wanted(&[AttrEntry {
+            attr: fp,
+            ids: vec![]
+        }]));
+        let mut odd = dwarf_entry();
+        odd.attr.sample_type |= sample::RAW;
+        assert!(!wanted(&[odd]));
+    }
+
+    #[test]
+    fn chain_is_kernel_part_then_user_frames_then_the_mark() {
+        let kernel = [
+            context::KERNEL,
+            0xffff_ffff_8100_0010,
+            0xffff_ffff_8100_0020,
+        ];
+        let user = |addr, ret| RawFrame {
+            addr,
+            space: Space::User,
+            is_return_address: ret,
+        };
+        let frames = [
+            RawFrame {
+                addr: 0xffff_ffff_8100_0010,
+                space: Space::Kernel,
+                is_return_address: false,
+            },
+            user(0x40_1000, false),
+            user(0x40_2000, true),
+            RawFrame::TRUNCATED,
+        ];
+        let mut chain = Vec::new();
+        unwound_chain(&kernel, &frames, &mut chain);
+        assert_eq!(
+            chain,
+            [
+                context::KERNEL,
+                0xffff_ffff_8100_0010,
+                0xffff_ffff_8100_0020,
+                context::USER,
+                0x40_1000,
+                0x40_2000,
+                unwind::TRUNCATED_MARK
+            ]
+        );
+        // A user-mode sample: the kernel chain is empty or only the marker.
+        unwound_chain(&[context::USER], &frames[1..3], &mut chain);
+        assert_eq!(chain, [context::USER, 0x40_1000, 0x40_2000]);
+    }
+
+    #[test]
+    fn temp_file_is_hidden_beside_the_output() {
+        let temp = temp_path(Path::new("/data/x/rprof.data"));
+        assert_eq!(temp.parent(), Some(Path::new("/data/x")));
+        let name = temp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".rprof.data.unwinding."), "{name}");
+    }
+}
