@@ -222,6 +222,15 @@ impl ProcessModel {
             .map(|(&start, m)| (start..m.end, m.pgoff, m.module))
     }
 
+    /// Every executable mapping of `pid` (files and JIT code), by start.
+    pub fn code_ranges(&self, pid: u32) -> impl Iterator<Item = Range<u64>> + '_ {
+        self.processes
+            .get(&pid)
+            .into_iter()
+            .flat_map(|p| p.mappings.iter())
+            .map(|(&start, m)| start..m.end)
+    }
+
     /// Whether `addr` lies in an executable mapping of `pid` (a file or JIT
     /// code): what a return address must be.
     pub fn is_mapped(&self, pid: u32, addr: u64) -> bool {

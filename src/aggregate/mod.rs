@@ -106,6 +106,16 @@ pub fn profile_file(file: &PerfFile, options: &ProfileOptions) -> Profile {
 /// rarely enough to cost nothing.
 const PROGRESS_EVERY: u32 = 1 << 16;
 
+/// Records per batch of DWARF stacks unwound together.
+const UNWIND_BATCH: usize = 4096;
+
+/// Whether the samples of some event carry copied user stacks.
+fn copies_stacks(attrs: &[EventAttr]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.sample_type & crate::abi::sample::STACK_USER != 0)
+}
+
 /// [`profile_file`], reporting the bytes read on `progress`.
 pub fn profile_file_with_progress(
     file: &PerfFile,
@@ -119,6 +129,21 @@ pub fn profile_file_with_progress(
     let mut records = file.ordered();
     progress.begin("reading records", file.len() as u64);
     let (mut since_report, mut reported) = (0u32, 0usize);
+    if copies_stacks(file.attrs()) {
+        // DWARF stacks: unwound a batch at a time, on all cores.
+        let mut batch = Vec::with_capacity(UNWIND_BATCH);
+        loop {
+            batch.clear();
+            batch.extend(records.by_ref().take(UNWIND_BATCH));
+            if batch.is_empty() {
+                break;
+            }
+            builder.add_batch(&batch);
+            let read = records.bytes_read();
+            progress.advance(read.saturating_sub(reported) as u64);
+            reported = read;
+        }
+    }
     while let Some(record) = records.next() {
         builder.add(&record);
         since_report += 1;
@@ -131,6 +156,14 @@ pub fn profile_file_with_progress(
     }
     progress.end();
     builder.finish(records.warnings())
+}
+
+/// How a sample's copied user stack (if any) is unwound.
+enum Unwinding {
+    /// Now, one sample at a time.
+    Here,
+    /// Already, in a batch (`None`: there was nothing to unwind).
+    Done(Option<unwind::Unwound>),
 }
 
 // The builder's maps are looked up for every sample, with keys from the
@@ -179,6 +212,8 @@ pub struct ProfileBuilder {
     located: Vec<ModuleAddr>,
     /// User stacks of samples with copied registers and stack (DWARF mode).
     unwinder: StackUnwinder,
+    /// The unwinder's view of the mappings in [`ProfileBuilder::add_batch`].
+    unwind_model: ProcessModel,
     /// The recording's user stacks were unwound by `rprof record` (it holds
     /// call chains where perf's DWARF files hold stack copies).
     unwound_at_record: bool,
@@ -206,6 +241,7 @@ impl ProfileBuilder {
             located: Vec::new(),
             unwinder: StackUnwinder::new(Box::new(NoUnwindInfo)),
             unwound_at_record: false,
+            unwind_model: ProcessModel::new(),
         }
     }
 
@@ -227,7 +263,7 @@ impl ProfileBuilder {
     /// Takes the next record (in time order).
     pub fn add(&mut self, record: &Record<'_>) {
         match record {
-            Record::Sample(sample) => self.add_sample(sample),
+            Record::Sample(sample) => self.add_sample(sample, Unwinding::Here),
             Record::Lost(l) => self.lost_in_ring = self.lost_in_ring.saturating_add(l.lost),
             Record::LostSamples(l) => self.lost_samples = self.lost_samples.saturating_add(l.lost),
             Record::Throttle(t) if !t.unthrottle => self.stats.throttled += 1,
@@ -239,7 +275,38 @@ impl ProfileBuilder {
         }
     }
 
-    fn add_sample(&mut self, sample: &Sample<'_>) {
+    /// Takes a batch of records (in time order, following those taken
+    /// before): the copied user stacks among them are unwound on all cores.
+    /// The unwinder follows the mappings in a model of its own, ahead of
+    /// the one that places frames (which must see each sample's time).
+    pub fn add_batch(&mut self, batch: &[Record<'_>]) {
+        let mut jobs = Vec::with_capacity(batch.len());
+        for record in batch {
+            match record {
+                Record::Sample(sample) => jobs.push(self.unwinder.job(&self.unwind_model, sample)),
+                other => {
+                    jobs.push(None);
+                    if let Record::Exit(t) = other {
+                        if t.pid == t.tid {
+                            self.unwinder.forget(t.pid);
+                        }
+                    }
+                    self.unwind_model.apply(other);
+                }
+            }
+        }
+        let unwound = unwind::run_all(&jobs);
+        drop(jobs);
+        for (record, unwound) in batch.iter().zip(unwound) {
+            match record {
+                Record::Sample(sample) => self.add_sample(sample, Unwinding::Done(unwound)),
+                Record::Exit(t) if t.pid == t.tid => self.model.apply(record),
+                other => self.add(other),
+            }
+        }
+    }
+
+    fn add_sample(&mut self, sample: &Sample<'_>, unwinding: Unwinding) {
         let comm = self.model.comm(sample.pid, sample.tid);
         if !self.options.filter.accepts(sample.pid, &comm) {
             self.stats.filtered_out += 1;
@@ -255,7 +322,7 @@ impl ProfileBuilder {
         self.stats.last_time = Some(sample.time);
         self.stats.has_callchains |= !sample.callchain.is_empty();
 
-        let stack = self.stack_of(sample);
+        let stack = self.stack_of(sample, unwinding);
         let thread = self.thread_of(sample.pid, sample.tid, comm);
         let bucket = sample.time.saturating_sub(origin) / self.options.time_bucket_ns.max(1);
         let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
@@ -285,10 +352,20 @@ impl ProfileBuilder {
 
     /// The sample's raw frames into `self.raw`: the call chain, or in DWARF
     /// mode its kernel part followed by the user stack unwound here.
-    fn raw_frames(&mut self, sample: &Sample<'_>) {
-        let unwound = self
-            .unwinder
-            .sample_frames(&self.model, sample, &mut self.raw);
+    fn raw_frames(&mut self, sample: &Sample<'_>, unwinding: Unwinding) {
+        let unwound = match unwinding {
+            Unwinding::Here => self
+                .unwinder
+                .sample_frames(&self.model, sample, &mut self.raw),
+            Unwinding::Done(Some((user, done))) => {
+                unwind::with_user_frames(sample, &user, done, &mut self.raw);
+                Some(done)
+            }
+            Unwinding::Done(None) => {
+                unwind::frames_into(sample, &mut self.raw);
+                None
+            }
+        };
         if let Some(done) = unwound {
             self.stats.has_callchains = true;
             self.stats.dwarf_stacks += 1;
@@ -316,8 +393,8 @@ impl ProfileBuilder {
     }
 
     /// Locates the sample's frames and interns the stack.
-    fn stack_of(&mut self, sample: &Sample<'_>) -> StackId {
-        self.raw_frames(sample);
+    fn stack_of(&mut self, sample: &Sample<'_>, unwinding: Unwinding) -> StackId {
+        self.raw_frames(sample, unwinding);
         self.located.clear();
         for frame in &self.raw {
             self.located.push(self.model.locate(sample.pid, frame));

@@ -38,9 +38,8 @@ const REENCODED: u64 = sample::IDENTIFIER
     | sample::REGS_USER
     | sample::STACK_USER;
 
-/// A FINISHED_ROUND after this many records: the output is in time order,
-/// so each one lets perf's reader release what came before.
-const ROUND_RECORDS: u32 = 4096;
+/// Records unwound together (on all cores) and written as one round.
+const BATCH: usize = 4096;
 
 /// Whether `entries` copy user stacks, and can be rewritten without them.
 pub(crate) fn wanted(entries: &[AttrEntry]) -> bool {
@@ -134,57 +133,78 @@ fn copy_unwound(
     let mut frames: Vec<RawFrame> = Vec::new();
     let mut chain: Vec<u64> = Vec::new();
     let mut records = raw.ordered();
-    let mut since_round = 0u32;
+    let mut batch: Vec<(Record<'_>, &[u8])> = Vec::with_capacity(BATCH);
     progress.begin("unwinding stacks", raw.len() as u64);
     let mut reported = 0;
-    while let Some((record, bytes)) = records.next_with_raw() {
-        let Some(bytes) = bytes else {
-            // rprof writes no compressed data: this is not its own recording.
-            return Err(RecordError::Other(
-                "the recording holds compressed records".into(),
-            ));
-        };
-        match &record {
-            Record::Sample(s) if copies_stack.get(s.attr_index) == Some(&true) => {
-                let done = unwinder.sample_frames(&model, s, &mut frames);
-                let kept = match done {
-                    Some(done) => {
-                        stats.unwound += 1;
-                        stats.truncated += u64::from(done == Completion::Truncated);
-                        unwound_chain(&s.callchain, &frames, &mut chain);
-                        let sample_type = sample_types[s.attr_index];
-                        encode::sample(sample_type, &without_copies(s, &chain))
-                    }
-                    // No usable registers (a kernel thread): the chain as is.
-                    None => {
-                        let sample_type = sample_types[s.attr_index];
-                        encode::sample(sample_type, &without_copies(s, &s.callchain))
-                    }
-                };
-                stats.dropped_bytes += (bytes.len() as u64).saturating_sub(kept.len() as u64);
-                stats.kept_bytes += kept.len() as u64;
-                out.write_raw(&kept)?;
-            }
-            other => {
-                if let Record::Exit(t) = other {
-                    if t.pid == t.tid {
-                        unwinder.forget(t.pid);
-                    }
+    loop {
+        batch.clear();
+        while batch.len() < BATCH {
+            match records.next_with_raw() {
+                Some((record, Some(bytes))) => batch.push((record, bytes)),
+                // rprof writes no compressed data: not its own recording.
+                Some((_, None)) => {
+                    return Err(RecordError::Other(
+                        "the recording holds compressed records".into(),
+                    ))
                 }
-                model.apply(other);
-                out.write_raw(bytes)?;
+                None => break,
             }
         }
-        since_round += 1;
-        if since_round == ROUND_RECORDS {
-            since_round = 0;
-            out.write_raw(&encode::finished_round())?;
-            let read = records.bytes_read();
-            progress.advance(read.saturating_sub(reported) as u64);
-            reported = read;
+        if batch.is_empty() {
+            break;
         }
+        // The process model in time order gives each stack its mappings;
+        // the stacks themselves are unwound on all cores.
+        let mut jobs = Vec::with_capacity(batch.len());
+        for (record, _) in &batch {
+            match record {
+                Record::Sample(s) if copies_stack.get(s.attr_index) == Some(&true) => {
+                    jobs.push(unwinder.job(&model, s));
+                }
+                other => {
+                    jobs.push(None);
+                    if let Record::Exit(t) = other {
+                        if t.pid == t.tid {
+                            unwinder.forget(t.pid);
+                        }
+                    }
+                    model.apply(other);
+                }
+            }
+        }
+        let unwound = unwind::run_all(&jobs);
+        drop(jobs);
+        for ((record, bytes), unwound) in batch.iter().zip(unwound) {
+            let sample = match record {
+                Record::Sample(s) if copies_stack.get(s.attr_index) == Some(&true) => s,
+                _ => {
+                    out.write_raw(bytes)?;
+                    continue;
+                }
+            };
+            let sample_type = sample_types[sample.attr_index];
+            let kept = match unwound {
+                Some((user, done)) => {
+                    stats.unwound += 1;
+                    stats.truncated += u64::from(done == Completion::Truncated);
+                    unwind::with_user_frames(sample, &user, done, &mut frames);
+                    unwound_chain(&sample.callchain, &frames, &mut chain);
+                    encode::sample(sample_type, &without_copies(sample, &chain))
+                }
+                // No usable registers (a kernel thread): the chain as is.
+                None => encode::sample(sample_type, &without_copies(sample, &sample.callchain)),
+            };
+            stats.dropped_bytes += (bytes.len() as u64).saturating_sub(kept.len() as u64);
+            stats.kept_bytes += kept.len() as u64;
+            out.write_raw(&kept)?;
+        }
+        // The output is in time order: a round per batch lets perf's
+        // reader release what came before.
+        out.write_raw(&encode::finished_round())?;
+        let read = records.bytes_read();
+        progress.advance(read.saturating_sub(reported) as u64);
+        reported = read;
     }
-    out.write_raw(&encode::finished_round())?;
     progress.end();
     warnings.extend(unwinder.warnings());
     Ok(stats)

@@ -156,7 +156,8 @@ pub enum Completion {
 }
 
 /// One process's unwinder: its modules, kept in step with its mappings.
-#[derive(Default)]
+/// Cloning shares the modules' parsed sections.
+#[derive(Default, Clone)]
 pub struct ProcessUnwinder {
     unwinder: UnwinderX86_64<SectionBytes>,
     /// start -> (end, pgoff, image): what was added, to tell what changed.

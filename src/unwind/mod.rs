@@ -13,12 +13,15 @@
 
 pub mod dwarf;
 
+use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use rustc_hash::FxHashMap;
 
 use crate::abi::context;
-use crate::perfdata::records::{CpuMode, Sample, UserRegs, REGS_ABI_64};
+use crate::perfdata::records::{CpuMode, Sample, REGS_ABI_64};
 use crate::process::{ModuleId, ModuleRef, ProcessModel};
 use dwarf::{Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UserStack};
 
@@ -146,7 +149,7 @@ pub struct StackUnwinder {
     source: Box<dyn UnwindInfoSource>,
     infos: FxHashMap<ModuleId, Option<Arc<ModuleUnwindInfo>>>,
     /// pid -> (the mappings' generation it was built for, its unwinder).
-    processes: FxHashMap<u32, (u64, ProcessUnwinder)>,
+    processes: FxHashMap<u32, (u64, Arc<ProcessSnapshot>)>,
     cache: UnwindCache,
     addrs: Vec<u64>,
 }
@@ -207,7 +210,24 @@ impl StackUnwinder {
         sample: &Sample<'_>,
         out: &mut Vec<RawFrame>,
     ) -> Option<Completion> {
-        frames_into(sample, out);
+        let Some(job) = self.job(model, sample) else {
+            frames_into(sample, out);
+            return None;
+        };
+        let done = job.run(&mut self.cache, &mut self.addrs);
+        with_user_frames(sample, &self.addrs, done, out);
+        Some(done)
+    }
+
+    /// What unwinding `sample`'s copied user stack needs, taken from the
+    /// process model as it stands (the time of the sample): `None` when the
+    /// sample has no usable registers (none copied, a 32-bit process) or
+    /// the kernel walked its user stack already (frame pointers).
+    pub fn job<'a>(
+        &mut self,
+        model: &ProcessModel,
+        sample: &'a Sample<'_>,
+    ) -> Option<UnwindJob<'a>> {
         let regs = sample.user_regs.as_ref()?;
         let chain = &sample.callchain;
         let kernel_walked_user = chain
@@ -215,76 +235,122 @@ impl StackUnwinder {
             .position(|&a| a == context::USER)
             .and_then(|at| chain.get(at + 1))
             .is_some_and(|&next| next < context::MAX);
-        if kernel_walked_user {
-            // The kernel walked the user stack already (frame pointers).
-            return None;
-        }
-        let kernel_frames = out.iter().take_while(|f| f.space == Space::Kernel).count();
-        out.truncate(kernel_frames);
-        let unwound = self.user_frames(model, sample.pid, regs, &sample.user_stack, out);
-        if unwound.is_none() {
-            // Registers of no use (a 32-bit process): the call chain as is.
-            frames_into(sample, out);
-        }
-        unwound
-    }
-
-    /// Appends the user frames of `sample` of process `pid` to `out`: the
-    /// sampled user IP, then return addresses, then [`RawFrame::TRUNCATED`]
-    /// if the walk stopped short. `None` (nothing appended) when the sample
-    /// carries no usable 64-bit user registers.
-    pub fn user_frames(
-        &mut self,
-        model: &ProcessModel,
-        pid: u32,
-        regs: &UserRegs<'_>,
-        stack: &[u8],
-        out: &mut Vec<RawFrame>,
-    ) -> Option<Completion> {
-        if regs.abi != REGS_ABI_64 {
+        if kernel_walked_user || regs.abi != REGS_ABI_64 {
             return None;
         }
         let stack = UserStack {
             ip: regs.get(dwarf::x86_reg::IP)?,
             sp: regs.get(dwarf::x86_reg::SP)?,
             bp: regs.get(dwarf::x86_reg::BP).unwrap_or(0),
-            stack,
+            stack: &sample.user_stack,
         };
+        let process = self.process(model, sample.pid);
+        Some(UnwindJob { process, stack })
+    }
+
+    /// The unwinder of process `pid` for its mappings now: built when they
+    /// changed (a snapshot still held by a job is left as it is).
+    fn process(&mut self, model: &ProcessModel, pid: u32) -> Arc<ProcessSnapshot> {
         let generation = model.mappings_generation(pid);
-        let stale = !matches!(self.processes.get(&pid), Some((built, _)) if *built == generation);
-        if stale {
-            let modules: Vec<MappedModule> = model
-                .mappings(pid)
-                .filter_map(|(avma, pgoff, module)| {
-                    let info = self
-                        .infos
-                        .entry(module)
-                        .or_insert_with(|| self.source.load(model.module(module)))
-                        .clone()?;
-                    Some(MappedModule {
-                        name: model.module(module).path.clone(),
-                        avma,
-                        pgoff,
-                        info,
-                    })
+        if let Some((built, process)) = self.processes.get(&pid) {
+            if *built == generation {
+                return Arc::clone(process);
+            }
+        }
+        let modules: Vec<MappedModule> = model
+            .mappings(pid)
+            .filter_map(|(avma, pgoff, module)| {
+                let info = self
+                    .infos
+                    .entry(module)
+                    .or_insert_with(|| self.source.load(model.module(module)))
+                    .clone()?;
+                Some(MappedModule {
+                    name: model.module(module).path.clone(),
+                    avma,
+                    pgoff,
+                    info,
                 })
-                .collect();
-            let entry = self.processes.entry(pid).or_default();
-            entry.1.set_modules(modules);
-            entry.0 = generation;
-        }
-        let (_, unwinder) = self.processes.get(&pid)?;
-        let is_code = |addr: u64| model.is_mapped(pid, addr);
-        let done = unwinder.unwind(&mut self.cache, &stack, is_code, &mut self.addrs);
-        out.extend(self.addrs.iter().enumerate().map(|(i, &addr)| RawFrame {
-            addr,
-            space: Space::User,
-            is_return_address: i > 0,
-        }));
-        if done == Completion::Truncated {
-            out.push(RawFrame::TRUNCATED);
-        }
-        Some(done)
+            })
+            .collect();
+        let entry = self.processes.entry(pid).or_default();
+        let snapshot = Arc::make_mut(&mut entry.1);
+        snapshot.unwinder.set_modules(modules);
+        snapshot.code = model.code_ranges(pid).collect();
+        entry.0 = generation;
+        Arc::clone(&entry.1)
+    }
+}
+
+/// One process's unwinder with the code ranges return addresses must fall
+/// in, as its mappings stood at some point.
+#[derive(Default, Clone)]
+struct ProcessSnapshot {
+    unwinder: ProcessUnwinder,
+    /// Every executable mapping, by start address.
+    code: Vec<Range<u64>>,
+}
+
+impl ProcessSnapshot {
+    fn is_code(&self, addr: u64) -> bool {
+        let after = self.code.partition_point(|r| r.start <= addr);
+        after > 0 && addr < self.code[after - 1].end
+    }
+}
+
+/// A user stack to unwind with its process's unwinder at the time of the
+/// sample: jobs need nothing else, so a batch runs in parallel.
+pub struct UnwindJob<'a> {
+    process: Arc<ProcessSnapshot>,
+    stack: UserStack<'a>,
+}
+
+impl UnwindJob<'_> {
+    /// The sampled user IP, then return addresses, into `out`.
+    pub fn run(&self, cache: &mut UnwindCache, out: &mut Vec<u64>) -> Completion {
+        let process = &self.process;
+        process
+            .unwinder
+            .unwind(cache, &self.stack, |addr| process.is_code(addr), out)
+    }
+}
+
+/// A job's result: user addresses (IP first) and how the walk ended.
+pub type Unwound = (Vec<u64>, Completion);
+
+/// Runs `jobs` on all cores (each thread with its own rule cache); the
+/// results in the same order.
+pub fn run_all(jobs: &[Option<UnwindJob<'_>>]) -> Vec<Option<Unwound>> {
+    jobs.par_iter()
+        .map_init(UnwindCache::default, |cache, job| {
+            job.as_ref().map(|job| {
+                let mut addrs = Vec::new();
+                let done = job.run(cache, &mut addrs);
+                (addrs, done)
+            })
+        })
+        .collect()
+}
+
+/// `sample`'s frames with its user part replaced by unwound `user`
+/// addresses (IP first), and a [`RawFrame::TRUNCATED`] frame for a walk
+/// cut short.
+pub fn with_user_frames(
+    sample: &Sample<'_>,
+    user: &[u64],
+    done: Completion,
+    out: &mut Vec<RawFrame>,
+) {
+    frames_into(sample, out);
+    let kernel_frames = out.iter().take_while(|f| f.space == Space::Kernel).count();
+    out.truncate(kernel_frames);
+    out.extend(user.iter().enumerate().map(|(i, &addr)| RawFrame {
+        addr,
+        space: Space::User,
+        is_return_address: i > 0,
+    }));
+    if done == Completion::Truncated {
+        out.push(RawFrame::TRUNCATED);
     }
 }
 
@@ -325,12 +391,8 @@ mod tests {
     #[test]
     fn an_exited_process_unwinder_is_dropped() {
         let mut unwinder = StackUnwinder::new(Box::new(NoUnwindInfo));
-        unwinder
-            .processes
-            .insert(7, (1, ProcessUnwinder::default()));
-        unwinder
-            .processes
-            .insert(8, (1, ProcessUnwinder::default()));
+        unwinder.processes.insert(7, (1, Arc::default()));
+        unwinder.processes.insert(8, (1, Arc::default()));
         unwinder.forget(7);
         assert_eq!(unwinder.processes.keys().collect::<Vec<_>>(), [&8]);
     }
