@@ -83,6 +83,8 @@ pub struct LoadSegment {
     pub offset: u64,
     pub vaddr: u64,
     pub filesz: u64,
+    /// `PF_X`: the segment holds code.
+    pub executable: bool,
 }
 
 /// What unwinding needs from one ELF image, in the image's own addresses.
@@ -97,12 +99,26 @@ impl ModuleUnwindInfo {
     /// The AVMA of SVMA 0 for a mapping at `start` of file offset `pgoff`:
     /// the segment holding `pgoff` (mappings start at page boundaries, so
     /// up to a page before the segment's own offset) says which SVMA lies
-    /// at `start`.
+    /// at `start`. One file page can hold the end of one segment and the
+    /// start of the next (lld packs them: rustc's default linker puts the
+    /// read-only segment and the code in one page), so the mapping is taken
+    /// for an executable segment first (only code is unwound), then for the
+    /// segment that starts in its first page (a segment is mapped from
+    /// there).
     pub fn base_avma(&self, start: u64, pgoff: u64) -> Option<u64> {
         const PAGE: u64 = 4096;
-        let segment = self.segments.iter().find(|s| {
-            s.offset & !(PAGE - 1) <= pgoff && pgoff < s.offset.saturating_add(s.filesz.max(1))
-        })?;
+        let rank = |s: &LoadSegment| (s.executable, s.offset & !(PAGE - 1) == pgoff);
+        let segment = self
+            .segments
+            .iter()
+            .filter(|s| {
+                s.offset & !(PAGE - 1) <= pgoff && pgoff < s.offset.saturating_add(s.filesz.max(1))
+            })
+            // The first of the best: max_by_key would keep the last.
+            .fold(None, |best: Option<&LoadSegment>, s| match best {
+                Some(b) if rank(b) >= rank(s) => Some(b),
+                _ => Some(s),
+            })?;
         // svma(start) = vaddr - (offset - pgoff); base = start - svma(start).
         let svma_at_start = segment
             .vaddr
@@ -315,6 +331,7 @@ mod tests {
                 offset: 0,
                 vaddr: 0,
                 filesz: 0x4000,
+                executable: true,
             }],
         };
         let mut unwinder = ProcessUnwinder::new();
@@ -423,11 +440,13 @@ mod tests {
                     offset: 0,
                     vaddr: 0x40_0000,
                     filesz: 0x1000,
+                    executable: false,
                 },
                 LoadSegment {
                     offset: 0x1234,
                     vaddr: 0x40_1234,
                     filesz: 0x800,
+                    executable: true,
                 },
             ],
         };
@@ -439,6 +458,7 @@ mod tests {
                 offset: 0x1000,
                 vaddr: 0x1000,
                 filesz: 0x2000,
+                executable: true,
             }],
             ..info.clone()
         };
@@ -447,6 +467,43 @@ mod tests {
             Some(0x5555_5555_4000)
         );
         assert_eq!(pie.base_avma(0x5555_5555_5000, 0x9000), None);
+    }
+
+    /// lld's layout (rustc's default linker): the read-only segment ends
+    /// and the code segment starts in one file page, and the code is
+    /// mapped from that page one page further on in memory.
+    #[test]
+    fn a_page_shared_by_two_segments_is_mapped_for_the_code() {
+        let segment = |offset, vaddr, filesz, executable| LoadSegment {
+            offset,
+            vaddr,
+            filesz,
+            executable,
+        };
+        let info = ModuleUnwindInfo {
+            sections: ExplicitModuleSectionInfo::default(),
+            segments: vec![
+                segment(0, 0, 0x16fdc, false),
+                segment(0x16fe0, 0x17fe0, 0x3fd70, true),
+                segment(0x56d50, 0x58d50, 0x2a40, false),
+            ],
+        };
+        // The code mapping: file page 0x16000 at base + 0x17000.
+        let base = 0x5555_5550_0000;
+        assert_eq!(info.base_avma(base + 0x17000, 0x16000), Some(base));
+        // Without the flags, the segment starting in the page still wins.
+        let unflagged = ModuleUnwindInfo {
+            segments: info
+                .segments
+                .iter()
+                .map(|s| LoadSegment {
+                    executable: false,
+                    ..*s
+                })
+                .collect(),
+            ..info.clone()
+        };
+        assert_eq!(unflagged.base_avma(base + 0x17000, 0x16000), Some(base));
     }
 
     #[test]
