@@ -20,7 +20,10 @@ use rustc_hash::FxHashMap;
 use crate::abi::context;
 use crate::perfdata::records::{CpuMode, Sample, UserRegs, REGS_ABI_64};
 use crate::process::{ModuleId, ModuleRef, ProcessModel};
-use dwarf::{Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UserStack};
+use dwarf::{
+    Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UnwoundFrame,
+    UserStack,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Space {
@@ -140,7 +143,7 @@ pub struct StackUnwinder {
     /// pid -> (the mappings' generation it was built for, its unwinder).
     processes: FxHashMap<u32, (u64, ProcessUnwinder)>,
     cache: UnwindCache,
-    addrs: Vec<u64>,
+    addrs: Vec<UnwoundFrame>,
 }
 
 impl StackUnwinder {
@@ -214,10 +217,10 @@ impl StackUnwinder {
         let (_, unwinder) = self.processes.get(&pid)?;
         let is_code = |addr: u64| model.is_mapped(pid, addr);
         let done = unwinder.unwind(&mut self.cache, &stack, is_code, &mut self.addrs);
-        out.extend(self.addrs.iter().enumerate().map(|(i, &addr)| RawFrame {
-            addr,
+        out.extend(self.addrs.iter().map(|frame| RawFrame {
+            addr: frame.addr,
             space: Space::User,
-            is_return_address: i > 0,
+            is_return_address: frame.is_return_address,
         }));
         if done == Completion::Truncated {
             out.push(RawFrame::TRUNCATED);
