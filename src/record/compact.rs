@@ -231,7 +231,8 @@ fn without_copies<'a>(sample: &Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
 
 /// The call chain perf would have walked: the kernel's part as it was
 /// (markers included), then `PERF_CONTEXT_USER` and the unwound user
-/// addresses, ending in [`unwind::TRUNCATED_MARK`] for a walk cut short.
+/// addresses (the IP first, then return addresses), ending in
+/// [`unwind::TRUNCATED_MARK`] for a walk cut short.
 fn unwound_chain(kernel_chain: &[u64], frames: &[RawFrame], out: &mut Vec<u64>) {
     out.clear();
     let kernel_end = kernel_chain
@@ -242,14 +243,19 @@ fn unwound_chain(kernel_chain: &[u64], frames: &[RawFrame], out: &mut Vec<u64>) 
     let user = frames.iter().filter(|f| f.space != Space::Kernel);
     let mut first = true;
     for frame in user {
-        if first {
-            out.push(context::USER);
-            first = false;
-        }
         out.push(match frame.space {
             Space::Truncated => unwind::TRUNCATED_MARK,
+            // Readers look callers up one byte back (in the call); an
+            // address that is not a return address (the code a signal
+            // interrupted, the signal trampoline) is stored one byte on so
+            // that lookup lands on it.
+            _ if !first && !frame.is_return_address => frame.addr.wrapping_add(1),
             _ => frame.addr,
         });
+        if first {
+            out.insert(out.len() - 1, context::USER);
+            first = false;
+        }
     }
 }
 
@@ -319,6 +325,8 @@ mod tests {
             },
             user(0x40_1000, false),
             user(0x40_2000, true),
+            // Interrupted by a signal here: not a return address.
+            user(0x40_3000, false),
             RawFrame::TRUNCATED,
         ];
         let mut chain = Vec::new();
@@ -332,6 +340,7 @@ mod tests {
                 context::USER,
                 0x40_1000,
                 0x40_2000,
+                0x40_3001,
                 unwind::TRUNCATED_MARK
             ]
         );

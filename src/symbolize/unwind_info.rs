@@ -101,6 +101,10 @@ pub fn load_unwind_info(module: &ModuleRef) -> Result<ModuleUnwindInfo, Symboliz
                 offset,
                 vaddr: segment.address(),
                 filesz,
+                executable: matches!(
+                    segment.flags(),
+                    object::SegmentFlags::Elf { p_flags, .. } if p_flags.contains(object::elf::PF_X)
+                ),
             }
         })
         .collect();
@@ -127,7 +131,7 @@ mod tests {
             .as_ref()
             .is_some_and(|b| !b.is_empty()));
         assert!(info.sections.eh_frame_hdr.is_some());
-        assert!(!info.segments.is_empty());
+        assert!(info.segments.iter().any(|s| s.executable));
     }
 
     #[test]

@@ -23,7 +23,10 @@ use rustc_hash::FxHashMap;
 use crate::abi::context;
 use crate::perfdata::records::{CpuMode, Sample, REGS_ABI_64};
 use crate::process::{ModuleId, ModuleRef, ProcessModel};
-use dwarf::{Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UserStack};
+use dwarf::{
+    Completion, MappedModule, ModuleUnwindInfo, ProcessUnwinder, UnwindCache, UnwoundFrame,
+    UserStack,
+};
 
 /// In a recording whose user stacks `rprof record` unwound, the last
 /// address of a stack it could not complete. Never code (the first page is
@@ -151,7 +154,7 @@ pub struct StackUnwinder {
     /// pid -> (the mappings' generation it was built for, its unwinder).
     processes: FxHashMap<u32, (u64, Arc<ProcessSnapshot>)>,
     cache: UnwindCache,
-    addrs: Vec<u64>,
+    addrs: Vec<UnwoundFrame>,
 }
 
 impl StackUnwinder {
@@ -306,8 +309,8 @@ pub struct UnwindJob<'a> {
 }
 
 impl UnwindJob<'_> {
-    /// The sampled user IP, then return addresses, into `out`.
-    pub fn run(&self, cache: &mut UnwindCache, out: &mut Vec<u64>) -> Completion {
+    /// The sampled user IP, then the callers' addresses, into `out`.
+    pub fn run(&self, cache: &mut UnwindCache, out: &mut Vec<UnwoundFrame>) -> Completion {
         let process = &self.process;
         process
             .unwinder
@@ -315,8 +318,8 @@ impl UnwindJob<'_> {
     }
 }
 
-/// A job's result: user addresses (IP first) and how the walk ended.
-pub type Unwound = (Vec<u64>, Completion);
+/// A job's result: user frames (IP first) and how the walk ended.
+pub type Unwound = (Vec<UnwoundFrame>, Completion);
 
 /// Runs `jobs` on all cores (each thread with its own rule cache); the
 /// results in the same order.
@@ -333,21 +336,21 @@ pub fn run_all(jobs: &[Option<UnwindJob<'_>>]) -> Vec<Option<Unwound>> {
 }
 
 /// `sample`'s frames with its user part replaced by unwound `user`
-/// addresses (IP first), and a [`RawFrame::TRUNCATED`] frame for a walk
-/// cut short.
+/// frames (IP first), and a [`RawFrame::TRUNCATED`] frame for a walk cut
+/// short.
 pub fn with_user_frames(
     sample: &Sample<'_>,
-    user: &[u64],
+    user: &[UnwoundFrame],
     done: Completion,
     out: &mut Vec<RawFrame>,
 ) {
     frames_into(sample, out);
     let kernel_frames = out.iter().take_while(|f| f.space == Space::Kernel).count();
     out.truncate(kernel_frames);
-    out.extend(user.iter().enumerate().map(|(i, &addr)| RawFrame {
-        addr,
+    out.extend(user.iter().map(|frame| RawFrame {
+        addr: frame.addr,
         space: Space::User,
-        is_return_address: i > 0,
+        is_return_address: frame.is_return_address,
     }));
     if done == Completion::Truncated {
         out.push(RawFrame::TRUNCATED);

@@ -68,8 +68,9 @@ fn perf_dwarf_file_of_no_frame_pointer_build_matches_truth_and_reaches_main() {
     let folded = folded(&report(&["-i", data, "--format", "folded"]));
     let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
     assert!(total > 0, "no burn samples: {folded:?}");
+    // The bar: 99% (measured here: all of them).
     assert!(
-        share >= 0.95,
+        share >= 0.99,
         "only {:.1}% of burn_a/burn_b samples unwind to main: {folded:?}",
         share * 100.0
     );

@@ -5,6 +5,7 @@
 mod cli;
 mod coexist;
 mod dwarf;
+mod dwarf_truth;
 mod model;
 mod mutations;
 mod pipe;
