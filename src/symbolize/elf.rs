@@ -212,6 +212,13 @@ fn find_by_build_id(build_id: &[u8], options: &SymbolizeOptions) -> Option<Image
         .find(|image| has_build_id(image, build_id))
 }
 
+/// The separate debug file of `code` (by build id, then `.gnu_debuglink`),
+/// checked to belong to it.
+pub(super) fn separate_debug_file(code: &Image, options: &SymbolizeOptions) -> Option<Image> {
+    let info = FileInfo::read(code).ok()?;
+    find_debug_file(code, &info, options)
+}
+
 fn find_debug_file(code: &Image, info: &FileInfo, options: &SymbolizeOptions) -> Option<Image> {
     let by_id = info
         .build_id

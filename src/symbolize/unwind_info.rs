@@ -4,14 +4,16 @@
 //! vdso copied from memory) and mapped, not read: sections are slices of
 //! the mapping, shared by every process that maps the module.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use object::{Object, ObjectSection, ObjectSegment};
 
 use super::debuginfo::hex;
 use super::elf::{self, recorded_build_id, same_build_id};
-use super::{ModuleKind, ModuleRef, SymbolizeError};
-use crate::unwind::dwarf::{LoadSegment, ModuleUnwindInfo, SectionBytes};
+use super::files::Image;
+use super::{ModuleKind, ModuleRef, SymbolizeError, SymbolizeOptions};
+use crate::unwind::dwarf::{DebugFrameOnly, LoadSegment, ModuleUnwindInfo, SectionBytes};
 use crate::unwind::UnwindInfoSource;
 
 /// Loads unwind sections from the modules' files (or nothing for a module
@@ -92,7 +94,22 @@ pub fn load_unwind_info(module: &ModuleRef) -> Result<ModuleUnwindInfo, Symboliz
         sections.eh_frame_hdr_svma = Some(svma);
         sections.eh_frame_hdr = Some(bytes);
     }
-    sections.debug_frame = section(".debug_frame").map(|(_, bytes)| bytes);
+    let debug_frame = section(".debug_frame")
+        .map(|(_, bytes)| bytes)
+        .or_else(|| separate_debug_frame(&owner));
+    let debug_frame_only = debug_frame.and_then(|debug_frame| {
+        let ranges = debug_frame_only_ranges(&sections, &debug_frame);
+        (!ranges.is_empty()).then(|| DebugFrameOnly {
+            sections: framehop::ExplicitModuleSectionInfo {
+                base_svma: 0,
+                text_svma: sections.text_svma.clone(),
+                got_svma: sections.got_svma.clone(),
+                debug_frame: Some(debug_frame),
+                ..Default::default()
+            },
+            ranges,
+        })
+    });
     let segments = obj
         .segments()
         .map(|segment| {
@@ -108,7 +125,83 @@ pub fn load_unwind_info(module: &ModuleRef) -> Result<ModuleUnwindInfo, Symboliz
             }
         })
         .collect();
-    Ok(ModuleUnwindInfo { sections, segments })
+    Ok(ModuleUnwindInfo {
+        sections,
+        segments,
+        debug_frame_only,
+    })
+}
+
+/// `.debug_frame` from the module's separate debug file (by build id or
+/// `.gnu_debuglink`): `strip` moves it there with the rest of the DWARF.
+fn separate_debug_frame(code: &Arc<Image>) -> Option<SectionBytes> {
+    let debug = Arc::new(elf::separate_debug_file(
+        code,
+        &SymbolizeOptions::default(),
+    )?);
+    let obj = elf::parse(&debug).ok()?;
+    let section = obj.section_by_name(".debug_frame")?;
+    let range = section.compressed_file_range().ok()?;
+    if range.format != object::CompressionFormat::None {
+        return None;
+    }
+    let start = usize::try_from(range.offset).ok()?;
+    let end = start.checked_add(usize::try_from(range.compressed_size).ok()?)?;
+    let shared: Arc<dyn AsRef<[u8]> + Send + Sync> = debug.clone();
+    SectionBytes::new(shared, start..end)
+}
+
+/// The code (SVMA ranges, sorted) that `.debug_frame` describes and
+/// `.eh_frame` does not: functions built without unwind tables
+/// (`-fno-asynchronous-unwind-tables -g`) beside ones with them.
+fn debug_frame_only_ranges(
+    sections: &framehop::ExplicitModuleSectionInfo<SectionBytes>,
+    debug_frame: &[u8],
+) -> Vec<Range<u64>> {
+    use gimli::{BaseAddresses, CieOrFde, DebugFrame, EhFrame, LittleEndian, UnwindSection};
+
+    fn fde_ranges<R: gimli::Reader<Offset = usize>, S: UnwindSection<R>>(
+        section: &S,
+        bases: &BaseAddresses,
+    ) -> Vec<Range<u64>> {
+        let mut ranges = Vec::new();
+        let mut entries = section.entries(bases);
+        while let Ok(Some(entry)) = entries.next() {
+            if let CieOrFde::Fde(partial) = entry {
+                if let Ok(fde) = partial.parse(S::cie_from_offset) {
+                    let start = fde.initial_address();
+                    ranges.push(start..start.saturating_add(fde.len()));
+                }
+            }
+        }
+        ranges.sort_by_key(|r| r.start);
+        ranges
+    }
+    let mut bases = BaseAddresses::default();
+    if let Some(text) = &sections.text_svma {
+        bases = bases.set_text(text.start);
+    }
+    if let Some(got) = &sections.got_svma {
+        bases = bases.set_got(got.start);
+    }
+    let described = match (&sections.eh_frame, &sections.eh_frame_svma) {
+        (Some(eh_frame), Some(svma)) => {
+            let bases = bases.clone().set_eh_frame(svma.start);
+            fde_ranges(&EhFrame::new(eh_frame, LittleEndian), &bases)
+        }
+        _ => Vec::new(),
+    };
+    let mut debug = DebugFrame::new(debug_frame, LittleEndian);
+    debug.set_address_size(8);
+    fde_ranges(&debug, &bases)
+        .into_iter()
+        .filter(|r| {
+            // The first `.eh_frame` entry ending after r's start must start
+            // at or after r's end, else they overlap.
+            let next = described.partition_point(|d| d.end <= r.start);
+            described.get(next).map_or(true, |d| d.start >= r.end)
+        })
+        .collect()
 }
 
 #[cfg(test)]

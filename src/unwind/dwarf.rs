@@ -90,9 +90,22 @@ pub struct LoadSegment {
 /// What unwinding needs from one ELF image, in the image's own addresses.
 #[derive(Debug, Clone)]
 pub struct ModuleUnwindInfo {
-    /// `.eh_frame`, `.eh_frame_hdr`, `.debug_frame`, `.text`, `.got`.
+    /// `.eh_frame`, `.eh_frame_hdr`, `.text`, `.got`.
     pub sections: ExplicitModuleSectionInfo<SectionBytes>,
     pub segments: Vec<LoadSegment>,
+    /// `.debug_frame` rules for code `.eh_frame` has none for.
+    pub debug_frame_only: Option<DebugFrameOnly>,
+}
+
+/// `.debug_frame` (from the image or its separate debug file) for the
+/// functions `.eh_frame` does not describe: framehop reads one or the
+/// other per module, so these get a second unwinder, asked per frame.
+#[derive(Debug, Clone)]
+pub struct DebugFrameOnly {
+    /// `.debug_frame`, with `.text` and `.got` for its base addresses.
+    pub sections: ExplicitModuleSectionInfo<SectionBytes>,
+    /// The code (SVMAs, sorted, disjoint) only `.debug_frame` describes.
+    pub ranges: Vec<Range<u64>>,
 }
 
 impl ModuleUnwindInfo {
@@ -136,10 +149,14 @@ pub struct MappedModule {
     pub info: Arc<ModuleUnwindInfo>,
 }
 
-/// The rule cache, shared by every process's unwinder (framehop keys its
-/// entries by module generation, so unwinders can share one).
+/// The rule caches (`.eh_frame`, `.debug_frame`), shared by every
+/// process's unwinder (framehop keys its entries by module generation, so
+/// unwinders can share them).
 #[derive(Default)]
-pub struct UnwindCache(CacheX86_64);
+pub struct UnwindCache {
+    eh_frame: CacheX86_64,
+    debug_frame: CacheX86_64,
+}
 
 /// The registers and stack copy of one sample.
 #[derive(Debug, Clone, Copy)]
@@ -211,6 +228,10 @@ struct Added {
 #[derive(Default, Clone)]
 pub struct ProcessUnwinder {
     unwinder: UnwinderX86_64<SectionBytes>,
+    /// The modules' [`DebugFrameOnly`] rules, and the code (AVMAs, sorted)
+    /// they are asked for.
+    debug_frame: UnwinderX86_64<SectionBytes>,
+    debug_frame_code: Vec<Range<u64>>,
     /// start -> what was added there.
     added: BTreeMap<u64, Added>,
 }
@@ -237,6 +258,7 @@ impl ProcessUnwinder {
             .collect();
         for start in stale {
             self.unwinder.remove_module(start);
+            self.debug_frame.remove_module(start);
             self.added.remove(&start);
         }
         for (start, module) in wanted {
@@ -246,6 +268,14 @@ impl ProcessUnwinder {
             let Some(base_avma) = module.info.base_avma(start, module.pgoff) else {
                 continue;
             };
+            if let Some(only) = &module.info.debug_frame_only {
+                self.debug_frame.add_module(Module::new(
+                    module.name.clone(),
+                    module.avma.clone(),
+                    base_avma,
+                    only.sections.clone(),
+                ));
+            }
             self.unwinder.add_module(Module::new(
                 module.name,
                 module.avma.clone(),
@@ -262,6 +292,24 @@ impl ProcessUnwinder {
                 },
             );
         }
+        self.debug_frame_code = self
+            .added
+            .values()
+            .flat_map(|added| {
+                let base = added.base_avma;
+                let only = added.info.debug_frame_only.as_ref();
+                only.into_iter()
+                    .flat_map(|only| only.ranges.iter())
+                    .map(move |r| base.wrapping_add(r.start)..base.wrapping_add(r.end))
+            })
+            .collect();
+        self.debug_frame_code.sort_by_key(|r| r.start);
+    }
+
+    /// Whether `.debug_frame` rather than `.eh_frame` describes `avma`.
+    fn in_debug_frame_code(&self, avma: u64) -> bool {
+        let after = self.debug_frame_code.partition_point(|r| r.start <= avma);
+        after > 0 && avma < self.debug_frame_code[after - 1].end
     }
 
     /// Whether the sigreturn trampoline starts at `avma` (read from the
@@ -338,10 +386,14 @@ impl ProcessUnwinder {
                 at_sigreturn = self.in_sigreturn(ip);
                 continue;
             }
-            match self
-                .unwinder
-                .unwind_frame(address, &mut regs, &mut cache.0, &mut read)
-            {
+            let unwound = if self.in_debug_frame_code(address.address_for_lookup()) {
+                self.debug_frame
+                    .unwind_frame(address, &mut regs, &mut cache.debug_frame, &mut read)
+            } else {
+                self.unwinder
+                    .unwind_frame(address, &mut regs, &mut cache.eh_frame, &mut read)
+            };
+            match unwound {
                 Ok(None) => return Completion::Complete,
                 Ok(Some(return_address)) => {
                     if !is_code(return_address) {
@@ -424,6 +476,7 @@ mod tests {
         ]);
         let len = eh.len() as u64;
         let info = ModuleUnwindInfo {
+            debug_frame_only: None,
             sections: ExplicitModuleSectionInfo {
                 base_svma: 0,
                 text_svma: Some(0x1000..0x2000),
@@ -605,6 +658,7 @@ mod tests {
     fn base_avma_follows_the_segment_holding_the_mapping() {
         let info = ModuleUnwindInfo {
             sections: ExplicitModuleSectionInfo::default(),
+            debug_frame_only: None,
             segments: vec![
                 LoadSegment {
                     offset: 0,
@@ -652,6 +706,7 @@ mod tests {
         };
         let info = ModuleUnwindInfo {
             sections: ExplicitModuleSectionInfo::default(),
+            debug_frame_only: None,
             segments: vec![
                 segment(0, 0, 0x16fdc, false),
                 segment(0x16fe0, 0x17fe0, 0x3fd70, true),

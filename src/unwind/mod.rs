@@ -141,6 +141,9 @@ impl UnwindInfoSource for NoUnwindInfo {
     }
 }
 
+/// The register bits perf defines for x86-64 (ax..r15).
+const X86_64_REG_BITS: u64 = (1 << 24) - 1;
+
 /// Modules without unwind tables named one by one in warnings.
 const SHOWN_PROBLEMS: usize = 5;
 
@@ -238,7 +241,10 @@ impl StackUnwinder {
             .position(|&a| a == context::USER)
             .and_then(|at| chain.get(at + 1))
             .is_some_and(|&next| next < context::MAX);
-        if kernel_walked_user || regs.abi != REGS_ABI_64 {
+        // x86-64's registers only (bits 0-23): an aarch64 recording (its
+        // pc is bit 32) keeps its kernel call chain, unwound by nobody here.
+        let x86_64_regs = regs.mask & !X86_64_REG_BITS == 0;
+        if kernel_walked_user || regs.abi != REGS_ABI_64 || !x86_64_regs {
             return None;
         }
         let stack = UserStack {

@@ -385,3 +385,83 @@ fn perf_sample_count(data: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no SAMPLE count in {stats}"))
 }
+
+/// Runs `program` (from `dir`) under `rprof record --call-graph dwarf`; the
+/// folded report's share of burn samples that reach `main`.
+fn rprof_dwarf_share_to_main(dir: &Path, program: &Path) -> f64 {
+    let data = dir.join(format!(
+        "{}.data",
+        program.file_name().unwrap().to_string_lossy()
+    ));
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "499",
+        "-o",
+        data.to_str().unwrap(),
+        program.to_str().unwrap(),
+        "split",
+        "0.5",
+    ]);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(total > 0, "no burn samples in {folded:?}");
+    share
+}
+
+#[test]
+fn code_only_debug_frame_describes_unwinds_also_from_a_separate_debug_file() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("debug-frame");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/work.c");
+    // No unwind tables for the workload's own code: its rules are in
+    // .debug_frame only (the C runtime's startup code keeps .eh_frame).
+    let flags = [
+        NO_FP_FLAGS,
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+    ]
+    .concat();
+    let inline = dir.join("work-debug-frame");
+    cc_with(&flags, &[&src], &inline, &["-ldl", "-pthread"]);
+    let share = rprof_dwarf_share_to_main(&dir, &inline);
+    assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);
+
+    // The same, stripped: .debug_frame is found in the debug file that
+    // .gnu_debuglink names.
+    let stripped = dir.join("work-stripped");
+    let debug = dir.join("work-stripped.debug");
+    std::fs::copy(&inline, &stripped).unwrap();
+    for args in [
+        vec!["--only-keep-debug", path(&stripped), path(&debug)],
+        vec!["--strip-debug", path(&stripped)],
+        vec![
+            &format!("--add-gnu-debuglink={}", path(&debug)),
+            path(&stripped),
+        ],
+    ] {
+        let status = std::process::Command::new("objcopy")
+            .args(&args)
+            .status()
+            .expect("run objcopy (install binutils)");
+        assert!(status.success(), "objcopy {args:?}");
+    }
+    let share = rprof_dwarf_share_to_main(&dir, &stripped);
+    assert!(
+        share >= 0.95,
+        "stripped: only {:.1}% reach main",
+        share * 100.0
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
