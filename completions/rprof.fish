@@ -32,7 +32,7 @@ complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print 
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s F -l freq -d 'Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to kernel.perf_event_max_sample_rate)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s c -l count -d 'Sample every PERIOD events instead (nanoseconds for cpu-clock; below 2^63)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -l call-graph -d 'Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the user registers and the top SIZE bytes of the user stack per sample (default 8192, at most 65528), unwound with the binaries\' DWARF CFI, for code built without frame pointers' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l call-graph -d 'Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the user registers and the top SIZE bytes of the user stack per sample (default 8192, at most 65528), for code built without frame pointers; when the recording stops, the stacks are unwound with the binaries\' DWARF CFI and the file keeps only the call chains' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'Attach to these processes (comma-separated), including all their threads' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Attach to these threads only (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given)' -r

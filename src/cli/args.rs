@@ -67,8 +67,9 @@ pub struct RecordArgs {
 
     /// Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the
     /// user registers and the top SIZE bytes of the user stack per sample
-    /// (default 8192, at most 65528), unwound with the binaries' DWARF CFI,
-    /// for code built without frame pointers.
+    /// (default 8192, at most 65528), for code built without frame
+    /// pointers; when the recording stops, the stacks are unwound with the
+    /// binaries' DWARF CFI and the file keeps only the call chains.
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
 
@@ -231,7 +232,7 @@ impl PerfOnlyRecordFlags {
             (
                 self.user_regs.is_some() || self.intr_regs.is_some(),
                 "--user-regs/-I",
-                "register sampling is not available (DWARF unwinding is planned)",
+                "register sampling is not available; for stacks of code without frame pointers use --call-graph dwarf",
             ),
         ];
         used.into_iter()
