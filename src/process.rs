@@ -86,11 +86,28 @@ pub struct ProcessModel {
     kernel: Option<ModuleId>,
     /// The last mapping generation handed out.
     generations: u64,
+    /// Build ids the file's header lists (HEADER_BUILD_ID), by path: for
+    /// mappings whose records carry none (perf asks the kernel for none).
+    recorded_build_ids: HashMap<String, Vec<u8>>,
 }
 
 impl ProcessModel {
     pub fn new() -> ProcessModel {
         ProcessModel::default()
+    }
+
+    /// Gives file mappings without a build id of their own the one the
+    /// recording's header lists for their path, so binaries are checked
+    /// against (and found by) the build that ran.
+    pub fn set_recorded_build_ids<'a>(
+        &mut self,
+        build_ids: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        self.recorded_build_ids = build_ids
+            .into_iter()
+            .filter(|(path, id)| path.starts_with('/') && id.iter().any(|&b| b != 0))
+            .map(|(path, id)| (path.to_string(), id.to_vec()))
+            .collect();
     }
 
     pub fn modules(&self) -> &[ModuleRef] {
@@ -168,7 +185,11 @@ impl ProcessModel {
             self.kernel = Some(id);
             return;
         }
-        let module = self.intern(elf_or_jit_module(m));
+        let mut module = elf_or_jit_module(m);
+        if module.kind == ModuleKind::Elf && module.build_id.is_none() {
+            module.build_id = self.recorded_build_ids.get(&module.path).cloned();
+        }
+        let module = self.intern(module);
         let start = m.start;
         let end = m.start.saturating_add(m.len);
         if self.modules[module as usize].kind == ModuleKind::Elf {
@@ -369,6 +390,17 @@ mod tests {
             space: Space::User,
             is_return_address,
         }
+    }
+
+    #[test]
+    fn header_build_ids_fill_in_for_mappings_without_one() {
+        let mut model = ProcessModel::new();
+        model
+            .set_recorded_build_ids([("/usr/bin/app", &[7u8; 20][..]), ("[vdso]", &[1u8; 20][..])]);
+        model.apply(&mmap(10, 0x40_0000, 0x1000, 0, "/usr/bin/app"));
+        model.apply(&mmap(10, 0x50_0000, 0x1000, 0, "/usr/lib/other.so"));
+        let ids: Vec<_> = model.modules().iter().map(|m| m.build_id.clone()).collect();
+        assert_eq!(ids, [Some(vec![7u8; 20]), None]);
     }
 
     #[test]

@@ -125,7 +125,8 @@ pub fn profile_file_with_progress(
     let (events, attr_event) = file_events(file.attrs(), file.metadata());
     let mut builder = ProfileBuilder::new(events, attr_event, options.clone())
         .with_unwind_info(Box::new(ElfUnwindInfo::default()))
-        .unwound_at_record(file.feature(feature::RPROF_UNWOUND).is_some());
+        .unwound_at_record(file.feature(feature::RPROF_UNWOUND).is_some())
+        .recorded_build_ids(&file.metadata().build_ids);
     let mut records = file.ordered();
     progress.begin("reading records", file.len() as u64);
     let (mut since_report, mut reported) = (0u32, 0usize);
@@ -243,6 +244,16 @@ impl ProfileBuilder {
             unwound_at_record: false,
             unwind_model: ProcessModel::new(),
         }
+    }
+
+    /// Build ids the recording's header lists, for mappings without one.
+    pub fn recorded_build_ids(mut self, build_ids: &[(i32, Vec<u8>, String)]) -> Self {
+        let pairs = build_ids
+            .iter()
+            .map(|(_, id, path)| (path.as_str(), &id[..]));
+        self.model.set_recorded_build_ids(pairs.clone());
+        self.unwind_model.set_recorded_build_ids(pairs);
+        self
     }
 
     /// Whether `rprof record` unwound the user stacks (its DWARF mode): then

@@ -161,17 +161,22 @@ fn load_sources(
 /// The recorded build, when the binary on disk is gone or different: a full
 /// copy kept by build id, else its debug file alone.
 fn find_kept_build(build_id: &[u8], options: &SymbolizeOptions) -> Option<Sources> {
-    let binary = build_id_binary_paths(build_id, &options.debug_dirs)
-        .into_iter()
-        .filter(|path| path.is_file())
-        .filter_map(|path| Image::open(&path).ok())
-        .find(|image| has_build_id(image, build_id));
-    let code = binary.or_else(|| find_by_build_id(build_id, options))?;
+    let code = kept_binary(build_id, options).or_else(|| find_by_build_id(build_id, options))?;
     Some(Sources {
         code,
         debug: None,
         sup: None,
     })
+}
+
+/// A full copy of the binary with `build_id` kept by build id (perf's
+/// build-id cache, Fedora's links), for unwind tables.
+pub(super) fn kept_binary(build_id: &[u8], options: &SymbolizeOptions) -> Option<Image> {
+    build_id_binary_paths(build_id, &options.debug_dirs)
+        .into_iter()
+        .filter(|path| path.is_file())
+        .filter_map(|path| Image::open(&path).ok())
+        .find(|image| has_build_id(image, build_id))
 }
 
 fn has_build_id(image: &Image, build_id: &[u8]) -> bool {

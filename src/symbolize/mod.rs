@@ -85,7 +85,8 @@ pub struct SymbolizeOptions {
     pub dwarf: bool,
     /// Demangle Rust and C++ names (default true).
     pub demangle: bool,
-    /// Extra global debug directories (default `["/usr/lib/debug"]`).
+    /// Global debug directories (default `/usr/lib/debug`, then perf's
+    /// build-id cache `~/.debug`, where `perf archive` files unpack).
     pub debug_dirs: Vec<String>,
     /// Kallsyms text to use instead of `/proc/kallsyms` (tests).
     pub kallsyms_override: Option<String>,
@@ -96,7 +97,13 @@ impl Default for SymbolizeOptions {
         SymbolizeOptions {
             dwarf: true,
             demangle: true,
-            debug_dirs: vec!["/usr/lib/debug".to_string()],
+            debug_dirs: std::iter::once("/usr/lib/debug".to_string())
+                .chain(
+                    std::env::var("HOME")
+                        .ok()
+                        .map(|home| format!("{home}/.debug")),
+                )
+                .collect(),
             kallsyms_override: None,
         }
     }

@@ -49,8 +49,7 @@ pub fn load_unwind_info(module: &ModuleRef) -> Result<ModuleUnwindInfo, Symboliz
     if module.kind != ModuleKind::Elf {
         return Err(SymbolizeError::NoFile(module.path.clone()));
     }
-    let image = elf::open_code(module)?;
-    let owner = Arc::new(image);
+    let owner = Arc::new(recorded_build(module)?);
     let obj = elf::parse(&owner)?;
     if let (Some(recorded), Some(on_disk)) =
         (recorded_build_id(module), obj.build_id().ok().flatten())
@@ -130,6 +129,27 @@ pub fn load_unwind_info(module: &ModuleRef) -> Result<ModuleUnwindInfo, Symboliz
         segments,
         debug_frame_only,
     })
+}
+
+/// The module's file: at its path if it is the recorded build, else (a
+/// recording from another machine, a binary rebuilt or gone) a copy kept
+/// by build id, as perf's build-id cache (`~/.debug/.build-id/xx/rest/elf`)
+/// holds them.
+fn recorded_build(module: &ModuleRef) -> Result<Image, SymbolizeError> {
+    let on_path = elf::open_code(module);
+    let Some(recorded) = recorded_build_id(module) else {
+        return on_path;
+    };
+    let is_recorded = on_path.as_ref().is_ok_and(|image| {
+        let on_disk = elf::parse(image)
+            .ok()
+            .and_then(|o| o.build_id().ok().flatten());
+        on_disk.map_or(true, |id| same_build_id(recorded, id))
+    });
+    if is_recorded {
+        return on_path;
+    }
+    elf::kept_binary(recorded, &SymbolizeOptions::default()).map_or(on_path, Ok)
 }
 
 /// `.debug_frame` from the module's separate debug file (by build id or

@@ -465,3 +465,65 @@ fn code_only_debug_frame_describes_unwinds_also_from_a_separate_debug_file() {
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+#[test]
+fn a_perf_dwarf_file_of_a_rebuilt_binary_is_unwound_with_the_recorded_build() {
+    require_perf!();
+    if !linux_perf_available() {
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("dwarf-rebuilt");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/work.c");
+    let binary = dir.join("work-rebuilt");
+    cc_with(NO_FP_FLAGS, &[&src], &binary, &["-ldl", "-pthread"]);
+    let data = dir.join("rebuilt.data");
+    let out = data.to_str().unwrap();
+    // perf keeps a copy of each sampled binary in its build-id cache
+    // (~/.debug), as `perf archive` unpacks them on another machine.
+    perf_succeeded(
+        run_linux_perf([
+            "record",
+            "-q",
+            "--call-graph",
+            "dwarf",
+            "-F",
+            "499",
+            "-o",
+            out,
+            "--",
+            binary.to_str().unwrap(),
+            "split",
+            "0.5",
+        ]),
+        "perf record --call-graph dwarf",
+    );
+    // Another build at the same path: its unwind tables and symbols would
+    // be wrong for the recorded addresses.
+    cc_with(
+        &["-O1", "-g", "-fomit-frame-pointer"],
+        &[&src],
+        &binary,
+        &["-ldl", "-pthread"],
+    );
+    let folded = folded(&report(&["-i", out, "--format", "folded"]));
+    let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
+    assert!(
+        total > 0 && share >= 0.95,
+        "the recorded build (by the file's build id) unwinds: {:.1}% reach main",
+        share * 100.0
+    );
+    // Without the cache the report says which binary could not be used.
+    let run = rprof_command()
+        .env("HOME", &dir)
+        .args(["report", "-i", out])
+        .output()
+        .unwrap();
+    let top = text(&run.stdout);
+    assert!(
+        top.contains(&format!("no unwind tables for {}", binary.display()))
+            && top.contains("build id mismatch")
+            && top.contains("[truncated]"),
+        "{top}"
+    );
+}
