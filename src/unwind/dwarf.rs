@@ -95,14 +95,25 @@ pub struct ModuleUnwindInfo {
 
 impl ModuleUnwindInfo {
     /// The AVMA of SVMA 0 for a mapping at `start` of file offset `pgoff`:
-    /// the segment holding `pgoff` (mappings start at page boundaries, so
-    /// up to a page before the segment's own offset) says which SVMA lies
-    /// at `start`.
+    /// the segment mapped there says which SVMA lies at `start`. The loader
+    /// maps each segment from its offset rounded down to a page, so that
+    /// segment is the one starting in the page at `pgoff`; only when none
+    /// does (a mapping split later), the one whose bytes hold `pgoff`.
+    /// (lld packs segments into shared pages: the page where the code
+    /// segment starts also holds the end of the read-only segment before
+    /// it, whose SVMAs are a page off.)
     pub fn base_avma(&self, start: u64, pgoff: u64) -> Option<u64> {
         const PAGE: u64 = 4096;
-        let segment = self.segments.iter().find(|s| {
-            s.offset & !(PAGE - 1) <= pgoff && pgoff < s.offset.saturating_add(s.filesz.max(1))
-        })?;
+        let segment = self
+            .segments
+            .iter()
+            .find(|s| s.offset & !(PAGE - 1) == pgoff)
+            .or_else(|| {
+                self.segments.iter().find(|s| {
+                    s.offset & !(PAGE - 1) <= pgoff
+                        && pgoff < s.offset.saturating_add(s.filesz.max(1))
+                })
+            })?;
         // svma(start) = vaddr - (offset - pgoff); base = start - svma(start).
         let svma_at_start = segment
             .vaddr
@@ -447,6 +458,33 @@ mod tests {
             Some(0x5555_5555_4000)
         );
         assert_eq!(pie.base_avma(0x5555_5555_5000, 0x9000), None);
+    }
+
+    /// rust-lld's layout (the default linker of Rust on x86_64 Linux):
+    /// the read-only segment ends in the page where the code segment
+    /// starts, and the code's SVMAs are a page above its file offsets.
+    #[test]
+    fn base_avma_of_code_in_a_page_shared_with_the_segment_before() {
+        let info = ModuleUnwindInfo {
+            sections: ExplicitModuleSectionInfo::default(),
+            segments: vec![
+                LoadSegment {
+                    offset: 0,
+                    vaddr: 0,
+                    filesz: 0x8_5314,
+                },
+                LoadSegment {
+                    offset: 0x8_5320,
+                    vaddr: 0x8_6320,
+                    filesz: 0x21_e9e0,
+                },
+            ],
+        };
+        let start = 0x5600_0008_5000;
+        // The code mapping: file offset 0x85000 holds SVMA 0x86000.
+        assert_eq!(info.base_avma(start, 0x8_5000), Some(start - 0x8_6000));
+        // The read-only mapping at offset 0 still maps SVMA 0 there.
+        assert_eq!(info.base_avma(0x5600_0000_0000, 0), Some(0x5600_0000_0000));
     }
 
     #[test]
