@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # rprof and Linux perf side by side on the same workload; prints medians and
 # ratios (rprof / perf, lower is better). Run as root on an idle machine:
-#   bash benches/compare-perf.sh [RUNS]
-# Needs: perf (linux-perf), gcc, /usr/bin/time (package time); installs
-# inferno's CLIs with cargo if missing.
+#   bash benches/compare-perf.sh [RUNS]          # everything
+#   bash benches/compare-perf.sh fp [RUNS]       # frame-pointer mode (-g) only
+#   bash benches/compare-perf.sh dwarf [RUNS]    # DWARF mode only (< 5 min)
+# Needs: perf (linux-perf), gcc, g++, python3, /usr/bin/time (package time);
+# installs inferno's CLIs with cargo if missing. The DWARF section also
+# uses perf 6.12 (unpacked into /opt/perf-6.12, see perf612 below) and
+# samply where it is on PATH (`cargo install samply --locked`).
+# Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SECTION=all
+case ${1:-} in fp | dwarf | all) SECTION=$1; shift ;; esac
 RUNS=${1:-5}
 FREQ=999
 SECS=3
 
 cargo build --release --quiet
-RPROF=$PWD/target/release/rprof
+RPROF=${CARGO_TARGET_DIR:-$PWD/target}/release/rprof
 WORK_DIR=$(mktemp -d /tmp/rprof-compare.XXXXXX)
 trap 'rm -rf "$WORK_DIR"' EXIT
-cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl -pthread
-WORK="$WORK_DIR/work"
 if ! command -v inferno-collapse-perf >/dev/null; then
   cargo install --quiet inferno
 fi
@@ -30,9 +35,14 @@ median_ms() {
     echo $(( $(now_ns) - t0 ))
   done | median | awk '{printf "%.1f", $1 / 1e6}'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.3f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 # CPU seconds (user+sys) of a command and its waited-for children.
 cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1 || true; awk '{print $1 + $2}' "$WORK_DIR/time"; }
+samples_of() { "$RPROF" report -i "$1" | sed -n 's/.*), \([0-9]*\) samples.*/\1/p'; }
+
+fp_section() {
+cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl -pthread
+WORK="$WORK_DIR/work"
 
 echo "rprof vs perf: $RUNS runs each (medians), tests/workloads/work.c, -F $FREQ -g"
 echo
@@ -75,7 +85,6 @@ echo "record -- true wall (ms): perf $perf_true_ms  rprof $rprof_true_ms  ratio 
 # 4. File size per sample, same workload and rate.
 perf record -q -F $FREQ -g -o "$WORK_DIR/p.data" -- "$WORK" split $SECS >/dev/null 2>&1
 "$RPROF" record -F $FREQ -g -o "$WORK_DIR/r.data" -- "$WORK" split $SECS >/dev/null 2>&1
-samples_of() { "$RPROF" report -i "$1" | sed -n 's/.*), \([0-9]*\) samples.*/\1/p'; }
 perf_bps=$(( $(stat -c %s "$WORK_DIR/p.data") / $(samples_of "$WORK_DIR/p.data") ))
 rprof_bps=$(( $(stat -c %s "$WORK_DIR/r.data") / $(samples_of "$WORK_DIR/r.data") ))
 echo "file bytes per sample: perf $perf_bps  rprof $rprof_bps (incl. embedded symbols)  ratio $(ratio "$rprof_bps" "$perf_bps")"
@@ -98,3 +107,213 @@ echo "report peak RSS (MB): perf $perf_report_mb  rprof $rprof_report_mb  ratio 
 perf_record_mb=$(peak_mb perf record -q -F $FREQ -g -o "$WORK_DIR/p2.data" -- "$WORK" split $SECS)
 rprof_record_mb=$(peak_mb "$RPROF" record -F $FREQ -g -o "$WORK_DIR/r2.data" -- "$WORK" split $SECS)
 echo "record peak RSS incl. symbol embedding (MB): perf $perf_record_mb  rprof $rprof_record_mb  ratio $(ratio "$rprof_record_mb" "$perf_record_mb")"
+}
+
+# perf 6.12 (Debian's bookworm-backports linux-perf) without touching the
+# system's perf 6.1: its .deb is fetched with apt-get download through a
+# private apt configuration (the backports suite of the machine's own Debian
+# source, so no mirror is named here), unpacked with dpkg -x into
+# /opt/perf-6.12, and run from there with the one library it needs beyond
+# 6.1's (libtraceevent1, from the machine's own suites) beside it:
+#   LD_LIBRARY_PATH=/opt/perf-6.12/usr/lib/x86_64-linux-gnu /opt/perf-6.12/usr/bin/perf
+# Prints the command to run, or nothing when it cannot be had.
+PERF612_DIR=/opt/perf-6.12
+perf612() {
+  local bin=$PERF612_DIR/usr/bin/perf lib=$PERF612_DIR/usr/lib/x86_64-linux-gnu
+  if [ ! -x "$bin" ]; then
+    # The first Debian entry's archive and suite (deb822 or one-line form).
+    local apt=$WORK_DIR/apt uri codename
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    codename=$(awk '/^Suites:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    if [ -z "$uri" ]; then
+      uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+      codename=$(awk '/^deb / {print $3; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    fi
+    [ -n "$codename" ] || codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [ -n "$uri" ] && [ -n "$codename" ] || return 0
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+    echo "deb $uri $codename-backports main" > "$apt/sources.list"
+    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+      -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache")
+    (cd "$apt" && apt-get -qq "${opts[@]}" update && apt-get -qq "${opts[@]}" download "linux-perf/$codename-backports" \
+      && apt-get -qq download libtraceevent1) >/dev/null 2>&1 || return 0
+    mkdir -p "$PERF612_DIR"
+    for deb in "$apt"/*.deb; do dpkg -x "$deb" "$PERF612_DIR"; done
+  fi
+  LD_LIBRARY_PATH=$lib "$bin" --version >/dev/null 2>&1 && echo "env LD_LIBRARY_PATH=$lib $bin"
+}
+
+# A C++ program with full debug info, big enough that naming addresses with
+# inline frames costs what it costs on real programs: N functions, each with
+# its own inlined helper, calling each other through a table so samples
+# spread over all of them, and K instantiations of std::sort and std::map
+# code (libstdc++'s deep inlining). N=3000, K=24: about 4.5 MB of DWARF,
+# a minute of g++ -O2 -g on a 2-core VM.
+gen_big_cpp() { # N K
+  local n=$1 k=$2 i
+  cat <<'CPP'
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <vector>
+template <int I> struct Tag { unsigned long v; bool operator<(const Tag &o) const { return v < o.v; } };
+template <int I> static inline unsigned long mix(unsigned long x) {
+  for (int k = 0; k < 40; k++) x = x * 6364136223846793005UL + I;
+  return x;
+}
+template <int I> __attribute__((noinline)) unsigned long work(unsigned long x) {
+  std::vector<Tag<I>> v(48);
+  for (auto &t : v) { x = mix<I>(x); t.v = x; }
+  std::sort(v.begin(), v.end());
+  std::map<unsigned long, Tag<I>> m;
+  for (int k = 0; k < 12; k++) m[v[k].v % 97] = v[k];
+  return x ^ m.begin()->first;
+}
+typedef unsigned long (*fn)(unsigned long, int);
+CPP
+  echo "extern const fn table[$n];"
+  for ((i = 0; i < n; i++)); do
+    echo "static inline unsigned long h$i(unsigned long x) { for (int k = 0; k < 200; k++) x = (x ^ (x >> 13)) * ${i}1UL + k; return x; }"
+    echo "__attribute__((noinline)) unsigned long f$i(unsigned long x, int d) { x = h$i(x); if (!(x & 15)) x = work<$((i % k))>(x); return d ? table[(x >> 7) % $n](x, d - 1) + 1 : x; }"
+  done
+  echo "const fn table[$n] = {"
+  for ((i = 0; i < n; i++)); do echo "f$i,"; done
+  cat <<CPP
+};
+int main(int argc, char **argv) {
+  double secs = argc > 1 ? atof(argv[1]) : 1;
+  unsigned long x = 1;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    x = table[x % $n](x, 3 + x % 8);
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while (t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9 < secs);
+  printf("x=%lu\n", x);
+}
+CPP
+}
+
+# DWARF mode (--call-graph dwarf) on code built without frame pointers.
+dwarf_section() {
+  local work=$WORK_DIR/work-nofp busy=$WORK_DIR/busy big=$WORK_DIR/big
+  cc -O2 -g -fomit-frame-pointer -o "$work" tests/workloads/work.c -ldl -pthread
+  cc -O2 -g -fomit-frame-pointer -o "$busy" tests/workloads/busy_threads.c -pthread
+  # samply refuses to start while perf_event_paranoid > 1, even as root;
+  # it is run in a private mount namespace where that file reads 1 (the
+  # kernel's setting is untouched; root opens the events anyway).
+  local samply=
+  if command -v samply >/dev/null; then
+    samply=samply
+    echo 1 > "$WORK_DIR/paranoid"
+    printf '#!/bin/sh\nmount --bind %s /proc/sys/kernel/perf_event_paranoid && exec samply record "$@"\n' \
+      "$WORK_DIR/paranoid" > "$WORK_DIR/samply-record"
+    chmod +x "$WORK_DIR/samply-record"
+  fi
+  echo "DWARF mode: rprof vs perf ${samply:+and samply }(medians of $RUNS), -F $FREQ --call-graph dwarf, workloads built -O2 -g -fomit-frame-pointer"
+  echo
+
+  # D1. File size per sample, same workload and rate. rprof's file holds
+  # what its report needs (call chains or stack copies, and symbols).
+  perf record -q -F $FREQ --call-graph dwarf -o "$WORK_DIR/pd.data" -- "$work" split $SECS >/dev/null 2>&1
+  "$RPROF" record -F $FREQ --call-graph dwarf -o "$WORK_DIR/rd.data" -- "$work" split $SECS >/dev/null 2>&1
+  local perf_bps rprof_bps
+  perf_bps=$(( $(stat -c %s "$WORK_DIR/pd.data") / $(samples_of "$WORK_DIR/pd.data") ))
+  rprof_bps=$(( $(stat -c %s "$WORK_DIR/rd.data") / $(samples_of "$WORK_DIR/rd.data") ))
+  echo "dwarf file bytes per sample: perf $perf_bps  rprof $rprof_bps  ratio $(ratio "$rprof_bps" "$perf_bps")"
+
+  # D2. Profiler CPU: each tool launches busy_threads (1 thread, $SECS s);
+  # the profiler's CPU is the CPU of the whole command less what the target
+  # itself used (it prints its own getrusage). rprof's includes unwinding.
+  profiler_cpu() { # TOOL THREADS: profiler CPU seconds; samples, lost and due in $WORK_DIR/run.*
+    local tool=$1 threads=$2 total
+    case $tool in
+      perf) total=$(cpu_of sh -c "perf record -F $FREQ --call-graph dwarf -o '$WORK_DIR/pc.data' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
+      rprof) total=$(cpu_of sh -c "'$RPROF' record -F $FREQ --call-graph dwarf -o '$WORK_DIR/rc.data' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
+      samply) total=$(cpu_of sh -c "unshare -m '$WORK_DIR/samply-record' -r $FREQ --save-only -o '$WORK_DIR/sc.json.gz' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
+    esac
+    local target_ns
+    target_ns=$(sed -n 's/truth cpu_ns=\([0-9]*\).*/\1/p' "$WORK_DIR/run.out")
+    if [ -z "$target_ns" ]; then # the tool failed: say so, do not guess
+      echo n/a; echo 0 > "$WORK_DIR/run.due"; return
+    fi
+    awk -v t="$total" -v n="$target_ns" 'BEGIN {printf "%.3f", t - n / 1e9}'
+    # Samples due: the target's CPU time at FREQ per CPU second.
+    awk -v n="$target_ns" -v f=$FREQ 'BEGIN {printf "%d", n / 1e9 * f}' > "$WORK_DIR/run.due"
+  }
+  local tools=(perf rprof ${samply:+samply})
+  declare -A cpu
+  for tool in "${tools[@]}"; do
+    for _ in $(seq "$RUNS"); do profiler_cpu "$tool" 1; echo; done > "$WORK_DIR/cpu.$tool"
+    cpu[$tool]=$(median < "$WORK_DIR/cpu.$tool")
+  done
+  echo "dwarf profiler CPU, 1 busy thread for $SECS s (s): perf ${cpu[perf]}  rprof ${cpu[rprof]}${samply:+  samply ${cpu[samply]}}  ratio rprof/perf $(ratio "${cpu[rprof]}" "${cpu[perf]}")${samply:+  rprof/samply $(ratio "${cpu[rprof]}" "${cpu[samply]:-0}")}"
+
+  # D3. Lost samples with 16 busy threads ($SECS s): what each tool says it
+  # lost, and the samples it kept against those due (target CPU x FREQ).
+  # perf's losses are read from its file (LOST / LOST_SAMPLES records) by
+  # rprof's reader; samply reports none, so only its kept share shows.
+  local line=
+  for tool in "${tools[@]}"; do
+    local lost kept due
+    profiler_cpu "$tool" 16 >/dev/null
+    due=$(cat "$WORK_DIR/run.due")
+    case $tool in
+      perf)
+        kept=$(samples_of "$WORK_DIR/pc.data")
+        lost=$("$RPROF" report -i "$WORK_DIR/pc.data" | sed -n 's/^# Lost: \([0-9]*\) samples.*/\1/p') ;;
+      rprof)
+        kept=$(sed -n 's/.*rprof record: \([0-9]*\) samples, \([0-9]*\) lost.*/\1/p' "$WORK_DIR/run.err")
+        lost=$(sed -n 's/.*rprof record: \([0-9]*\) samples, \([0-9]*\) lost.*/\2/p' "$WORK_DIR/run.err") ;;
+      samply)
+        kept=$(python3 -c 'import gzip, json, sys
+p = json.load(gzip.open(sys.argv[1]))
+print(sum(t["samples"]["length"] for t in p["threads"]))' "$WORK_DIR/sc.json.gz" 2>/dev/null || echo 0)
+        lost=n/a ;;
+    esac
+    line+="  $tool lost ${lost:-0}, kept $kept of $due due ($(awk -v k="$kept" -v d="$due" 'BEGIN {printf "%.0f", d ? 100 * k / d : 0}')%)"
+  done
+  echo "dwarf lost samples, 16 busy threads for $SECS s on $(nproc) CPUs:$line"
+
+  # D4. Recording -> folded stacks with inline frames, on a big C++
+  # program with full debug info. Same perf.data for every reader; rprof
+  # also on its own recording of the same program. perf 6.1 names inline
+  # frames through binutils addr2line (slow: run once, capped at 150 s,
+  # a ">" marks the cap); perf 6.12 is timed without inline frames.
+  gen_big_cpp 3000 24 > "$WORK_DIR/big.cc"
+  local t0
+  t0=$(now_ns)
+  g++ -O2 -g -fomit-frame-pointer -o "$big" "$WORK_DIR/big.cc"
+  local debug_mb
+  debug_mb=$(size -A "$big" | awk '/^\.debug_/ {s += $2} END {printf "%.1f", s / 1048576}')
+  echo "big C++ program: built in $(( ($(now_ns) - t0) / 1000000000 )) s, $debug_mb MB of DWARF"
+  perf record -q -F $FREQ --call-graph dwarf -o "$WORK_DIR/pb.data" -- "$big" 2 >/dev/null 2>&1
+  "$RPROF" record -F $FREQ --call-graph dwarf -o "$WORK_DIR/rb.data" -- "$big" 2 >/dev/null 2>&1
+  rprof_fold_perf() { "$RPROF" report -i "$WORK_DIR/pb.data" --format folded >/dev/null; }
+  rprof_fold_own() { "$RPROF" report -i "$WORK_DIR/rb.data" --format folded >/dev/null; }
+  local rprof_perf_ms rprof_own_ms
+  rprof_perf_ms=$(median_ms rprof_fold_perf)
+  rprof_own_ms=$(median_ms rprof_fold_own)
+  local p612 p612_ms=n/a
+  p612=$(perf612)
+  if [ -n "$p612" ]; then
+    perf612_fold() { $p612 script -i "$WORK_DIR/pb.data" --no-inline 2>/dev/null | inferno-collapse-perf >/dev/null 2>&1; }
+    p612_ms=$(median_ms perf612_fold)
+  fi
+  local p61_ms p61_mark=
+  t0=$(now_ns)
+  if ! timeout 150 sh -c "perf script -i '$WORK_DIR/pb.data' --inline -F +srcline 2>/dev/null | inferno-collapse-perf --all >/dev/null 2>&1"; then
+    p61_mark='>'
+  fi
+  p61_ms=$(( ($(now_ns) - t0) / 1000000 ))
+  echo "dwarf perf.data ($(samples_of "$WORK_DIR/pb.data") samples) -> folded with inline frames (ms): rprof $rprof_perf_ms (own recording: $rprof_own_ms)  perf 6.1 --inline $p61_mark$p61_ms  perf 6.12 --no-inline $p612_ms"
+  echo "  speed-up vs perf 6.1 with inline: $p61_mark x$(ratio "$p61_ms" "$rprof_perf_ms") (target >= 50); vs perf 6.12 without inline: x$(ratio "$p612_ms" "$rprof_perf_ms") (target >= 1)"
+}
+
+case $SECTION in
+  fp) fp_section ;;
+  dwarf) dwarf_section ;;
+  all) fp_section; echo; dwarf_section ;;
+esac
