@@ -232,6 +232,9 @@ dwarf_section() {
     case $tool in
       perf) total=$(cpu_of sh -c "perf record -F $FREQ --call-graph dwarf -o '$WORK_DIR/pc.data' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
       rprof) total=$(cpu_of sh -c "'$RPROF' record -F $FREQ --call-graph dwarf -o '$WORK_DIR/rc.data' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
+      # Recording and unwinding only: neither perf nor samply names
+      # anything while recording (rprof embeds every name it will show).
+      rprof-nosym) total=$(cpu_of sh -c "'$RPROF' record --no-embed-symbols -F $FREQ --call-graph dwarf -o '$WORK_DIR/rc.data' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
       samply) total=$(cpu_of sh -c "unshare -m '$WORK_DIR/samply-record' -r $FREQ --save-only -o '$WORK_DIR/sc.json.gz' -- '$busy' $threads $SECS >'$WORK_DIR/run.out' 2>'$WORK_DIR/run.err'") ;;
     esac
     local target_ns
@@ -245,11 +248,12 @@ dwarf_section() {
   }
   local tools=(perf rprof ${samply:+samply})
   declare -A cpu
-  for tool in "${tools[@]}"; do
+  for tool in "${tools[@]}" rprof-nosym; do
     for _ in $(seq "$RUNS"); do profiler_cpu "$tool" 1; echo; done > "$WORK_DIR/cpu.$tool"
     cpu[$tool]=$(median < "$WORK_DIR/cpu.$tool")
   done
   echo "dwarf profiler CPU, 1 busy thread for $SECS s (s): perf ${cpu[perf]}  rprof ${cpu[rprof]}${samply:+  samply ${cpu[samply]}}  ratio rprof/perf $(ratio "${cpu[rprof]}" "${cpu[perf]}")${samply:+  rprof/samply $(ratio "${cpu[rprof]}" "${cpu[samply]:-0}")}"
+  echo "  rprof recording + unwinding without embedding symbols: ${cpu[rprof-nosym]}  ratio to perf $(ratio "${cpu[rprof-nosym]}" "${cpu[perf]}")${samply:+  to samply $(ratio "${cpu[rprof-nosym]}" "${cpu[samply]:-0}")}"
 
   # D3. Lost samples with 16 busy threads ($SECS s): what each tool says it
   # lost, and the samples it kept against those due (target CPU x FREQ).
