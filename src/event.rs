@@ -60,6 +60,12 @@ pub struct EventSpec {
     pub call_graph: CallGraph,
     /// Leave kernel samples out (needed without privilege at paranoid 2).
     pub exclude_kernel: bool,
+    /// DWARF mode: the kernel also walks the user stack by frame pointers,
+    /// for where the stack copy ends before the root (the unwinder goes on
+    /// along that chain when it holds the last frame it reached). Off as in
+    /// perf, whose reader would show those frames twice; `record` turns it
+    /// on for files, which it rewrites without them.
+    pub kernel_user_chain: bool,
 }
 
 impl EventSpec {
@@ -72,6 +78,7 @@ impl EventSpec {
             sampling,
             call_graph,
             exclude_kernel: false,
+            kernel_user_chain: false,
         }
     }
 
@@ -111,7 +118,10 @@ impl EventSpec {
                 sample_type |= sample::CALLCHAIN | sample::REGS_USER | sample::STACK_USER;
                 // Data mappings too, as perf asks: its unwinder places a
                 // file by the mapping of its first (read-only) segment.
-                flags |= flag::EXCLUDE_CALLCHAIN_USER | flag::MMAP_DATA;
+                flags |= flag::MMAP_DATA;
+                if !self.kernel_user_chain {
+                    flags |= flag::EXCLUDE_CALLCHAIN_USER;
+                }
                 sample_regs_user = DWARF_USER_REGS;
                 sample_stack_user = stack_bytes;
             }

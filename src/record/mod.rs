@@ -149,6 +149,9 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     let max_rate = sys::max_sample_rate();
     for event in &mut events {
         warnings.extend(clamp_frequency(event, max_rate));
+        // A file is rewritten without the kernel's user chains once the
+        // stacks are unwound (a pipe-mode stream keeps what perf expects).
+        event.kernel_user_chain = matches!(config.output, RecordOutput::File(_));
     }
     let cpus = select_cpus(config.cpus.as_deref(), &sys::online_cpus()?)?;
 

@@ -235,16 +235,17 @@ impl StackUnwinder {
         sample: &'a Sample<'_>,
     ) -> Option<UnwindJob<'a>> {
         let regs = sample.user_regs.as_ref()?;
-        let chain = &sample.callchain;
-        let kernel_walked_user = chain
+        let chain: &[u64] = &sample.callchain;
+        // What the kernel walked of the user stack by frame pointers, if it
+        // was asked to: the user PC, then return addresses.
+        let kernel_user_chain = chain
             .iter()
             .position(|&a| a == context::USER)
-            .and_then(|at| chain.get(at + 1))
-            .is_some_and(|&next| next < context::MAX);
+            .map_or(&[][..], |at| &chain[at + 1..]);
         // x86-64's registers only (bits 0-23): an aarch64 recording (its
         // pc is bit 32) keeps its kernel call chain, unwound by nobody here.
         let x86_64_regs = regs.mask & !X86_64_REG_BITS == 0;
-        if kernel_walked_user || regs.abi != REGS_ABI_64 || !x86_64_regs {
+        if regs.abi != REGS_ABI_64 || !x86_64_regs {
             return None;
         }
         let stack = UserStack {
@@ -254,7 +255,11 @@ impl StackUnwinder {
             stack: &sample.user_stack,
         };
         let process = self.process(model, sample.pid);
-        Some(UnwindJob { process, stack })
+        Some(UnwindJob {
+            process,
+            stack,
+            kernel_user_chain,
+        })
     }
 
     /// The unwinder of process `pid` for its mappings now: built when they
@@ -312,16 +317,53 @@ impl ProcessSnapshot {
 pub struct UnwindJob<'a> {
     process: Arc<ProcessSnapshot>,
     stack: UserStack<'a>,
+    /// The kernel's frame-pointer walk of the same stack (empty unless
+    /// recorded): where the stack copy ends first, the walk goes on there.
+    kernel_user_chain: &'a [u64],
 }
 
 impl UnwindJob<'_> {
     /// The sampled user IP, then the callers' addresses, into `out`.
     pub fn run(&self, cache: &mut UnwindCache, out: &mut Vec<UnwoundFrame>) -> Completion {
         let process = &self.process;
-        process
-            .unwinder
-            .unwind(cache, &self.stack, |addr| process.is_code(addr), out)
+        let is_code = |addr| process.is_code(addr);
+        match process.unwinder.unwind(cache, &self.stack, is_code, out) {
+            Completion::Truncated => continue_on_chain(out, self.kernel_user_chain, is_code),
+            done => done,
+        }
     }
+}
+
+/// Goes on from a walk cut short (the stack copy ended) along the kernel's
+/// frame-pointer chain of the same stack, when that chain is sane: it holds
+/// the last address the walk reached, and from there on only code.
+/// Without frame pointers the kernel's chain is noise, and holds neither.
+fn continue_on_chain(
+    out: &mut Vec<UnwoundFrame>,
+    chain: &[u64],
+    is_code: impl Fn(u64) -> bool,
+) -> Completion {
+    let Some(last) = out.last() else {
+        return Completion::Truncated;
+    };
+    // The chain's first address is the PC, the others return addresses.
+    let Some(at) = chain
+        .iter()
+        .enumerate()
+        .position(|(i, &addr)| addr == last.addr && (i > 0) == last.is_return_address)
+    else {
+        return Completion::Truncated;
+    };
+    let rest = &chain[at + 1..];
+    if rest.is_empty() || !rest.iter().all(|&addr| is_code(addr)) {
+        return Completion::Truncated;
+    }
+    let room = dwarf::MAX_FRAMES.saturating_sub(out.len());
+    out.extend(rest.iter().take(room).map(|&addr| UnwoundFrame {
+        addr,
+        is_return_address: true,
+    }));
+    Completion::Complete
 }
 
 /// A job's result: user frames (IP first) and how the walk ended.
@@ -395,6 +437,43 @@ mod tests {
         assert_eq!((f[3].space, f[3].is_return_address), (Space::User, true));
         assert_eq!(f[3].lookup_addr(), 0x40_1fff);
         assert_eq!(f[2].lookup_addr(), 0x40_1000);
+    }
+
+    #[test]
+    fn a_cut_walk_goes_on_along_a_sane_kernel_chain_only() {
+        let frame = |addr, is_return_address| UnwoundFrame {
+            addr,
+            is_return_address,
+        };
+        let walked = vec![frame(0x1000, false), frame(0x2000, true)];
+        let is_code = |addr: u64| (0x1000..0x9000).contains(&addr);
+        // The chain holds the last frame reached: its callers follow.
+        let mut out = walked.clone();
+        let chain = [0x1000, 0x2000, 0x3000, 0x4000];
+        assert_eq!(
+            continue_on_chain(&mut out, &chain, is_code),
+            Completion::Complete
+        );
+        assert_eq!(out[2..], [frame(0x3000, true), frame(0x4000, true)]);
+        // Noise (code without frame pointers): the walk stays cut.
+        for chain in [
+            &[0x1000, 0x5000, 0x6000][..],
+            &[0x1000, 0x2000, 0xdead_0000],
+            &[],
+        ] {
+            let mut out = walked.clone();
+            assert_eq!(
+                continue_on_chain(&mut out, chain, is_code),
+                Completion::Truncated
+            );
+            assert_eq!(out, walked);
+        }
+        // The PC alone: found as the chain's first address, not a later one.
+        let mut out = vec![frame(0x2000, false)];
+        assert_eq!(
+            continue_on_chain(&mut out, &[0x1000, 0x2000, 0x3000], is_code),
+            Completion::Truncated
+        );
     }
 
     #[test]

@@ -542,3 +542,46 @@ fn a_perf_dwarf_file_of_a_rebuilt_binary_is_unwound_with_the_recorded_build() {
         "{top}"
     );
 }
+
+#[test]
+fn stacks_deeper_than_the_copy_go_on_along_the_kernels_frame_pointer_chain() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("dwarf-deep");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/deepwork.c");
+    // Frame pointers: the kernel's walk of the user stack is sane.
+    let binary = dir.join("deepwork");
+    cc(&[&src], &binary, &[]);
+    let data = dir.join("deep.data");
+    let run = rprof(&[
+        "record",
+        "--call-graph",
+        "dwarf",
+        "-F",
+        "499",
+        "-o",
+        data.to_str().unwrap(),
+        binary.to_str().unwrap(),
+        "1",
+    ]);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    // 100 levels of 300 bytes: 30 KB of stack, the copy holds 8.
+    let folded = folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]));
+    let (share, total) = share_under_main(&folded, &["burn"]);
+    assert!(
+        total > 0 && share >= 0.95,
+        "only {:.1}% of deep stacks reach main",
+        share * 100.0
+    );
+    let deepest = folded
+        .iter()
+        .map(|(stack, _)| stack.matches("dive").count())
+        .max()
+        .unwrap_or(0);
+    assert!(deepest > 100, "the deepest stack has {deepest} dive frames");
+}
