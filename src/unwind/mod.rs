@@ -207,9 +207,8 @@ impl StackUnwinder {
 
     /// The frames of `sample` into `out` (cleared first), leaf first: its
     /// call chain; or, for a sample with copied user registers and stack
-    /// whose user part the kernel did not walk (DWARF mode), the kernel part
-    /// of the chain followed by the user stack unwound here. Says how that
-    /// walk ended; `None` when there was none.
+    /// (DWARF mode), the kernel part of the chain followed by the user stack
+    /// unwound here. Says how that walk ended; `None` when there was none.
     pub fn sample_frames(
         &mut self,
         model: &ProcessModel,
@@ -227,8 +226,8 @@ impl StackUnwinder {
 
     /// What unwinding `sample`'s copied user stack needs, taken from the
     /// process model as it stands (the time of the sample): `None` when the
-    /// sample has no usable registers (none copied, a 32-bit process) or
-    /// the kernel walked its user stack already (frame pointers).
+    /// sample has no usable registers (none copied, a 32-bit process, an
+    /// aarch64 one).
     pub fn job<'a>(
         &mut self,
         model: &ProcessModel,
