@@ -315,9 +315,19 @@ fn resolve_all(
 fn load_dwarf<'data>(
     obj: &object::File<'data>,
 ) -> Result<DwarfSections<Cow<'data, [u8]>>, object::Error> {
-    DwarfSections::load(|id| match obj.section_by_name(id.name()) {
-        Some(section) => section.uncompressed_data(),
-        None => Ok(Cow::Borrowed(&[][..])),
+    use gimli::SectionId;
+    DwarfSections::load(|id| match (id, obj.section_by_name(id.name())) {
+        // Variable locations and macros name no code: not read (nor
+        // inflated, in compressed debug files, where they are a fifth).
+        (
+            SectionId::DebugLoc
+            | SectionId::DebugLocLists
+            | SectionId::DebugMacinfo
+            | SectionId::DebugMacro,
+            _,
+        )
+        | (_, None) => Ok(Cow::Borrowed(&[][..])),
+        (_, Some(section)) => section.uncompressed_data(),
     })
 }
 
