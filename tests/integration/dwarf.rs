@@ -9,18 +9,29 @@ use crate::util::*;
 /// `perf record --call-graph dwarf[,BYTES] -F 999 -o OUT -- work ARGS` of the
 /// no-frame-pointer build; the workload's stdout.
 fn perf_record_dwarf(call_graph: &str, out: &Path, args: &[&str]) -> String {
-    let work = workloads_no_fp().work.to_str().unwrap().to_string();
+    perf_record_dwarf_of(&workloads_no_fp().work, call_graph, "999", out, args)
+}
+
+/// `perf record --call-graph CALL_GRAPH -F FREQ -o OUT -- PROGRAM ARGS`;
+/// the program's stdout.
+fn perf_record_dwarf_of(
+    program: &Path,
+    call_graph: &str,
+    freq: &str,
+    out: &Path,
+    args: &[&str],
+) -> String {
     let mut argv = vec![
         "record",
         "-q",
         "--call-graph",
         call_graph,
         "-F",
-        "999",
+        freq,
         "-o",
         out.to_str().unwrap(),
         "--",
-        &work,
+        program.to_str().unwrap(),
     ];
     argv.extend_from_slice(args);
     perf_succeeded(run_linux_perf(&argv), "perf record --call-graph dwarf")
@@ -335,23 +346,7 @@ fn a_perf_dwarf_file_whose_binary_is_gone_says_so_and_marks_cut_stacks() {
     std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
     let data = dir.join("gone.data");
     let out = data.to_str().unwrap();
-    perf_succeeded(
-        run_linux_perf([
-            "record",
-            "-q",
-            "--call-graph",
-            "dwarf",
-            "-F",
-            "499",
-            "-o",
-            out,
-            "--",
-            binary.to_str().unwrap(),
-            "split",
-            "0.5",
-        ]),
-        "perf record --call-graph dwarf",
-    );
+    perf_record_dwarf_of(&binary, "dwarf", "499", &data, &["split", "0.5"]);
     std::fs::remove_file(&binary).unwrap();
     // perf's build-id cache (~/.debug) kept a copy, which rprof uses: with
     // HOME elsewhere the report is as on a machine without it.
@@ -496,23 +491,7 @@ fn a_perf_dwarf_file_of_a_rebuilt_binary_is_unwound_with_the_recorded_build() {
     let out = data.to_str().unwrap();
     // perf keeps a copy of each sampled binary in its build-id cache
     // (~/.debug), as `perf archive` unpacks them on another machine.
-    perf_succeeded(
-        run_linux_perf([
-            "record",
-            "-q",
-            "--call-graph",
-            "dwarf",
-            "-F",
-            "499",
-            "-o",
-            out,
-            "--",
-            binary.to_str().unwrap(),
-            "split",
-            "0.5",
-        ]),
-        "perf record --call-graph dwarf",
-    );
+    perf_record_dwarf_of(&binary, "dwarf", "499", &data, &["split", "0.5"]);
     // Another build at the same path: its unwind tables and symbols would
     // be wrong for the recorded addresses.
     cc_with(
