@@ -252,17 +252,6 @@ impl ProcessModel {
             .map(|(&start, m)| start..m.end)
     }
 
-    /// Whether `addr` lies in an executable mapping of `pid` (a file or JIT
-    /// code): what a return address must be.
-    pub fn is_mapped(&self, pid: u32, addr: u64) -> bool {
-        self.processes.get(&pid).is_some_and(|p| {
-            p.mappings
-                .range(..=addr)
-                .next_back()
-                .is_some_and(|(_, m)| addr < m.end)
-        })
-    }
-
     fn kernel_module(&mut self) -> ModuleId {
         if let Some(id) = self.kernel {
             return id;

@@ -37,6 +37,37 @@ fn perf_record_dwarf_of(
     perf_succeeded(run_linux_perf(&argv), "perf record --call-graph dwarf")
 }
 
+/// `rprof record --call-graph dwarf -F FREQ -o OUT COMMAND...`, which must
+/// succeed.
+fn rprof_record_dwarf(freq: &str, out: &Path, command: &[&str]) -> std::process::Output {
+    let argv = [
+        &[
+            "record",
+            "--call-graph",
+            "dwarf",
+            "-F",
+            freq,
+            "-o",
+            out.to_str().unwrap(),
+        ][..],
+        command,
+    ]
+    .concat();
+    let run = rprof(&argv);
+    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    run
+}
+
+/// The folded stacks of recording `data`.
+fn folded_of(data: &Path) -> Vec<(String, u64)> {
+    folded(&report(&[
+        "-i",
+        data.to_str().unwrap(),
+        "--format",
+        "folded",
+    ]))
+}
+
 fn report(args: &[&str]) -> String {
     let run = rprof(&[&["report"], args].concat());
     assert!(run.status.success(), "report failed: {}", text(&run.stderr));
@@ -98,12 +129,7 @@ fn perf_dwarf_file_unwinds_a_dlopened_library_to_main() {
     let data = dir.join("perf.data");
     let lib = workloads_no_fp().dlwork.to_str().unwrap();
     perf_record_dwarf("dwarf", &data, &["dlopen", lib, "1"]);
-    let folded = folded(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]));
+    let folded = folded_of(&data);
     let (share, total) = share_under_main(&folded, &["dl_spin"]);
     assert!(total > 0, "no dl_spin samples: {folded:?}");
     assert!(
@@ -162,19 +188,7 @@ fn rprof_dwarf_recording_matches_truth_reaches_main_and_perf_agrees() {
     let dir = temp_dir("rprof-dwarf");
     let data = dir.join("rprof.data");
     let work = workloads_no_fp().work.to_str().unwrap().to_string();
-    let run = rprof(&[
-        "record",
-        "--call-graph",
-        "dwarf",
-        "-F",
-        "999",
-        "-o",
-        data.to_str().unwrap(),
-        &work,
-        "split",
-        "2",
-    ]);
-    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    let run = rprof_record_dwarf("999", &data, &[&work, "split", "2"]);
     let summary = text(&run.stderr);
     assert!(summary.contains("user stacks unwound"), "{summary}");
     let rprof_bytes = std::fs::metadata(&data).unwrap().len();
@@ -275,26 +289,9 @@ fn a_binary_deleted_after_recording_still_unwinds_one_deleted_before_is_named() 
     let binary = dir.join("work-later");
     std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
     let data = dir.join("later.data");
-    let run = rprof(&[
-        "record",
-        "--call-graph",
-        "dwarf",
-        "-F",
-        "499",
-        "-o",
-        data.to_str().unwrap(),
-        binary.to_str().unwrap(),
-        "split",
-        "0.5",
-    ]);
-    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    rprof_record_dwarf("499", &data, &[binary.to_str().unwrap(), "split", "0.5"]);
     std::fs::remove_file(&binary).unwrap();
-    let folded = folded(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]));
+    let folded = folded_of(&data);
     let (share, _) = share_under_main(&folded, &["burn_a", "burn_b"]);
     assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);
 
@@ -304,19 +301,7 @@ fn a_binary_deleted_after_recording_still_unwinds_one_deleted_before_is_named() 
     std::fs::copy(&workloads_no_fp().work, &binary).unwrap();
     let data = dir.join("gone.data");
     let script = format!("{0} split 0.5 && rm {0}", binary.display());
-    let run = rprof(&[
-        "record",
-        "--call-graph",
-        "dwarf",
-        "-F",
-        "499",
-        "-o",
-        data.to_str().unwrap(),
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    let run = rprof_record_dwarf("499", &data, &["sh", "-c", &script]);
     assert!(!binary.exists());
     let stderr = text(&run.stderr);
     assert!(
@@ -403,25 +388,8 @@ fn rprof_dwarf_share_to_main(dir: &Path, program: &Path) -> f64 {
         "{}.data",
         program.file_name().unwrap().to_string_lossy()
     ));
-    let run = rprof(&[
-        "record",
-        "--call-graph",
-        "dwarf",
-        "-F",
-        "499",
-        "-o",
-        data.to_str().unwrap(),
-        program.to_str().unwrap(),
-        "split",
-        "0.5",
-    ]);
-    assert!(run.status.success(), "record: {}", text(&run.stderr));
-    let folded = folded(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]));
+    rprof_record_dwarf("499", &data, &[program.to_str().unwrap(), "split", "0.5"]);
+    let folded = folded_of(&data);
     let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
     assert!(total > 0, "no burn samples in {folded:?}");
     share
@@ -532,25 +500,9 @@ fn stacks_deeper_than_the_copy_go_on_along_the_kernels_frame_pointer_chain() {
     let binary = dir.join("deepwork");
     cc(&[&src], &binary, &[]);
     let data = dir.join("deep.data");
-    let run = rprof(&[
-        "record",
-        "--call-graph",
-        "dwarf",
-        "-F",
-        "499",
-        "-o",
-        data.to_str().unwrap(),
-        binary.to_str().unwrap(),
-        "1",
-    ]);
-    assert!(run.status.success(), "record: {}", text(&run.stderr));
+    rprof_record_dwarf("499", &data, &[binary.to_str().unwrap(), "1"]);
     // 100 levels of 300 bytes: 30 KB of stack, the copy holds 8.
-    let folded = folded(&report(&[
-        "-i",
-        data.to_str().unwrap(),
-        "--format",
-        "folded",
-    ]));
+    let folded = folded_of(&data);
     let (share, total) = share_under_main(&folded, &["burn"]);
     assert!(
         total > 0 && share >= 0.95,
