@@ -16,6 +16,7 @@ use object::{
 use super::debuginfo::{build_id_binary_paths, build_id_paths, crc32, debuglink_paths, hex};
 use super::demangle::demangle;
 use super::files::{self, Image};
+use super::prune;
 use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -271,6 +272,25 @@ fn resolve_all(
     options: &SymbolizeOptions,
     report: &mut ModuleReport,
 ) -> Result<Vec<Frames>, SymbolizeError> {
+    resolve_with(sources, addrs, options, report, UnitPruning::Allowed)
+}
+
+/// Whether compile units that cover no address may be emptied (see
+/// `prune`); tests compare both ways.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UnitPruning {
+    Allowed,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Off,
+}
+
+fn resolve_with(
+    sources: &Sources,
+    addrs: &[u64],
+    options: &SymbolizeOptions,
+    report: &mut ModuleReport,
+    pruning: UnitPruning,
+) -> Result<Vec<Frames>, SymbolizeError> {
     let code = parse(&sources.code)?;
     let debug = sources.debug.as_ref().map(parse).transpose()?;
     let sup = sources.sup.as_ref().and_then(|image| parse(image).ok());
@@ -286,10 +306,20 @@ fn resolve_all(
     // Section data must outlive the context that borrows it. Bad DWARF
     // costs lines and inline frames, not the names from the symbol table.
     let mut dwarf_problem = None;
+    let segments = Segment::load(&code);
+    let needed = (pruning == UnitPruning::Allowed).then(|| {
+        let mut svmas: Vec<u64> = addrs
+            .iter()
+            .filter_map(|&a| svma_in(&segments, a))
+            .collect();
+        svmas.sort_unstable();
+        svmas.dedup();
+        Needed { svmas, endian }
+    });
     let dwarf_sections = (options.dwarf && has_dwarf(dwarf_obj))
-        .then(|| load_dwarf(dwarf_obj))
+        .then(|| load_dwarf(dwarf_obj, needed.as_ref()))
         .and_then(|loaded| loaded.map_err(|e| dwarf_problem = Some(e.to_string())).ok());
-    let sup_sections = sup.as_ref().and_then(|obj| load_dwarf(obj).ok());
+    let sup_sections = sup.as_ref().and_then(|obj| load_dwarf(obj, None).ok());
     let context = dwarf_sections.as_ref().and_then(|sections| {
         make_context(sections, sup_sections.as_ref(), endian)
             .map_err(|e| dwarf_problem = Some(e.to_string()))
@@ -304,7 +334,7 @@ fn resolve_all(
     }
 
     let resolver = Resolver {
-        segments: Segment::load(&code),
+        segments,
         symbols,
         plt,
         context,
@@ -312,23 +342,53 @@ fn resolve_all(
     Ok(resolver.resolve_all(addrs, &mut Names::new(options.demangle)))
 }
 
+/// The addresses a module's DWARF is read for: compile units covering none
+/// of them are emptied (see `prune`).
+struct Needed {
+    svmas: Vec<u64>,
+    endian: RunTimeEndian,
+}
+
 fn load_dwarf<'data>(
     obj: &object::File<'data>,
+    needed: Option<&Needed>,
 ) -> Result<DwarfSections<Cow<'data, [u8]>>, object::Error> {
     use gimli::SectionId;
-    DwarfSections::load(|id| match (id, obj.section_by_name(id.name())) {
-        // Variable locations and macros name no code: not read (nor
-        // inflated, in compressed debug files, where they are a fifth).
-        (
-            SectionId::DebugLoc
-            | SectionId::DebugLocLists
-            | SectionId::DebugMacinfo
-            | SectionId::DebugMacro,
-            _,
-        )
-        | (_, None) => Ok(Cow::Borrowed(&[][..])),
-        (_, Some(section)) => section.uncompressed_data(),
-    })
+    let load = |id: SectionId| match obj.section_by_name(id.name()) {
+        Some(section) => section.uncompressed_data(),
+        None => Ok(Cow::Borrowed(&[][..])),
+    };
+    let mut units = match needed {
+        Some(needed) => {
+            let mut units = prune::UnitSections {
+                info: load(SectionId::DebugInfo)?,
+                abbrev: load(SectionId::DebugAbbrev)?,
+                aranges: load(SectionId::DebugAranges)?,
+            };
+            prune::keep_units_covering(&mut units, needed.endian, &needed.svmas);
+            Some(units)
+        }
+        None => None,
+    };
+    DwarfSections::load(
+        |id| match (id, obj.section_by_name(id.name()), units.as_mut()) {
+            (SectionId::DebugInfo, _, Some(units)) => Ok(std::mem::take(&mut units.info)),
+            (SectionId::DebugAbbrev, _, Some(units)) => Ok(std::mem::take(&mut units.abbrev)),
+            (SectionId::DebugAranges, _, Some(units)) => Ok(std::mem::take(&mut units.aranges)),
+            // Variable locations and macros name no code: not read (nor
+            // inflated, in compressed debug files, where they are a fifth).
+            (
+                SectionId::DebugLoc
+                | SectionId::DebugLocLists
+                | SectionId::DebugMacinfo
+                | SectionId::DebugMacro,
+                _,
+                _,
+            )
+            | (_, None, _) => Ok(Cow::Borrowed(&[][..])),
+            (_, Some(section), _) => section.uncompressed_data(),
+        },
+    )
 }
 
 fn make_context<'a>(
@@ -477,11 +537,16 @@ impl<'a> Resolver<'a> {
     }
 
     fn svma(&self, offset: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| offset >= s.offset && offset - s.offset < s.filesz)
-            .map(|s| offset - s.offset + s.vaddr)
+        svma_in(&self.segments, offset)
     }
+}
+
+/// The SVMA of file offset `offset`, through the segment holding it.
+fn svma_in(segments: &[Segment], offset: u64) -> Option<u64> {
+    segments
+        .iter()
+        .find(|s| offset >= s.offset && offset - s.offset < s.filesz)
+        .map(|s| offset - s.offset + s.vaddr)
 }
 
 /// DWARF frames at `svma`, innermost first.
@@ -847,6 +912,174 @@ mod tests {
                 "{frames:?}"
             );
         }
+    }
+
+    /// File offsets inside every `step`th function of `sources`' symbol
+    /// table.
+    fn offsets_in_functions(sources: &Sources, step: usize) -> Vec<u64> {
+        let code = parse(&sources.code).expect("ELF");
+        let debug = sources.debug.as_ref().map(|d| parse(d).expect("ELF"));
+        let symbols = debug.as_ref().unwrap_or(&code);
+        let segments = Segment::load(&code);
+        let mut offsets: Vec<u64> = symbols
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 8)
+            .step_by(step)
+            .filter_map(|s| {
+                let svma = s.address() + s.size() / 2;
+                let segment = segments
+                    .iter()
+                    .find(|g| g.vaddr <= svma && svma < g.vaddr + g.filesz)?;
+                Some(svma - segment.vaddr + segment.offset)
+            })
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        offsets
+    }
+
+    /// Emptying the units no address needs must not change one frame.
+    fn assert_pruning_changes_nothing(sources: &Sources, offsets: &[u64]) {
+        let options = SymbolizeOptions::default();
+        let mut report = ModuleReport::default();
+        let pruned = resolve_with(
+            sources,
+            offsets,
+            &options,
+            &mut report,
+            UnitPruning::Allowed,
+        )
+        .expect("resolves");
+        let full = resolve_with(sources, offsets, &options, &mut report, UnitPruning::Off)
+            .expect("resolves");
+        assert_eq!(pruned.len(), full.len());
+        let mut inline = 0;
+        for ((offset, a), b) in offsets.iter().zip(&pruned).zip(&full) {
+            assert_eq!(a, b, "offset {offset:#x}");
+            inline += usize::from(a.len() > 1);
+        }
+        assert!(inline > 0, "some frames are inlined, so DWARF was used");
+    }
+
+    /// How many units `prune` empties for `offsets` of `sources`.
+    fn emptied_units(sources: &Sources, offsets: &[u64]) -> Option<prune::Pruned> {
+        let code = parse(&sources.code).expect("ELF");
+        let debug = sources.debug.as_ref().map(|d| parse(d).expect("ELF"));
+        let obj = debug.as_ref().unwrap_or(&code);
+        let load = |name: &str| {
+            obj.section_by_name(name)
+                .unwrap()
+                .uncompressed_data()
+                .unwrap()
+        };
+        let mut sections = prune::UnitSections {
+            info: load(".debug_info"),
+            abbrev: load(".debug_abbrev"),
+            aranges: load(".debug_aranges"),
+        };
+        let segments = Segment::load(&code);
+        let mut svmas: Vec<u64> = offsets
+            .iter()
+            .filter_map(|&o| svma_in(&segments, o))
+            .collect();
+        svmas.sort_unstable();
+        prune::keep_units_covering(&mut sections, RunTimeEndian::Little, &svmas)
+    }
+
+    #[test]
+    fn pruned_units_give_the_same_frames_in_a_c_program() {
+        let dir = std::env::temp_dir().join(format!("rprof-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Several compile units with inlined helpers, so that some units
+        // are needed and some are not.
+        let mut files = Vec::new();
+        for unit in 0..6 {
+            let path = dir.join(format!("u{unit}.c"));
+            std::fs::write(
+                &path,
+                format!(
+                    "static inline __attribute__((always_inline)) long mix{unit}(long x) {{ return x * {m} + (x >> 3); }}\n\
+                     __attribute__((noinline)) long f{unit}(long x) {{ for (int i = 0; i < 9; i++) x = mix{unit}(x) ^ i; return x; }}\n",
+                    m = unit + 3
+                ),
+            )
+            .unwrap();
+            files.push(path);
+        }
+        let main = dir.join("main.c");
+        std::fs::write(
+            &main,
+            "long f0(long),f1(long),f2(long),f3(long),f4(long),f5(long);\n\
+             int main(int c, char **v) { (void)v; return (int)(f0(c)+f1(c)+f2(c)+f3(c)+f4(c)+f5(c)); }\n",
+        )
+        .unwrap();
+        let exe = dir.join("prog");
+        let status = std::process::Command::new("cc")
+            .args(["-O2", "-g", "-o"])
+            .arg(&exe)
+            .arg(&main)
+            .args(&files)
+            .status()
+            .expect("cc runs");
+        assert!(status.success());
+        let sources = Sources {
+            code: Image::open(&exe).unwrap(),
+            debug: None,
+            sup: None,
+        };
+        // Only f2: four of the seven units are emptied (crt files may
+        // carry units of their own).
+        let f2 = offsets_in_functions(&sources, 1)
+            .into_iter()
+            .filter(|&offset| {
+                let frames = resolve_with(
+                    &sources,
+                    &[offset],
+                    &SymbolizeOptions::default(),
+                    &mut ModuleReport::default(),
+                    UnitPruning::Off,
+                )
+                .unwrap();
+                frames[0]
+                    .iter()
+                    .any(|f| f.function.as_deref() == Some("f2"))
+            })
+            .collect::<Vec<_>>();
+        assert!(!f2.is_empty(), "f2 found");
+        let pruned = emptied_units(&sources, &f2).expect("units emptied");
+        assert!(pruned.emptied >= 5, "{pruned:?}");
+        assert_pruning_changes_nothing(&sources, &f2);
+        let all = offsets_in_functions(&sources, 1);
+        assert_pruning_changes_nothing(&sources, &all);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Where libc's separate debug file is installed (libc6-dbg), the
+    /// pruned result over a spread of its functions is the same.
+    #[test]
+    fn pruned_units_give_the_same_frames_in_libc_where_its_debug_file_is_installed() {
+        let module = ModuleRef {
+            kind: super::super::ModuleKind::Elf,
+            path: "/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+            build_id: None,
+            pid: None,
+        };
+        let Ok(sources) = load_sources(
+            &module,
+            &SymbolizeOptions::default(),
+            &mut ModuleReport::default(),
+        ) else {
+            return;
+        };
+        if sources.debug.is_none() {
+            return; // no libc6-dbg here: the C program test covers pruning
+        }
+        let offsets = offsets_in_functions(&sources, 3);
+        let few: Vec<u64> = offsets.iter().step_by(97).copied().collect();
+        let pruned = emptied_units(&sources, &few).expect("units emptied");
+        assert!(pruned.emptied * 2 > pruned.units, "{pruned:?}");
+        assert_pruning_changes_nothing(&sources, &few);
+        assert_pruning_changes_nothing(&sources, &offsets);
     }
 
     #[test]

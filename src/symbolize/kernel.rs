@@ -8,11 +8,23 @@ use crate::symbolize::elf::{recorded_build_id, same_build_id};
 /// How far past the highest symbol an address may still belong to it.
 const LAST_SYMBOL_SPAN: u64 = 4096;
 
-/// Parsed kallsyms: the text and sorted text symbols pointing into it.
+/// Kernel text symbols sorted by address: parsed from kallsyms, or the
+/// per-boot cache of the core kernel's, read in place.
 #[derive(Debug)]
 pub struct Kallsyms {
-    text: Vec<u8>,
-    symbols: Vec<KernelSymbol>,
+    table: Table,
+}
+
+#[derive(Debug)]
+enum Table {
+    /// The kallsyms text and the symbols pointing into it.
+    Parsed {
+        text: Vec<u8>,
+        symbols: Vec<KernelSymbol>,
+    },
+    /// The mapped cache file: a lookup touches a few of its pages, not
+    /// its 5 MB.
+    Cached(core_cache::Mapped),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,25 +100,56 @@ impl Kallsyms {
         found.sort_unstable_by_key(|&(symbol, rank)| (symbol.addr, rank, symbol.name.start));
         found.dedup_by_key(|(symbol, _)| symbol.addr);
         let symbols = found.into_iter().map(|(symbol, _)| symbol).collect();
-        Ok(Kallsyms { text, symbols })
+        Ok(Kallsyms {
+            table: Table::Parsed { text, symbols },
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.symbols.len()
+        match &self.table {
+            Table::Parsed { symbols, .. } => symbols.len(),
+            Table::Cached(mapped) => mapped.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
+        self.len() == 0
+    }
+
+    fn symbol(&self, index: usize) -> Option<KernelSymbol> {
+        match &self.table {
+            Table::Parsed { symbols, .. } => symbols.get(index).copied(),
+            Table::Cached(mapped) => mapped.symbol(index),
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        match &self.table {
+            Table::Parsed { text, .. } => text,
+            Table::Cached(mapped) => mapped.text(),
+        }
+    }
+
+    /// How many symbols start at or below `addr`.
+    fn count_at_or_below(&self, addr: u64) -> usize {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.symbol(mid) {
+                Some(symbol) if symbol.addr <= addr => low = mid + 1,
+                _ => high = mid,
+            }
+        }
+        low
     }
 
     /// The name of the function containing `addr`, `name [module]` for
     /// module code. A symbol ends where the next one starts.
     pub fn lookup(&self, addr: u64) -> Option<String> {
-        let after = self.symbols.partition_point(|s| s.addr <= addr);
-        let symbol = self.symbols.get(after.checked_sub(1)?)?;
+        let after = self.count_at_or_below(addr);
+        let symbol = self.symbol(after.checked_sub(1)?)?;
         let end = self
-            .symbols
-            .get(after)
+            .symbol(after)
             .map_or(symbol.addr.saturating_add(LAST_SYMBOL_SPAN), |next| {
                 next.addr
             });
@@ -125,7 +168,7 @@ impl Kallsyms {
     }
 
     fn span(&self, span: Span) -> &[u8] {
-        self.text
+        self.text()
             .get(span.start as usize..span.end as usize)
             .unwrap_or_default()
     }
@@ -140,11 +183,56 @@ mod core_cache {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     use std::path::{Path, PathBuf};
 
-    use super::{span, Kallsyms, KernelSymbol, Span, LAST_SYMBOL_SPAN};
+    use super::{span, Kallsyms, KernelSymbol, Span, Table, LAST_SYMBOL_SPAN};
+    use crate::symbolize::files::{open_regular, FileBytes, Links};
 
     const MAGIC: &[u8; 8] = b"RPKSYM01";
     const BOOT_ID_LEN: usize = 40;
+    const HEADER_LEN: usize = MAGIC.len() + BOOT_ID_LEN + 8;
     const ENTRY_LEN: usize = 16;
+
+    /// The cache file, checked to hold `count` entries and then the names;
+    /// entries are decoded when looked at.
+    pub struct Mapped {
+        bytes: FileBytes,
+        count: usize,
+    }
+
+    impl std::fmt::Debug for Mapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Mapped({} symbols)", self.count)
+        }
+    }
+
+    impl Mapped {
+        pub fn len(&self) -> usize {
+            self.count
+        }
+
+        pub fn text(&self) -> &[u8] {
+            &self.bytes[HEADER_LEN + self.count * ENTRY_LEN..]
+        }
+
+        /// Entry `index`; a name span outside the names reads as empty.
+        pub fn symbol(&self, index: usize) -> Option<KernelSymbol> {
+            if index >= self.count {
+                return None;
+            }
+            let at = HEADER_LEN + index * ENTRY_LEN;
+            let entry = &self.bytes[at..at + ENTRY_LEN];
+            let word = |range: std::ops::Range<usize>| {
+                u32::from_le_bytes(entry[range].try_into().expect("4 bytes"))
+            };
+            Some(KernelSymbol {
+                addr: u64::from_le_bytes(entry[..8].try_into().expect("8 bytes")),
+                name: Span {
+                    start: word(8..12),
+                    end: word(12..16),
+                },
+                module: Span::default(),
+            })
+        }
+    }
 
     fn boot_id() -> Option<String> {
         let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
@@ -169,56 +257,51 @@ mod core_cache {
     }
 
     fn read_from(dir: &Path) -> Option<Kallsyms> {
-        let path = cache_path(dir);
-        let meta = std::fs::symlink_metadata(&path).ok()?;
+        let (file, meta) = open_regular(&cache_path(dir), Links::Refuse).ok()?;
         // Kernel addresses are secrets (KASLR): trust only our own 0600 file.
-        if !meta.is_file()
-            || meta.uid() != nix::unistd::geteuid().as_raw()
-            || meta.mode() & 0o077 != 0
-        {
+        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
             return None;
         }
-        decode(&std::fs::read(&path).ok()?, &boot_id()?)
+        if meta.len() < HEADER_LEN as u64 {
+            return None;
+        }
+        let bytes = FileBytes::Mapped(crate::sys::map_read_only(&file).ok()?);
+        decode(bytes, &boot_id()?)
     }
 
-    fn decode(bytes: &[u8], boot_id: &str) -> Option<Kallsyms> {
-        let header_len = MAGIC.len() + BOOT_ID_LEN + 8;
-        let header = bytes.get(..header_len)?;
+    /// Checks the header and that the entries are there; the entries are
+    /// our own, written sorted, and read as they are needed.
+    fn decode(bytes: FileBytes, boot_id: &str) -> Option<Kallsyms> {
+        let header = bytes.get(..HEADER_LEN)?;
         if &header[..8] != MAGIC
             || header[8..8 + BOOT_ID_LEN].trim_ascii_end() != boot_id.as_bytes()
         {
             return None;
         }
         let count = usize::try_from(u64::from_le_bytes(
-            header[header_len - 8..].try_into().ok()?,
+            header[HEADER_LEN - 8..].try_into().ok()?,
         ))
         .ok()?;
-        let entries =
-            bytes.get(header_len..header_len.checked_add(count.checked_mul(ENTRY_LEN)?)?)?;
-        let text = bytes.get(header_len + entries.len()..)?.to_vec();
-        let mut symbols = Vec::with_capacity(count);
-        for entry in entries.chunks_exact(ENTRY_LEN) {
-            let addr = u64::from_le_bytes(entry[..8].try_into().ok()?);
-            let start = u32::from_le_bytes(entry[8..12].try_into().ok()?);
-            let end = u32::from_le_bytes(entry[12..16].try_into().ok()?);
-            if start > end || end as usize > text.len() {
-                return None;
-            }
-            symbols.push(KernelSymbol {
-                addr,
-                name: Span { start, end },
-                module: Span::default(),
-            });
-        }
-        if !symbols.windows(2).all(|w| w[0].addr < w[1].addr) {
+        let entries_end = HEADER_LEN.checked_add(count.checked_mul(ENTRY_LEN)?)?;
+        if entries_end > bytes.len() || count == 0 {
             return None;
         }
-        Some(Kallsyms { text, symbols })
+        let mapped = Mapped { bytes, count };
+        let (first, last) = (mapped.symbol(0)?, mapped.symbol(count - 1)?);
+        if first.addr > last.addr {
+            return None;
+        }
+        Some(Kallsyms {
+            table: Table::Cached(mapped),
+        })
     }
 
     /// Whether every address falls in the core kernel's text.
     pub fn covers(core: &Kallsyms, addrs: &[u64]) -> bool {
-        match (core.symbols.first(), core.symbols.last()) {
+        match (
+            core.symbol(0),
+            core.len().checked_sub(1).and_then(|last| core.symbol(last)),
+        ) {
             (Some(first), Some(last)) => {
                 let end = last.addr.saturating_add(LAST_SYMBOL_SPAN);
                 addrs.iter().all(|&a| a >= first.addr && a < end)
@@ -240,9 +323,8 @@ mod core_cache {
             return;
         };
         let path = cache_path(dir);
-        let core: Vec<&KernelSymbol> = full
-            .symbols
-            .iter()
+        let core: Vec<KernelSymbol> = (0..full.len())
+            .filter_map(|index| full.symbol(index))
             .filter(|s| s.module.start == s.module.end)
             .collect();
         if core.is_empty() {
@@ -311,9 +393,14 @@ mod core_cache {
                 "module addresses need the full kallsyms"
             );
             let bytes = std::fs::read(cache_path(dir.path())).unwrap();
-            assert!(decode(&bytes, "another-boot").is_none());
+            assert!(decode(FileBytes::Owned(bytes.clone()), "another-boot").is_none());
             for cut in 0..bytes.len() {
-                let _ = decode(&bytes[..cut], &boot_id().unwrap());
+                if let Some(cut) =
+                    decode(FileBytes::Owned(bytes[..cut].to_vec()), &boot_id().unwrap())
+                {
+                    // Names cut off read as empty, never past the end.
+                    let _ = cut.lookup(0xffffffff81000104);
+                }
             }
         }
     }
@@ -578,9 +665,8 @@ ffffffffc0a01040 T nf_other\t[nf_conntrack]
             "only {} text symbols",
             kallsyms.len()
         );
-        let schedule = kallsyms
-            .symbols
-            .iter()
+        let schedule = (0..kallsyms.len())
+            .filter_map(|index| kallsyms.symbol(index))
             .find(|s| kallsyms.span(s.name) == b"schedule");
         if let Some(symbol) = schedule {
             assert_eq!(

@@ -15,6 +15,7 @@ mod elf;
 mod files;
 mod jit;
 mod kernel;
+mod prune;
 pub mod table;
 pub mod unwind_info;
 
