@@ -1027,7 +1027,7 @@ mod tests {
             debug: None,
             sup: None,
         };
-        // Only f2: four of the seven units are emptied (crt files may
+        // Only f2's unit is needed: the others are emptied (crt files may
         // carry units of their own).
         let f2 = offsets_in_functions(&sources, 1)
             .into_iter()
@@ -1042,10 +1042,12 @@ mod tests {
                 .unwrap();
                 frames[0]
                     .iter()
-                    .any(|f| f.function.as_deref() == Some("f2"))
+                    .any(|f| matches!(f.function.as_deref(), Some("f2" | "_start")))
             })
             .collect::<Vec<_>>();
-        assert!(!f2.is_empty(), "f2 found");
+        // f2, and _start, which crt1.o brings without DWARF (no arange
+        // set covers it).
+        assert!(f2.len() >= 2, "f2 and _start found");
         let pruned = emptied_units(&sources, &f2).expect("units emptied");
         assert!(pruned.emptied >= 5, "{pruned:?}");
         assert_pruning_changes_nothing(&sources, &f2);
