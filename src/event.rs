@@ -387,6 +387,29 @@ mod tests {
     }
 
     #[test]
+    fn off_cpu_samples_context_switches_and_asks_for_switch_records() {
+        let spec = EventSpec::off_cpu(Sampling::Period(1), CallGraph::FramePointer);
+        let attr = spec.to_attr();
+        assert_eq!(
+            (attr.kind, attr.config, attr.sample_period_or_freq),
+            (event_type::SOFTWARE, software::CONTEXT_SWITCHES, 1)
+        );
+        assert!(attr.has_flag(flag::CONTEXT_SWITCH) && !attr.is_freq());
+        assert_ne!(attr.sample_type & sample::CALLCHAIN, 0);
+        assert!(is_off_cpu(&attr));
+        let cpu = EventSpec::cpu_clock(Sampling::Period(1), CallGraph::FramePointer).to_attr();
+        assert!(!cpu.has_flag(flag::CONTEXT_SWITCH) && !is_off_cpu(&cpu));
+        // Beside cpu-clock (--wall) it keeps the flag: switch records are
+        // not side-band records the first event already asks for.
+        let attrs = recording_attrs(&[
+            EventSpec::cpu_clock(Sampling::Period(1), CallGraph::None),
+            spec,
+        ]);
+        assert!(is_off_cpu(&attrs[1]));
+        assert_eq!(Unit::OffCpuNanoseconds.as_str(), "off-cpu/nanoseconds");
+    }
+
+    #[test]
     fn fixed_period_without_callgraph_has_no_callchain() {
         let attr = EventSpec::cpu_clock(Sampling::Period(250_000), CallGraph::None).to_attr();
         assert!(!attr.is_freq());
