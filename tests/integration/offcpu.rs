@@ -22,8 +22,8 @@ fn offcpu_workloads() -> &'static OffCpuWorkloads {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/offcpu.c");
         let fp = dir.join("offcpu");
         let no_fp = dir.join("offcpu-nofp");
-        cc(&[&src], &fp, &[]);
-        cc_with(NO_FP_FLAGS, &[&src], &no_fp, &[]);
+        cc(&[&src], &fp, &["-pthread"]);
+        cc_with(NO_FP_FLAGS, &[&src], &no_fp, &["-pthread"]);
         OffCpuWorkloads { fp, no_fp }
     })
 }

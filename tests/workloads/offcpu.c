@@ -10,7 +10,13 @@
  *                       off-CPU) and sleep_phase's blocked time
  *                       (CLOCK_MONOTONIC around the sleeps)
  *   offcpu spin SECS    prints "ready PID" first (for -p and -a), then split
+ *   offcpu pingpong N   switch-heavy fixed work: prints "ready PID", waits
+ *                       200 ms (time for a profiler to attach), then two
+ *                       threads pass a byte back and forth over pipes N
+ *                       times (each trip blocks both once); prints
+ *                       "truth elapsed_ns=NS" (wall)
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +67,40 @@ static void split(double secs) {
     printf("truth compute_phase=%lld sleep_phase=%lld\n", compute, blocked);
 }
 
+static int ping[2], pong[2];
+
+static void *ponger(void *arg) {
+    long trips = (long)arg;
+    char byte;
+    for (long i = 0; i < trips; i++) {
+        if (read(ping[0], &byte, 1) != 1 || write(pong[1], &byte, 1) != 1) break;
+    }
+    return NULL;
+}
+
+static int pingpong(long trips) {
+    pthread_t thread;
+    if (pipe(ping) != 0 || pipe(pong) != 0) return 1;
+    printf("ready %d\n", (int)getpid());
+    fflush(stdout);
+    usleep(200000); /* time for a profiler to attach */
+    long long t0 = clock_ns(CLOCK_MONOTONIC);
+    if (pthread_create(&thread, NULL, ponger, (void *)trips) != 0) return 1;
+    char byte = 'x';
+    for (long i = 0; i < trips; i++) {
+        if (write(ping[1], &byte, 1) != 1 || read(pong[0], &byte, 1) != 1) break;
+    }
+    pthread_join(thread, NULL);
+    printf("truth elapsed_ns=%lld\n", clock_ns(CLOCK_MONOTONIC) - t0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: offcpu split|spin SECS\n");
+        fprintf(stderr, "usage: offcpu split|spin SECS | offcpu pingpong N\n");
         return 2;
     }
+    if (strcmp(argv[1], "pingpong") == 0) return pingpong(atol(argv[2]));
     double secs = atof(argv[2]);
     if (strcmp(argv[1], "spin") == 0) {
         printf("ready %d\n", (int)getpid());
