@@ -232,11 +232,6 @@ impl Unit {
             Unit::OffCpuNanoseconds => "off-cpu/nanoseconds",
         }
     }
-
-    /// Whether weights are nanoseconds (shown as durations).
-    pub fn is_time(self) -> bool {
-        matches!(self, Unit::Nanoseconds | Unit::OffCpuNanoseconds)
-    }
 }
 
 impl std::fmt::Display for Unit {

@@ -210,7 +210,7 @@ fn hash_frames(frames: impl Iterator<Item = ModuleAddr>) -> u64 {
 }
 
 /// Key of [`StackSample`]s while building.
-pub(crate) type SampleKey = (EventId, StackId, ThreadId, u32);
+type SampleKey = (EventId, StackId, ThreadId, u32);
 
 /// Builds a [`Profile`] from records given in time order.
 pub struct ProfileBuilder {

@@ -334,15 +334,17 @@ fn linux_perf_sched_switch_stacks_agree_and_perf_opens_rprofs_off_cpu_file() {
         .split("\n\n")
         .filter(|s| s.contains("sched_switch"))
         .collect();
+    // perf counts every switch, preemptions included (elsewhere in the
+    // loop too, on a busy machine): the sleeping stack must still lead.
     let sleeping = samples.iter().filter(|s| s.contains("sleep_phase")).count();
     let computing = samples
         .iter()
         .filter(|s| s.contains("compute_phase"))
         .count();
+    let elsewhere = samples.len() - sleeping - computing;
     assert!(
-        sleeping > computing && sleeping * 2 > samples.len(),
-        "perf: {sleeping} sleeping, {computing} computing of {}",
-        samples.len()
+        sleeping > computing && sleeping > elsewhere,
+        "perf: {sleeping} sleeping, {computing} computing, {elsewhere} elsewhere"
     );
 
     let data = dir.join("off.data");
