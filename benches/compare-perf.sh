@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECTION=all
-case ${1:-} in fp | dwarf | all) SECTION=$1; shift ;; esac
+case ${1:-} in fp | dwarf | offcpu | all) SECTION=$1; shift ;; esac
 RUNS=${1:-5}
 FREQ=999
 SECS=3
@@ -316,8 +316,49 @@ print(sum(t["samples"]["length"] for t in p["threads"]))' "$WORK_DIR/sc.json.gz"
   echo "  speed-up vs perf 6.1 with inline: $p61_mark x$(ratio "$p61_ms" "$rprof_perf_ms") (target >= 50); vs perf 6.12 without inline: x$(ratio "$p612_ms" "$rprof_perf_ms") (target >= 1)"
 }
 
+# Off-CPU recording overhead (`bash benches/compare-perf.sh offcpu [RUNS]`):
+# a switch-heavy fixed-work run (tests/workloads/offcpu.c pingpong: two
+# threads passing a byte over pipes, about 110 k switches/s here),
+# attached with `rprof record --off-cpu -g` (default: about 1000 sampled
+# switch-outs/s per thread; and --off-cpu-every 1, every switch) and with
+# `perf record -e sched:sched_switch -g` (every switch): the target's
+# slowdown and the profiler's own CPU time.
+offcpu_section() {
+  cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/offcpu" tests/workloads/offcpu.c -pthread
+  local work="$WORK_DIR/offcpu" trips=100000 tool
+  echo "off-CPU recording overhead: $RUNS runs each (medians), offcpu.c pingpong $trips, attached with -p"
+  for tool in none perf rprof rprof_every; do
+    : > "$WORK_DIR/slow.$tool"
+    : > "$WORK_DIR/cpu.$tool"
+    for _ in $(seq "$RUNS"); do
+      "$work" pingpong $trips > "$WORK_DIR/out" &
+      local pid=$!
+      until grep -q ready "$WORK_DIR/out" 2>/dev/null; do sleep 0.01; done
+      case $tool in
+        none) ;;
+        perf) cpu_of perf record -q -e sched:sched_switch -g -p "$pid" -o "$WORK_DIR/p.data" >> "$WORK_DIR/cpu.$tool" ;;
+        rprof) cpu_of "$RPROF" record --off-cpu -g -p "$pid" -o "$WORK_DIR/r.data" >> "$WORK_DIR/cpu.$tool" ;;
+        rprof_every) cpu_of "$RPROF" record --off-cpu --off-cpu-every 1 -g -p "$pid" -o "$WORK_DIR/r.data" >> "$WORK_DIR/cpu.$tool" ;;
+      esac
+      wait "$pid"
+      sed -n 's/truth elapsed_ns=//p' "$WORK_DIR/out" >> "$WORK_DIR/slow.$tool"
+    done
+  done
+  local base perf_slow rprof_slow every_slow perf_cpu rprof_cpu every_cpu
+  base=$(median < "$WORK_DIR/slow.none")
+  perf_slow=$(ratio "$(median < "$WORK_DIR/slow.perf")" "$base")
+  rprof_slow=$(ratio "$(median < "$WORK_DIR/slow.rprof")" "$base")
+  every_slow=$(ratio "$(median < "$WORK_DIR/slow.rprof_every")" "$base")
+  echo "target slowdown (wall of fixed work): perf sched_switch x$perf_slow  rprof --off-cpu x$rprof_slow (ratio $(ratio "$rprof_slow" "$perf_slow"))  rprof --off-cpu-every 1 x$every_slow (ratio $(ratio "$every_slow" "$perf_slow"))"
+  perf_cpu=$(median < "$WORK_DIR/cpu.perf")
+  rprof_cpu=$(median < "$WORK_DIR/cpu.rprof")
+  every_cpu=$(median < "$WORK_DIR/cpu.rprof_every")
+  echo "profiler CPU while attached (s): perf $perf_cpu  rprof --off-cpu $rprof_cpu (ratio $(ratio "$rprof_cpu" "$perf_cpu"))  rprof --off-cpu-every 1 $every_cpu (ratio $(ratio "$every_cpu" "$perf_cpu"))"
+}
+
 case $SECTION in
   fp) fp_section ;;
   dwarf) dwarf_section ;;
+  offcpu) offcpu_section ;;
   all) fp_section; echo; dwarf_section ;;
 esac

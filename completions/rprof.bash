@@ -145,7 +145,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -g -p -t -a -C -o -m -h --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --help"
+            opts="-F -c -g -p -t -a -C -o -m -h --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -212,6 +212,14 @@ _rprof() {
                     return 0
                     ;;
                 -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --off-cpu-freq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --off-cpu-every)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

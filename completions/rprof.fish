@@ -39,8 +39,12 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-freq -d 'With --off-cpu/--wall: sample switch-outs at most about HZ times a second per thread (per CPU with -a); the kernel then samples 1 in N switches and each sample weighs N times its blocked time [default: 1000]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-every -d 'With --off-cpu/--wall: sample every Nth switch-out instead (1: all), each weighing N times its blocked time' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Record every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu -d 'Off-CPU profile: sample the stacks where threads switch out and weight each by the time until the thread runs again (unit off-cpu/nanoseconds). Preempted switch-outs (the thread was still runnable) are left out; a thread still blocked when the recording stops counts until the end. Use with -g or --call-graph dwarf'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l wall -d 'Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in one profile, in nanoseconds, so `top` shows wall time per function'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F

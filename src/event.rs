@@ -47,6 +47,17 @@ pub const DWARF_USER_REGS: u64 = (1 << 33) - 1;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub const DWARF_USER_REGS: u64 = 0;
 
+/// The name `record --off-cpu` gives its event (perf shows it too).
+pub const OFF_CPU_EVENT: &str = "off-cpu";
+
+/// Whether an attr samples switch-outs with switch records beside them:
+/// rprof's off-CPU event, or perf's `-e context-switches --switch-events`.
+pub fn is_off_cpu(attr: &EventAttr) -> bool {
+    attr.kind == event_type::SOFTWARE
+        && attr.config == software::CONTEXT_SWITCHES
+        && attr.has_flag(flag::CONTEXT_SWITCH)
+}
+
 /// The call-chain depth cap perf uses (`kernel.perf_event_max_stack` default).
 pub const MAX_STACK: u16 = 127;
 
@@ -66,6 +77,9 @@ pub struct EventSpec {
     /// perf, whose reader would show those frames twice; `record` turns it
     /// on for files, which it rewrites without them.
     pub kernel_user_chain: bool,
+    /// Ask for PERF_RECORD_SWITCH / SWITCH_CPU_WIDE records (`attr.context_switch`):
+    /// the switch-in times that weight off-CPU samples.
+    pub context_switch: bool,
 }
 
 impl EventSpec {
@@ -79,6 +93,22 @@ impl EventSpec {
             call_graph,
             exclude_kernel: false,
             kernel_user_chain: false,
+            context_switch: false,
+        }
+    }
+
+    /// Off-CPU sampling (`record --off-cpu`): the context-switches software
+    /// event, sampled in the task that switches out (so its call chain is
+    /// where it blocked), plus switch records for when it runs again.
+    /// `sampling` bounds the overhead: every Nth switch, or a rate the
+    /// kernel keeps by adapting N; the sample's period carries N.
+    pub fn off_cpu(sampling: Sampling, call_graph: CallGraph) -> EventSpec {
+        EventSpec {
+            name: OFF_CPU_EVENT.to_string(),
+            kind: event_type::SOFTWARE,
+            config: software::CONTEXT_SWITCHES,
+            context_switch: true,
+            ..EventSpec::cpu_clock(sampling, call_graph)
         }
     }
 
@@ -129,6 +159,9 @@ impl EventSpec {
         if self.exclude_kernel {
             flags |= flag::EXCLUDE_KERNEL | flag::EXCLUDE_HV;
         }
+        if self.context_switch {
+            flags |= flag::CONTEXT_SWITCH;
+        }
         EventAttr {
             kind: self.kind,
             config: self.config,
@@ -177,6 +210,9 @@ pub enum Unit {
     Nanoseconds,
     /// Everything else counts occurrences (cycles, faults, switches).
     Events,
+    /// Time a thread spent blocked, from its switch-out to its next
+    /// switch-in (pprof's sample type `off-cpu`, unit `nanoseconds`).
+    OffCpuNanoseconds,
 }
 
 impl Unit {
@@ -193,6 +229,7 @@ impl Unit {
         match self {
             Unit::Nanoseconds => "ns",
             Unit::Events => "events",
+            Unit::OffCpuNanoseconds => "off-cpu/nanoseconds",
         }
     }
 }
@@ -342,6 +379,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn off_cpu_samples_context_switches_and_asks_for_switch_records() {
+        let spec = EventSpec::off_cpu(Sampling::Period(1), CallGraph::FramePointer);
+        let attr = spec.to_attr();
+        assert_eq!(
+            (attr.kind, attr.config, attr.sample_period_or_freq),
+            (event_type::SOFTWARE, software::CONTEXT_SWITCHES, 1)
+        );
+        assert!(attr.has_flag(flag::CONTEXT_SWITCH) && !attr.is_freq());
+        assert_ne!(attr.sample_type & sample::CALLCHAIN, 0);
+        assert!(is_off_cpu(&attr));
+        let cpu = EventSpec::cpu_clock(Sampling::Period(1), CallGraph::FramePointer).to_attr();
+        assert!(!cpu.has_flag(flag::CONTEXT_SWITCH) && !is_off_cpu(&cpu));
+        // Beside cpu-clock (--wall) it keeps the flag: switch records are
+        // not side-band records the first event already asks for.
+        let attrs = recording_attrs(&[
+            EventSpec::cpu_clock(Sampling::Period(1), CallGraph::None),
+            spec,
+        ]);
+        assert!(is_off_cpu(&attrs[1]));
+        assert_eq!(Unit::OffCpuNanoseconds.as_str(), "off-cpu/nanoseconds");
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub mod misc {
     pub const MMAP_DATA: u16 = 1 << 13;
     /// On MMAP2: the record carries a build id instead of dev/inode.
     pub const MMAP_BUILD_ID: u16 = 1 << 14;
+    /// On SWITCH/SWITCH_CPU_WIDE: the thread switched out (else in).
+    pub const SWITCH_OUT: u16 = 1 << 13;
+    /// On a switch-out: the thread was still runnable (preempted).
+    pub const SWITCH_OUT_PREEMPT: u16 = 1 << 14;
     /// On HEADER_BUILD_ID entries: the build id's length is in its `size` byte.
     pub const BUILD_ID_SIZE: u16 = 1 << 15;
 }

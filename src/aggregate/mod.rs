@@ -5,6 +5,7 @@
 //! named views ([`view`]).
 
 mod model;
+mod offcpu;
 mod view;
 
 use std::collections::BTreeMap;
@@ -18,15 +19,16 @@ use rustc_hash::{FxHashMap, FxHasher};
 use crate::progress::{NoProgress, Progress};
 
 pub use model::{
-    Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, Profile, RecordingStats,
-    StackId, StackSample, Thread, ThreadId, TimeBuckets,
+    Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, OffCpuStats, Profile,
+    RecordingStats, StackId, StackSample, Thread, ThreadId, TimeBuckets,
 };
 pub use view::{
     frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack,
     FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
 };
 
-use crate::event::{event_name, Unit};
+use crate::abi::{event_type, software};
+use crate::event::{event_name, is_off_cpu, Sampling, Unit, OFF_CPU_EVENT};
 use crate::perfdata::format::feature;
 use crate::perfdata::{EventAttr, Metadata, PerfFile, Record, Sample};
 use crate::process::{ModuleAddr, ProcessModel};
@@ -67,24 +69,48 @@ impl Default for ProfileOptions {
     }
 }
 
+/// The event a wall profile (`record --wall`) shows: cpu-clock and
+/// off-CPU time together, in ns.
+pub const WALL_EVENT: &str = "wall";
+
+fn is_cpu_clock(attr: &EventAttr) -> bool {
+    attr.kind == event_type::SOFTWARE && attr.config == software::CPU_CLOCK
+}
+
+/// Whether the file is a wall recording: off-CPU switches and cpu-clock
+/// samples, which then count as one event in one unit.
+fn is_wall(attrs: &[EventAttr]) -> bool {
+    attrs.iter().any(is_off_cpu) && attrs.iter().any(is_cpu_clock)
+}
+
 /// The events of a file: one per distinct name, and which event each attr
-/// (by index) belongs to.
+/// (by index) belongs to. Off-CPU switch samples become the `off-cpu`
+/// event, weighted in blocked nanoseconds; beside cpu-clock, both become
+/// the one `wall` event.
 pub fn file_events(attrs: &[EventAttr], metadata: &Metadata) -> (Vec<Event>, Vec<EventId>) {
     let mut events: Vec<Event> = Vec::new();
     let mut attr_event = Vec::with_capacity(attrs.len());
+    let wall = is_wall(attrs);
     for (index, attr) in attrs.iter().enumerate() {
-        let name = metadata
-            .event_names
-            .get(index)
-            .filter(|name| !name.is_empty())
-            .cloned()
-            .unwrap_or_else(|| event_name(attr.kind, attr.config));
+        let (name, unit) = if wall && (is_off_cpu(attr) || is_cpu_clock(attr)) {
+            (WALL_EVENT.to_string(), Unit::Nanoseconds)
+        } else if is_off_cpu(attr) {
+            (OFF_CPU_EVENT.to_string(), Unit::OffCpuNanoseconds)
+        } else {
+            let name = metadata
+                .event_names
+                .get(index)
+                .filter(|name| !name.is_empty())
+                .cloned()
+                .unwrap_or_else(|| event_name(attr.kind, attr.config));
+            (name, Unit::of(attr.kind, attr.config))
+        };
         let id = match events.iter().position(|e| e.name == name) {
             Some(existing) => existing,
             None => {
                 events.push(Event {
                     name,
-                    unit: Unit::of(attr.kind, attr.config),
+                    unit,
                     samples: 0,
                     weight: 0,
                 });
@@ -124,6 +150,7 @@ pub fn profile_file_with_progress(
 ) -> Profile {
     let (events, attr_event) = file_events(file.attrs(), file.metadata());
     let mut builder = ProfileBuilder::new(events, attr_event, options.clone())
+        .off_cpu_attrs(file.attrs())
         .with_unwind_info(Box::new(ElfUnwindInfo::default()))
         .unwound_at_record(file.feature(feature::RPROF_UNWOUND).is_some())
         .recorded_build_ids(&file.metadata().build_ids);
@@ -218,6 +245,11 @@ pub struct ProfileBuilder {
     /// The recording's user stacks were unwound by `rprof record` (it holds
     /// call chains where perf's DWARF files hold stack copies).
     unwound_at_record: bool,
+    /// Off-CPU recordings: which attrs sample switch-outs, which are the
+    /// cpu-clock of a wall profile, and the switch-outs in flight.
+    off_cpu_attr: Vec<bool>,
+    on_cpu_attr: Vec<bool>,
+    off_cpu: Option<offcpu::OffCpuTracker>,
 }
 
 impl ProfileBuilder {
@@ -243,6 +275,57 @@ impl ProfileBuilder {
             unwinder: StackUnwinder::new(Box::new(NoUnwindInfo)),
             unwound_at_record: false,
             unwind_model: ProcessModel::new(),
+            off_cpu_attr: Vec::new(),
+            on_cpu_attr: Vec::new(),
+            off_cpu: None,
+        }
+    }
+
+    /// The file's attrs, for off-CPU recordings: switch-out samples then
+    /// wait for their thread's switch-in record, which gives their weight.
+    pub fn off_cpu_attrs(mut self, attrs: &[EventAttr]) -> Self {
+        let Some(first) = attrs.iter().find(|a| is_off_cpu(a)) else {
+            return self;
+        };
+        let wall = is_wall(attrs);
+        self.off_cpu_attr = attrs.iter().map(is_off_cpu).collect();
+        self.on_cpu_attr = attrs.iter().map(|a| wall && is_cpu_clock(a)).collect();
+        let sampling = if first.is_freq() {
+            Sampling::Frequency(first.sample_period_or_freq)
+        } else {
+            Sampling::Period(first.sample_period_or_freq)
+        };
+        let mut tracker = offcpu::OffCpuTracker::default();
+        tracker.stats.sampling = Some(sampling);
+        tracker.stats.on_cpu_ns = wall.then_some(0);
+        self.off_cpu = Some(tracker);
+        self
+    }
+
+    /// What off-CPU pairing needs from every record: the time (the end of
+    /// the recording), and which threads come and go.
+    fn note_off_cpu(&mut self, record: &Record<'_>) {
+        let Some(tracker) = self.off_cpu.as_mut() else {
+            return;
+        };
+        if let Some(time) = record.time() {
+            tracker.saw_time(time);
+        }
+        match record {
+            Record::Fork(t) => tracker.created(t.tid),
+            Record::Exit(t) => tracker.exited(t.tid),
+            Record::Switch(switch) => {
+                let blocked = switch
+                    .sample_id
+                    .tid
+                    .and_then(|tid| tracker.switch(tid, switch));
+                if let Some(blocked) = blocked {
+                    tracker.stats.off_cpu_ns =
+                        tracker.stats.off_cpu_ns.saturating_add(blocked.weight);
+                    self.count(blocked.key, blocked.weight);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -273,6 +356,7 @@ impl ProfileBuilder {
 
     /// Takes the next record (in time order).
     pub fn add(&mut self, record: &Record<'_>) {
+        self.note_off_cpu(record);
         match record {
             Record::Sample(sample) => self.add_sample(sample, Unwinding::Here),
             Record::Lost(l) => self.lost_in_ring = self.lost_in_ring.saturating_add(l.lost),
@@ -311,7 +395,10 @@ impl ProfileBuilder {
         for (record, unwound) in batch.iter().zip(unwound) {
             match record {
                 Record::Sample(sample) => self.add_sample(sample, Unwinding::Done(unwound)),
-                Record::Exit(t) if t.pid == t.tid => self.model.apply(record),
+                Record::Exit(t) if t.pid == t.tid => {
+                    self.note_off_cpu(record);
+                    self.model.apply(record);
+                }
                 other => self.add(other),
             }
         }
@@ -325,10 +412,13 @@ impl ProfileBuilder {
         }
         let event = self.event_of(sample.attr_index);
         let weight = sample.period.max(1);
-        let stats = &mut self.events[event as usize];
-        stats.samples += 1;
-        // Weights come from the file: saturate rather than overflow.
-        stats.weight = stats.weight.saturating_add(weight);
+        let switched_out = self.off_cpu_attr.get(sample.attr_index) == Some(&true);
+        if let Some(tracker) = self.off_cpu.as_mut() {
+            tracker.saw_time(sample.time);
+            if switched_out && !tracker.tracks(sample.tid) {
+                return;
+            }
+        }
         let origin = *self.stats.first_time.get_or_insert(sample.time);
         self.stats.last_time = Some(sample.time);
         self.stats.has_callchains |= !sample.callchain.is_empty();
@@ -337,10 +427,28 @@ impl ProfileBuilder {
         let thread = self.thread_of(sample.pid, sample.tid, comm);
         let bucket = sample.time.saturating_sub(origin) / self.options.time_bucket_ns.max(1);
         let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
-        let entry = self
-            .samples
-            .entry((event, stack, thread, bucket))
-            .or_insert((0, 0));
+        let key = (event, stack, thread, bucket);
+        if let Some(tracker) = self.off_cpu.as_mut() {
+            if switched_out {
+                // Its weight is the time until the thread runs again.
+                tracker.switched_out(sample.tid, key, sample.time, sample.period);
+                return;
+            }
+            if self.on_cpu_attr.get(sample.attr_index) == Some(&true) {
+                let on_cpu = tracker.stats.on_cpu_ns.get_or_insert(0);
+                *on_cpu = on_cpu.saturating_add(weight);
+            }
+        }
+        self.count(key, weight);
+    }
+
+    /// One sample (or off-CPU interval) of `weight` into the event and the
+    /// samples. Weights come from the file: saturate rather than overflow.
+    fn count(&mut self, key: SampleKey, weight: u64) {
+        let stats = &mut self.events[key.0 as usize];
+        stats.samples += 1;
+        stats.weight = stats.weight.saturating_add(weight);
+        let entry = self.samples.entry(key).or_insert((0, 0));
         entry.0 += 1;
         entry.1 = entry.1.saturating_add(weight);
     }
@@ -467,7 +575,14 @@ impl ProfileBuilder {
     }
 
     /// The profile, its locations not named yet.
-    pub fn finish(self, mut warnings: Vec<String>) -> Profile {
+    pub fn finish(mut self, mut warnings: Vec<String>) -> Profile {
+        if let Some(mut tracker) = self.off_cpu.take() {
+            for blocked in tracker.finish() {
+                tracker.stats.off_cpu_ns = tracker.stats.off_cpu_ns.saturating_add(blocked.weight);
+                self.count(blocked.key, blocked.weight);
+            }
+            self.stats.off_cpu = Some(tracker.stats);
+        }
         warnings.extend(self.unwinder.warnings());
         let no_frames: Frames = Arc::from(Vec::new());
         let modules = (0..self.model.modules().len() as ModuleId)

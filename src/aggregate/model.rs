@@ -14,7 +14,7 @@
 //! Memory grows with what is unique (stacks, addresses, threads, busy time
 //! buckets), never with the number of records.
 
-use crate::event::Unit;
+use crate::event::{Sampling, Unit};
 use crate::process::ModuleRef;
 use crate::symbolize::Frames;
 
@@ -114,6 +114,34 @@ pub struct RecordingStats {
     pub dwarf_stacks: u64,
     /// Of those, stacks that end in `[truncated]`.
     pub truncated_stacks: u64,
+    /// Off-CPU recordings (`record --off-cpu`/`--wall`): how the switches
+    /// were sampled and what they came to.
+    pub off_cpu: Option<OffCpuStats>,
+}
+
+/// What the sampled switch-outs of an off-CPU recording came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffCpuStats {
+    /// How the kernel sampled switches (from the event's attr).
+    pub sampling: Option<Sampling>,
+    /// Switch-outs sampled.
+    pub sampled: u64,
+    /// Of those: blocked, weighted until the thread's next switch-in.
+    pub blocked: u64,
+    /// Preempted while runnable (waiting for a CPU, not blocked): left out.
+    pub preempted: u64,
+    /// Still blocked when the recording stopped: weighted until its last record.
+    pub unfinished: u64,
+    /// Whose switch-in never came (a lost record, the thread exited): left out.
+    pub unpaired: u64,
+    /// The sampling periods seen (1 in N switches).
+    pub min_period: Option<u64>,
+    pub max_period: u64,
+    /// Summed off-CPU weight, in ns.
+    pub off_cpu_ns: u64,
+    /// A wall profile (`record --wall`): the cpu-clock weight merged into
+    /// the same event, in ns.
+    pub on_cpu_ns: Option<u64>,
 }
 
 impl RecordingStats {

@@ -410,3 +410,126 @@ fn dwarf_samples_get_kernel_frames_then_unwound_user_frames() {
         ]
     );
 }
+
+/// A switch record of `tid` at `time`.
+fn switch(tid: u32, time: u64, out: bool, preempted: bool) -> Record<'static> {
+    Record::Switch(crate::perfdata::Switch {
+        out,
+        preempted,
+        sample_id: crate::perfdata::SampleId {
+            pid: Some(tid),
+            tid: Some(tid),
+            time: Some(time),
+            ..Default::default()
+        },
+    })
+}
+
+fn off_cpu_attrs(with_cpu_clock: bool) -> Vec<EventAttr> {
+    use crate::event::{CallGraph, EventSpec, Sampling};
+    let off = EventSpec::off_cpu(Sampling::Period(1), CallGraph::FramePointer);
+    let cpu = EventSpec::cpu_clock(Sampling::Period(1_000), CallGraph::FramePointer);
+    let events = if with_cpu_clock {
+        vec![cpu, off]
+    } else {
+        vec![off]
+    };
+    crate::event::recording_attrs(&events)
+}
+
+fn build_from_attrs(attrs: &[EventAttr], records: &[Record<'static>]) -> Profile {
+    let (events, attr_event) = file_events(attrs, &Metadata::default());
+    let mut b =
+        ProfileBuilder::new(events, attr_event, ProfileOptions::default()).off_cpu_attrs(attrs);
+    for record in records {
+        b.add(record);
+    }
+    b.finish(Vec::new())
+}
+
+#[test]
+fn off_cpu_samples_weigh_the_time_until_their_thread_runs_again() {
+    let attrs = off_cpu_attrs(false);
+    let profile = build_from_attrs(
+        &attrs,
+        &[
+            app_mmap(5),
+            // Blocked 4 us at 0x100; preempted at 0x200 (left out); blocked
+            // at 0x100 again and still blocked at the last record (9 us).
+            sample(0, 5, 1_000, 1, &[APP + 0x100]),
+            switch(5, 1_001, true, false),
+            switch(5, 5_000, false, false),
+            sample(0, 5, 6_000, 1, &[APP + 0x200]),
+            switch(5, 6_001, true, true),
+            switch(5, 7_000, false, false),
+            sample(0, 5, 8_000, 1, &[APP + 0x100]),
+            switch(5, 8_001, true, false),
+            sample(0, 0, 9_000, 1, &[APP + 0x300]),
+            switch(6, 17_000, false, false),
+        ],
+    );
+    assert_eq!(profile.events.len(), 1);
+    let event = &profile.events[0];
+    assert_eq!(
+        (event.name.as_str(), event.unit),
+        ("off-cpu", Unit::OffCpuNanoseconds)
+    );
+    assert_eq!((event.samples, event.weight), (2, 4_000 + 9_000));
+    let stats = profile.stats.off_cpu.as_ref().unwrap();
+    assert_eq!(
+        (stats.blocked, stats.preempted, stats.unfinished),
+        (1, 1, 1)
+    );
+    assert_eq!((stats.off_cpu_ns, stats.on_cpu_ns), (13_000, None));
+    // One stack (0x100) holds it all; the idle task's switch is no thread's.
+    let stacks: Vec<StackId> = profile.samples.iter().map(|s| s.stack).collect();
+    assert!(
+        stacks.iter().all(|&s| s == stacks[0]),
+        "{:?}",
+        profile.samples
+    );
+}
+
+#[test]
+fn wall_profiles_put_cpu_clock_and_off_cpu_time_in_one_event() {
+    let attrs = off_cpu_attrs(true);
+    let profile = build_from_attrs(
+        &attrs,
+        &[
+            app_mmap(5),
+            sample(0, 5, 1_000, 1_000, &[APP + 0x10]),
+            sample(0, 5, 2_000, 1_000, &[APP + 0x10]),
+            sample(1, 5, 2_500, 1, &[APP + 0x100]),
+            switch(5, 2_501, true, false),
+            switch(5, 8_500, false, false),
+        ],
+    );
+    let names: Vec<&str> = profile.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["wall"]);
+    assert_eq!(profile.events[0].unit, Unit::Nanoseconds);
+    assert_eq!(profile.events[0].weight, 2_000 + 6_000);
+    let stats = profile.stats.off_cpu.as_ref().unwrap();
+    assert_eq!((stats.on_cpu_ns, stats.off_cpu_ns), (Some(2_000), 6_000));
+    assert_eq!(stats.sampling, Some(crate::event::Sampling::Period(1)));
+}
+
+#[test]
+fn exited_threads_never_start_an_off_cpu_interval() {
+    let attrs = off_cpu_attrs(false);
+    let exit = Record::Exit(crate::perfdata::TaskEvent {
+        pid: 5,
+        tid: 5,
+        time: 900,
+        ..Default::default()
+    });
+    let profile = build_from_attrs(
+        &attrs,
+        &[
+            app_mmap(5),
+            exit,
+            sample(0, 5, 1_000, 1, &[APP + 0x100]),
+            switch(7, 50_000, false, false),
+        ],
+    );
+    assert_eq!(profile.events[0].weight, 0);
+}

@@ -119,6 +119,30 @@ pub struct RecordArgs {
     )]
     pub mmap_pages: usize,
 
+    /// Off-CPU profile: sample the stacks where threads switch out and
+    /// weight each by the time until the thread runs again (unit
+    /// off-cpu/nanoseconds). Preempted switch-outs (the thread was still
+    /// runnable) are left out; a thread still blocked when the recording
+    /// stops counts until the end. Use with -g or --call-graph dwarf.
+    #[arg(long, conflicts_with = "wall")]
+    pub off_cpu: bool,
+
+    /// Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in
+    /// one profile, in nanoseconds, so `top` shows wall time per function.
+    #[arg(long)]
+    pub wall: bool,
+
+    /// With --off-cpu/--wall: sample switch-outs at most about HZ times a
+    /// second per thread (per CPU with -a); the kernel then samples 1 in N
+    /// switches and each sample weighs N times its blocked time [default: 1000].
+    #[arg(long, value_name = "HZ", conflicts_with = "off_cpu_every")]
+    pub off_cpu_freq: Option<u64>,
+
+    /// With --off-cpu/--wall: sample every Nth switch-out instead (1: all),
+    /// each weighing N times its blocked time.
+    #[arg(long, value_name = "N")]
+    pub off_cpu_every: Option<u64>,
+
     /// Do not embed symbols in the file (the report then reads this machine's binaries).
     #[arg(long)]
     pub no_embed_symbols: bool,
@@ -160,8 +184,6 @@ pub struct PerfOnlyRecordFlags {
     pub compression: Option<Option<String>>,
     #[arg(long = "switch-output", hide = true, value_name = "WHEN", num_args = 0..=1, require_equals = true)]
     pub switch_output: Option<Option<String>>,
-    #[arg(long = "off-cpu", hide = true)]
-    pub off_cpu: bool,
     #[arg(short = 'G', long = "cgroup", hide = true, value_name = "NAME")]
     pub cgroup: Option<String>,
     #[arg(short = 'u', long = "uid", hide = true, value_name = "USER")]
@@ -212,11 +234,6 @@ impl PerfOnlyRecordFlags {
                 self.switch_output.is_some(),
                 "--switch-output",
                 "file rotation is not available yet; record in intervals with --duration",
-            ),
-            (
-                self.off_cpu,
-                "--off-cpu",
-                "off-CPU profiles are not available yet",
             ),
             (
                 self.cgroup.is_some(),

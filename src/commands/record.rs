@@ -86,6 +86,50 @@ fn parse_call_graph(mode: &str) -> Result<CallGraph> {
     }
 }
 
+/// Switch-outs sampled per second per thread (per CPU with -a) by
+/// default: every switch of a thread that blocks up to 1000 times a second,
+/// and a bounded cost (about one call chain per millisecond) beyond.
+pub const DEFAULT_OFF_CPU_HZ: u64 = 1000;
+
+/// How often switch-outs are sampled (`--off-cpu-freq`, `--off-cpu-every`).
+fn off_cpu_sampling(args: &RecordArgs) -> Result<Sampling> {
+    match (args.off_cpu_every, args.off_cpu_freq) {
+        (Some(0), _) => bail!("--off-cpu-every 0: sample at least every switch (1)"),
+        (Some(every), _) if every > MAX_PERIOD => {
+            bail!("--off-cpu-every {every}: must be below 2^63")
+        }
+        (Some(every), _) => Ok(Sampling::Period(every)),
+        (None, Some(0)) => bail!("--off-cpu-freq 0: expected at least 1 switch per second"),
+        (None, Some(hz)) => Ok(Sampling::Frequency(hz)),
+        (None, None) => Ok(Sampling::Frequency(DEFAULT_OFF_CPU_HZ)),
+    }
+}
+
+/// The events to open: cpu-clock; the off-CPU switch event (`--off-cpu`);
+/// or both (`--wall`), cpu-clock first.
+fn events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
+    let call_graph = call_graph(args)?;
+    if !(args.off_cpu || args.wall) {
+        if args.off_cpu_freq.is_some() || args.off_cpu_every.is_some() {
+            bail!("--off-cpu-freq/--off-cpu-every set how switches are sampled: add --off-cpu or --wall");
+        }
+        return Ok(vec![EventSpec::cpu_clock(sampling(args)?, call_graph)]);
+    }
+    let off_cpu = EventSpec::off_cpu(off_cpu_sampling(args)?, call_graph);
+    if args.off_cpu {
+        if args.freq.is_some() || args.count.is_some() {
+            bail!(
+                "-F/-c set the cpu-clock rate, which --off-cpu does not sample:                  --off-cpu-freq HZ or --off-cpu-every N set how often switches are                  sampled (--wall records both)"
+            );
+        }
+        return Ok(vec![off_cpu]);
+    }
+    Ok(vec![
+        EventSpec::cpu_clock(sampling(args)?, call_graph),
+        off_cpu,
+    ])
+}
+
 fn target(args: &RecordArgs) -> Result<Target> {
     let argv = (!args.command.is_empty()).then(|| args.command.clone());
     if let Some(pids) = &args.pid {
@@ -143,7 +187,7 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         );
     }
     Ok(RecordConfig {
-        events: vec![EventSpec::cpu_clock(sampling(args)?, call_graph(args)?)],
+        events: events(args)?,
         target: target(args)?,
         cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
@@ -363,6 +407,57 @@ mod tests {
             output(Path::new("./-"), true).unwrap(),
             RecordOutput::File("./-".into())
         );
+    }
+
+    #[test]
+    fn off_cpu_samples_switches_and_wall_adds_cpu_clock() {
+        let cfg = config(&parse(&["--off-cpu", "-g", "--", "true"])).unwrap();
+        assert_eq!(cfg.events.len(), 1);
+        let off = &cfg.events[0];
+        assert_eq!((off.name.as_str(), off.context_switch), ("off-cpu", true));
+        assert_eq!(off.sampling, Sampling::Frequency(DEFAULT_OFF_CPU_HZ));
+        assert_eq!(off.call_graph, CallGraph::FramePointer);
+
+        let cfg = config(&parse(&[
+            "--wall",
+            "-c",
+            "1000000",
+            "--off-cpu-every",
+            "1",
+            "--",
+            "true",
+        ]))
+        .unwrap();
+        let names: Vec<&str> = cfg.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["cpu-clock", "off-cpu"]);
+        assert_eq!(cfg.events[0].sampling, Sampling::Period(1_000_000));
+        assert_eq!(cfg.events[1].sampling, Sampling::Period(1));
+        assert!(!cfg.events[0].context_switch);
+    }
+
+    #[test]
+    fn off_cpu_flags_that_cannot_apply_are_refused() {
+        for (flags, expected) in [
+            (
+                &["--off-cpu", "-F", "99", "--", "true"][..],
+                "--off-cpu-freq",
+            ),
+            (
+                &["--off-cpu-freq", "10", "--", "true"],
+                "add --off-cpu or --wall",
+            ),
+            (
+                &["--off-cpu", "--off-cpu-every", "0", "--", "true"],
+                "--off-cpu-every 0",
+            ),
+            (
+                &["--wall", "--off-cpu-freq", "0", "--", "true"],
+                "--off-cpu-freq 0",
+            ),
+        ] {
+            let err = config(&parse(flags)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{flags:?}: {err}");
+        }
     }
 
     #[test]

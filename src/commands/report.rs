@@ -14,7 +14,8 @@ use super::parse_number_list;
 use super::progress::TerminalProgress;
 use crate::aggregate::{self, EventId, Profile, ProfileOptions, SampleFilter};
 use crate::cli::args::{self, ReportArgs, ReportFormat};
-use crate::output::text;
+use crate::event::Unit;
+use crate::output::{offcpu, text};
 use crate::output::{
     Fit, FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions, TreeOptions, TreeOrder,
 };
@@ -119,6 +120,16 @@ fn selected_event(args: &ReportArgs, input: &Path, profile: &Profile) -> Result<
 /// first. Say which when the file has more, so units are never mixed unseen.
 fn single_event(input: &Path, profile: &Profile, chosen: Option<EventId>) -> EventId {
     let event = chosen.unwrap_or(0);
+    if let (Some(off_cpu), Some(shown)) =
+        (&profile.stats.off_cpu, profile.events.get(event as usize))
+    {
+        // Off-CPU weights are not CPU time: say what the counts are.
+        eprintln!(
+            "rprof: counts are {} ({})",
+            shown.unit,
+            offcpu::sampling_statement(off_cpu)
+        );
+    }
     if chosen.is_none() && profile.events.len() > 1 {
         let others: Vec<&str> = profile.events[1..]
             .iter()
@@ -303,6 +314,12 @@ fn flame_graph_titles(
         format!("{} samples", text::thousands(stats.samples)),
         format!("{} recorded", text::duration(profile.stats.duration_ns())),
     ];
+    if stats.unit != Unit::Events {
+        details.push(format!("weights in {}", stats.unit));
+    }
+    if let Some(split) = profile.stats.off_cpu.as_ref().and_then(offcpu::wall_split) {
+        details.push(split);
+    }
     // The file's time: when the recording was finished (a stream has none).
     let modified = (input != Path::new("-"))
         .then(|| std::fs::metadata(input).and_then(|m| m.modified()).ok())

@@ -191,7 +191,7 @@ pub fn duration(ns: u64) -> String {
 /// A weight in its event's unit: a duration, or a count with separators.
 pub fn weight(weight: u64, unit: Unit) -> String {
     match unit {
-        Unit::Nanoseconds => duration(weight),
+        Unit::Nanoseconds | Unit::OffCpuNanoseconds => duration(weight),
         Unit::Events => thousands(weight),
     }
 }

@@ -162,7 +162,7 @@ impl Top {
 /// A weight in its unit, for headers.
 fn weight_text(weight: u64, unit: Unit) -> String {
     match unit {
-        Unit::Nanoseconds => text::duration(weight),
+        Unit::Nanoseconds | Unit::OffCpuNanoseconds => text::duration(weight),
         Unit::Events => format!("{} {unit}", text::thousands(weight)),
     }
 }
@@ -178,6 +178,7 @@ const MIN_KEY_COLUMNS: usize = 10;
 fn weight_header(unit: Unit) -> &'static str {
     match unit {
         Unit::Nanoseconds => "Self time",
+        Unit::OffCpuNanoseconds => "Self off-CPU",
         Unit::Events => "Self count",
     }
 }
@@ -499,6 +500,11 @@ impl Output for Top {
                 stats.truncated_stacks,
                 percent(stats.truncated_stacks, stats.dwarf_stacks)
             )?;
+        }
+        if let Some(off_cpu) = &stats.off_cpu {
+            for line in super::offcpu::header_lines(off_cpu) {
+                writeln!(out, "{line}")?;
+            }
         }
         for warning in &profile.warnings {
             writeln!(out, "# Warning: {warning}")?;

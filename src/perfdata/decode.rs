@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::borrow::Cow;
 
 use super::records::{
-    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, TaskEvent, Throttle, UserRegs, PROT_EXEC,
-    PROT_READ,
+    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle, UserRegs,
+    PROT_EXEC, PROT_READ,
 };
 use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{flag, sample, EventAttr};
@@ -354,6 +354,13 @@ fn decode_non_sample(
             time: c.u64()?,
             id: c.u64()?,
             unthrottle: kind == record_type::UNTHROTTLE,
+            sample_id,
+        }),
+        // SWITCH has no payload; SWITCH_CPU_WIDE adds the other thread's
+        // pid/tid, which the trailer's thread makes unnecessary here.
+        record_type::SWITCH | record_type::SWITCH_CPU_WIDE => Record::Switch(Switch {
+            out: misc & misc::SWITCH_OUT != 0,
+            preempted: misc & misc::SWITCH_OUT_PREEMPT != 0,
             sample_id,
         }),
         _ => Record::Other { kind },

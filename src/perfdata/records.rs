@@ -192,8 +192,23 @@ pub struct Throttle {
     pub sample_id: SampleId,
 }
 
+/// `PERF_RECORD_SWITCH` (per-task events) or `PERF_RECORD_SWITCH_CPU_WIDE`
+/// (per-CPU events): a thread left or took a CPU. The thread is the
+/// trailer's pid/tid (the one switching out, or in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Switch {
+    /// Switching out (`PERF_RECORD_MISC_SWITCH_OUT`); else in.
+    pub out: bool,
+    /// Switched out while still runnable (`PERF_RECORD_MISC_SWITCH_OUT_PREEMPT`):
+    /// waiting for a CPU, not blocked.
+    pub preempted: bool,
+    pub sample_id: SampleId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
+    /// Context switches (`attr.context_switch`).
+    Switch(Switch),
     Sample(Sample<'a>),
     Mmap(Mmap),
     Comm(Comm),
@@ -221,6 +236,7 @@ impl Record<'_> {
             Record::Lost(l) => Record::Lost(l),
             Record::LostSamples(l) => Record::LostSamples(l),
             Record::Throttle(t) => Record::Throttle(t),
+            Record::Switch(s) => Record::Switch(s),
             Record::FinishedRound => Record::FinishedRound,
             Record::Other { kind } => Record::Other { kind },
         }
@@ -235,6 +251,7 @@ impl Record<'_> {
             Record::Fork(t) | Record::Exit(t) => Some(t.time),
             Record::Lost(l) | Record::LostSamples(l) => l.sample_id.time,
             Record::Throttle(t) => Some(t.time),
+            Record::Switch(s) => s.sample_id.time,
             Record::FinishedRound | Record::Other { .. } => None,
         }
     }

@@ -855,6 +855,17 @@ fn kernel_records_decode() {
     data.extend(raw_record(record_type::UNTHROTTLE, 0, &throttle.buf, 777));
     data.extend(raw_record(record_type::EXIT, 0, &exit.buf, 888));
     data.extend(raw_record(record_type::SWITCH, 0, &[], 889));
+    let out_preempted = misc::SWITCH_OUT | misc::SWITCH_OUT_PREEMPT;
+    data.extend(raw_record(record_type::SWITCH, out_preempted, &[], 890));
+    // SWITCH_CPU_WIDE: the other thread's pid/tid, then the trailer.
+    let mut next_prev = ByteWriter::default();
+    next_prev.u32(7).u32(8);
+    data.extend(raw_record(
+        record_type::SWITCH_CPU_WIDE,
+        misc::SWITCH_OUT,
+        &next_prev.buf,
+        891,
+    ));
     let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -893,11 +904,20 @@ fn kernel_records_decode() {
         panic!()
     };
     assert_eq!((e.pid, e.ppid, e.time), (4, 1, 888));
+    let switches: Vec<(bool, bool, Option<u32>, Option<u64>)> = records[6..9]
+        .iter()
+        .map(|r| match r {
+            Record::Switch(s) => (s.out, s.preempted, s.sample_id.tid, s.sample_id.time),
+            other => panic!("{other:?}"),
+        })
+        .collect();
     assert_eq!(
-        records[6],
-        Record::Other {
-            kind: record_type::SWITCH
-        }
+        switches,
+        [
+            (false, false, Some(4), Some(889)),
+            (true, true, Some(4), Some(890)),
+            (true, false, Some(4), Some(891)),
+        ]
     );
 }
 

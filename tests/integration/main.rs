@@ -8,6 +8,7 @@ mod dwarf;
 mod dwarf_truth;
 mod model;
 mod mutations;
+mod offcpu;
 mod pipe;
 mod record_report;
 mod symbolize;
