@@ -271,7 +271,7 @@ mod tests {
         assert!(cycles.exclude_kernel && cycles.exclude_hv && !cycles.exclude_user);
         assert_eq!(insns.config, hardware::INSTRUCTIONS);
         let cs = &groups[1].counters[0];
-        assert_eq!(cs.name, "context-switches:k");
+        assert_eq!(cs.name, "cs:k");
         assert!(cs.exclude_user && !cs.exclude_kernel);
         let mixed = parse("task-clock,{page-faults,cs},r3c");
         assert_eq!(

@@ -622,7 +622,7 @@ mod tests {
         rows[0].cpu = Some(1);
         let text = render_interval(&OutputFormat::Text, &rows, 100_258_461, 100_000_000);
         assert!(
-            text.starts_with("     0.100258461 CPU1                      0.77 msec task-clock"),
+            text.starts_with("     0.100258461 CPU1                     0.77 msec task-clock"),
             "{text}"
         );
         let csv = render_interval(&OutputFormat::Csv(",".into()), &rows, 1_500_000_000, 1);
