@@ -10,5 +10,6 @@ mod model;
 mod mutations;
 mod pipe;
 mod record_report;
+mod stat;
 mod symbolize;
 mod util;
