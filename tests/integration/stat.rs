@@ -93,6 +93,11 @@ fn stat_page_faults_of_a_fixed_allocation_agree_with_perf_stat() {
     let (ours, theirs) = medians_side_by_side("page-faults", &["pages", "4000"], 3);
     assert!(ours >= 4000.0, "fewer faults than pages touched: {ours}");
     assert_within(ours, theirs, 0.02, "page-faults");
+    // Counters are inherited: the faults of a child of the command count.
+    let script = format!("{} pages 4000", statwork().display());
+    let out = rprof_stat(&["-x,", "-e", "page-faults", "--", "sh", "-c", &script]);
+    let faults = csv_value(&text(&out.stderr), "page-faults");
+    assert!(faults >= 4000.0, "the child's faults are missing: {faults}");
 }
 
 #[test]
