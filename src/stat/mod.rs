@@ -143,8 +143,13 @@ fn run_once(
         out.write_all(print::interval_header(config.per_cpu).as_bytes())?;
     }
     wait_for_end(&mut plan, stop, |now| match intervals.as_mut() {
-        Some(printer) if now >= printer.next => printer.tick(&counters, now, out),
-        _ => Ok(()),
+        Some(printer) => {
+            if now >= printer.next {
+                printer.tick(&counters, now, out)?;
+            }
+            Ok(Some(printer.next))
+        }
+        None => Ok(None),
     })?;
     let elapsed = start.elapsed();
     let (exit_code, usage) = match plan.child.as_mut() {
@@ -188,13 +193,15 @@ fn slots(config: &StatConfig, plan: &Plan) -> Result<Vec<Slot>, StatError> {
 }
 
 /// Waits until the command or the attached targets end, or a stop signal
-/// arrives, calling `tick` with the time after every wake-up.
+/// arrives, calling `tick` with the time after every wake-up; `tick`
+/// returns when it wants to be called next (the next `-I` interval).
 fn wait_for_end(
     plan: &mut Plan,
     stop: &StopFlag,
-    mut tick: impl FnMut(Instant) -> Result<(), StatError>,
+    mut tick: impl FnMut(Instant) -> Result<Option<Instant>, StatError>,
 ) -> Result<(), StatError> {
     let mut stop_seen: Option<Instant> = None;
+    let mut next_tick = tick(Instant::now())?;
     loop {
         if plan.watch.done() {
             return Ok(());
@@ -221,7 +228,13 @@ fn wait_for_end(
                 .iter()
                 .map(|(_, fd)| PollFd::new(*fd, PollFlags::POLLIN))
                 .collect();
-            let timeout = PollTimeout::try_from(POLL_SLICE).unwrap_or(PollTimeout::MAX);
+            let slice = next_tick.map_or(POLL_SLICE, |at| {
+                at.saturating_duration_since(Instant::now()).min(POLL_SLICE)
+            });
+            // Whole milliseconds, rounded up: never a busy loop before a tick.
+            let millis = u64::try_from(slice.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+            let timeout =
+                PollTimeout::try_from(Duration::from_millis(millis)).unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
@@ -242,7 +255,7 @@ fn wait_for_end(
         for id in ready {
             plan.watch.mark_exited(id);
         }
-        tick(Instant::now())?;
+        next_tick = tick(Instant::now())?;
     }
 }
 
