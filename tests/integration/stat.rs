@@ -385,3 +385,27 @@ fn stat_attaches_to_a_running_process_until_the_command_ends() {
     // About one switch per 1 ms sleep for 0.3 s (timer slack allows fewer).
     assert!((100.0..=400.0).contains(&switches), "{switches}");
 }
+
+#[test]
+fn stat_without_privilege_counts_user_space_and_names_it() {
+    let _serial = serial();
+    require_perf!();
+    if rprof::sys::perf_event_paranoid().unwrap_or(2) < 2 {
+        return; // Kernel counts are open to everyone here: nothing to fall back from.
+    }
+    let nobody = crate::util::NobodyRprof::new("stat-nobody");
+    let out = nobody.run(&[], &["stat", "-e", "task-clock,cs", "--", "true"]);
+    let table = text(&out.stderr);
+    assert!(out.status.success(), "{table}");
+    // As perf stat: counted in user space only, and named so.
+    assert!(table.contains(" msec task-clock:u "), "{table}");
+    assert!(table.contains(" cs:u "), "{table}");
+    // System-wide counting is refused with the fix named.
+    let out = nobody.run(&[], &["stat", "-a", "-e", "cs", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("perf_event_paranoid"),
+        "{}",
+        text(&out.stderr)
+    );
+}
