@@ -4,6 +4,8 @@
 #   bash benches/compare-perf.sh [RUNS]          # everything
 #   bash benches/compare-perf.sh fp [RUNS]       # frame-pointer mode (-g) only
 #   bash benches/compare-perf.sh dwarf [RUNS]    # DWARF mode only (< 5 min)
+#   bash benches/compare-perf.sh stat [RUNS]     # rprof stat vs perf stat (seconds)
+#   bash benches/compare-perf.sh offcpu [RUNS]   # off-CPU recording overhead
 # Needs: perf (linux-perf), gcc, g++, python3, /usr/bin/time (package time);
 # installs inferno's CLIs with cargo if missing. The DWARF section also
 # uses perf 6.12 (unpacked into /opt/perf-6.12, see perf612 below) and
@@ -12,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECTION=all
-case ${1:-} in fp | dwarf | offcpu | all) SECTION=$1; shift ;; esac
+case ${1:-} in fp | dwarf | stat | offcpu | all) SECTION=$1; shift ;; esac
 RUNS=${1:-5}
 FREQ=999
 SECS=3
@@ -356,9 +358,27 @@ offcpu_section() {
   echo "profiler CPU while attached (s): perf $perf_cpu  rprof --off-cpu $rprof_cpu (ratio $(ratio "$rprof_cpu" "$perf_cpu"))  rprof --off-cpu-every 1 $every_cpu (ratio $(ratio "$every_cpu" "$perf_cpu"))"
 }
 
+# rprof stat against perf stat: the fixed cost of counting `true` (default
+# event set), and the page faults of a fixed allocation (within 2%).
+stat_section() {
+  cc -O2 -o "$WORK_DIR/statwork" tests/workloads/statwork.c
+  local n=$(( RUNS < 21 ? 21 : RUNS ))
+  stat_true() { for _ in $(seq "$n"); do t0=$(now_ns); "$@" -- true 2>/dev/null; echo $(( $(now_ns) - t0 )); done | median | awk '{printf "%.2f", $1 / 1e6}'; }
+  local perf_ms rprof_ms
+  perf_ms=$(stat_true perf stat)
+  rprof_ms=$(stat_true "$RPROF" stat)
+  echo "stat -- true, wall (ms, median of $n): perf $perf_ms  rprof $rprof_ms  ratio $(ratio "$rprof_ms" "$perf_ms")  (target <= 1)"
+  faults_of() { for _ in $(seq 5); do "$@" stat -x, -e page-faults -- "$WORK_DIR/statwork" pages 4000 2>&1 >/dev/null | awk -F, '$3 == "page-faults" {print $1}'; done | median; }
+  local perf_faults rprof_faults
+  perf_faults=$(faults_of perf)
+  rprof_faults=$(faults_of "$RPROF")
+  echo "page-faults of 4000 touched pages (median of 5): perf $perf_faults  rprof $rprof_faults  ratio $(ratio "$rprof_faults" "$perf_faults")  (target within 0.98-1.02)"
+}
+
 case $SECTION in
+  stat) stat_section ;;
   fp) fp_section ;;
   dwarf) dwarf_section ;;
   offcpu) offcpu_section ;;
-  all) fp_section; echo; dwarf_section ;;
+  all) fp_section; echo; dwarf_section; echo; stat_section; echo; offcpu_section ;;
 esac

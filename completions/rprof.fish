@@ -28,6 +28,7 @@ complete -c rprof -n "__fish_rprof_needs_command" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s F -l freq -d 'Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to kernel.perf_event_max_sample_rate)' -r
@@ -67,8 +68,21 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l children -d 'Orde
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'Order by self share only'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s e -l event -d 'Events to count, comma-separated; repeat -e for more; `{a,b}` counts a group together. Names: task-clock, cpu-clock, context-switches (cs), cpu-migrations, page-faults, minor-faults, major-faults, alignment-faults, emulation-faults, cycles, instructions, branches, branch-misses, cache-references, cache-misses, bus-cycles, ref-cycles, raw rNNNN (hex); modifiers :u, :k, :h. Default: perf stat\'s set (task-clock, context-switches, cpu-migrations, page-faults, cycles, instructions, branches, branch-misses)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s r -l repeat -d 'Run the command N times and print the mean of each count with `( +- x% )`: the standard error of the mean (sample standard deviation / sqrt(N)) as a percentage of the mean, as perf stat does' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s I -l interval-print -d 'Print the counts of every interval of MS milliseconds (at least 10), each line led by the time since counting started' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s x -l field-separator -d 'CSV output with SEP between fields (perf\'s columns; see below)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s p -l pid -d 'Count these processes (comma-separated), all their threads' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s t -l tid -d 'Count these threads only (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s o -l output -d 'Write the counts to this file instead of standard error' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s j -l json -d 'One JSON object per line, with perf\'s field names'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s A -l no-aggr -d 'One row per CPU instead of their sum (with -a or -C)'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s a -l all-cpus -d 'Count every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions help" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

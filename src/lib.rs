@@ -12,6 +12,8 @@
 //!  -> symbolize per-module lazy contexts: ELF, DWARF lines + inlines, kallsyms, JIT maps
 //!  -> aggregate interned stacks with explicit weights
 //!  -> output    top table, call trees, folded stacks, flame graph SVG
+//!
+//! stat       counting runs (no sampling) printed like `perf stat`
 //! ```
 //!
 //! `commands` glues the stages together for each subcommand; `src/bin/rprof.rs`
@@ -29,6 +31,7 @@ pub mod process;
 pub mod procfs;
 pub mod progress;
 pub mod record;
+pub mod stat;
 pub mod symbolize;
 pub mod sys;
 pub mod unwind;

@@ -22,6 +22,8 @@ pub enum Command {
     Record(RecordArgs),
     /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks or a flame graph.
     Report(ReportArgs),
+    /// Count events (no sampling) over a command, processes or CPUs, like `perf stat`.
+    Stat(super::stat_args::StatArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Install, e.g.:\n  rprof completions bash > /etc/bash_completion.d/rprof\n  \

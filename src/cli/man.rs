@@ -150,6 +150,26 @@ const REPORT_EXIT: &[&str] = &[
      damaged recording.",
 ];
 
+const STAT_EXIT: &[&str] = &[
+    "When rprof launched the command, rprof stat exits with the command's exit status (128 \
+     plus the signal number if a signal ended it), as perf stat does; otherwise 0 once the \
+     counts are printed. 2 for a malformed command line; 1 for any other error, such as a \
+     command that cannot be run or counting that is not permitted.",
+];
+
+const STAT_NOTES: &[&str] = &[
+    "The `( +- x.xx% )` printed with -r N is the standard error of the mean (the sample \
+     standard deviation over sqrt(N)) as a percentage of the mean, as perf stat prints it.",
+    "-x SEP prints perf's columns: value, unit, event, [variance with -r,] run time in ns, \
+     percentage of the time the counter ran, metric value, metric unit; with -I the time \
+     stamp and with -A the CPU come first. -j prints one JSON object per line with perf's \
+     field names: counter-value, unit, event, variance, event-runtime, pcnt-running, \
+     metric-value, metric-unit (and interval, cpu).",
+    "Events the machine cannot count (hardware events without a PMU, as in most VMs) are \
+     shown as <not supported>; counts of events that shared a hardware counter \
+     (multiplexing) are scaled by time enabled / time running, with the running share shown.",
+];
+
 const RECORD_FILES: &[&str] = &[
     "rprof.data: the recording (-o), in the perf.data layout, mode 0600; an existing file is \
      kept as rprof.data.old, and a symbolic link at the path is refused.",
@@ -180,6 +200,11 @@ fn extra_sections(page: &str) -> Roff {
             section(&mut roff, "EXIT STATUS", REPORT_EXIT);
             section(&mut roff, "FILES", REPORT_FILES);
         }
+        "stat" => {
+            section(&mut roff, "NOTES", STAT_NOTES);
+            section(&mut roff, "PERMISSIONS", PERMISSIONS);
+            section(&mut roff, "EXIT STATUS", STAT_EXIT);
+        }
         "completions" => {
             section(
                 &mut roff,
@@ -193,14 +218,18 @@ fn extra_sections(page: &str) -> Roff {
             section(
                 &mut roff,
                 "EXIT STATUS",
-                &[RECORD_EXIT[0], "rprof report: 0 on success, 1 on an error."],
+                &[
+                    RECORD_EXIT[0],
+                    "rprof report: 0 on success, 1 on an error.",
+                    STAT_EXIT[0],
+                ],
             );
             let files: Vec<&str> = RECORD_FILES.iter().chain(REPORT_FILES).copied().collect();
             section(&mut roff, "FILES", &files);
             section(
                 &mut roff,
                 "SEE ALSO",
-                &["rprof-record(1), rprof-report(1), rprof-completions(1), perf(1)"],
+                &["rprof-record(1), rprof-report(1), rprof-stat(1), rprof-completions(1), perf(1)"],
             );
         }
     }

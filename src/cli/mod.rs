@@ -5,5 +5,7 @@
 pub mod args;
 pub mod completions;
 pub mod man;
+pub mod stat_args;
 
 pub use args::{Cli, Command, RecordArgs, ReportArgs};
+pub use stat_args::StatArgs;

@@ -5,6 +5,7 @@
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod stat;
 
 use anyhow::{bail, Context, Result};
 

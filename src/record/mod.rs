@@ -5,7 +5,7 @@
 mod compact;
 mod session;
 mod synth;
-mod target;
+pub(crate) mod target;
 
 use std::ffi::OsString;
 use std::fs::File;

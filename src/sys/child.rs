@@ -197,6 +197,41 @@ impl HeldChild {
         self.exit_code.unwrap_or(-1)
     }
 
+    /// Waits for the child to exit like [`HeldChild::wait`], and returns the
+    /// CPU time it used (with its waited-for children, as `time(1)` counts
+    /// it). No usage when the child was already reaped.
+    pub fn wait_with_usage(&mut self) -> (i32, Option<ChildUsage>) {
+        if let Some(code) = self.exit_code {
+            return (code, None);
+        }
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: rusage is plain data the kernel fills in; both
+            // pointers are to live locals for the duration of the call.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: see above; wait4 writes only through the two pointers.
+            let ret = unsafe { libc::wait4(self.pid as libc::pid_t, &mut status, 0, &mut usage) };
+            if ret == -1 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                self.exit_code = Some(-1);
+                return (-1, None);
+            }
+            let Ok(status) = WaitStatus::from_raw(Pid::from_raw(ret), status) else {
+                continue;
+            };
+            if let Some(code) = exit_code(status) {
+                self.exit_code = Some(code);
+                let usage = ChildUsage {
+                    user: timeval(usage.ru_utime),
+                    system: timeval(usage.ru_stime),
+                };
+                return (code, Some(usage));
+            }
+        }
+    }
+
     /// Sends SIGTERM, waits up to `grace`, then SIGKILL; returns the exit code.
     pub fn terminate(&mut self, grace: Duration) -> i32 {
         if let Some(code) = self.try_wait() {
@@ -222,6 +257,19 @@ impl Drop for HeldChild {
             self.wait();
         }
     }
+}
+
+/// CPU time a command used, from `wait4(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChildUsage {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(tv.tv_usec).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(micros)
 }
 
 fn exit_code(status: WaitStatus) -> Option<i32> {
@@ -256,6 +304,25 @@ mod tests {
         assert_eq!(child.try_wait(), None);
         child.release().unwrap();
         assert_eq!(child.wait(), 3);
+    }
+
+    #[test]
+    fn wait_with_usage_reports_exit_code_and_cpu_time() {
+        let mut child = HeldChild::spawn(
+            &argv(&[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 4",
+            ]),
+            ChildStdout::Inherit,
+        )
+        .unwrap();
+        child.release().unwrap();
+        let (code, usage) = child.wait_with_usage();
+        assert_eq!(code, 4);
+        let usage = usage.unwrap();
+        assert!(usage.user + usage.system > Duration::ZERO, "{usage:?}");
+        assert_eq!(child.wait_with_usage(), (4, None));
     }
 
     #[test]

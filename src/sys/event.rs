@@ -52,15 +52,29 @@ impl PerfEvent {
     /// Opens `attr` for `pid` (-1: every process) on `cpu` (-1: any CPU),
     /// close-on-exec, with no group.
     pub fn open(attr: &EventAttr, pid: i32, cpu: i32) -> Result<PerfEvent, SysError> {
+        Self::open_in_group(attr, pid, cpu, None)
+    }
+
+    /// Opens `attr` like [`PerfEvent::open`], as a member of `leader`'s
+    /// group when one is given (the kernel schedules a group's events
+    /// together, so their counts cover the same time).
+    pub fn open_in_group(
+        attr: &EventAttr,
+        pid: i32,
+        cpu: i32,
+        leader: Option<&PerfEvent>,
+    ) -> Result<PerfEvent, SysError> {
+        let group_fd = leader.map_or(-1, |l| l.fd.as_raw_fd());
         let mut kattr = to_kernel_attr(attr);
         // SAFETY: `kattr` is a fully initialised perf_event_attr that lives
-        // across the call; the kernel may write the expected size back into it.
+        // across the call; the kernel may write the expected size back into
+        // it. `group_fd` is -1 or the fd of a live event (borrowed above).
         let ret = unsafe {
             pes::perf_event_open(
                 &mut kattr,
                 pid,
                 cpu,
-                -1,
+                group_fd,
                 libc::c_ulong::from(bindings::PERF_FLAG_FD_CLOEXEC),
             )
         };

@@ -8,14 +8,17 @@
 //!   record-walking logic it uses.
 //! - [`child`]: [`HeldChild`], a forked command held before `exec` until
 //!   the events on it are open.
+//! - [`counter`]: reading counting events' groups (`rprof stat`).
 //! - here: [`SysError`], the errno helper and small system queries.
 #![allow(unsafe_code)]
 
 mod child;
+mod counter;
 mod event;
 mod ring;
 
-pub use child::{ChildStdout, ExecFailure, HeldChild};
+pub use child::{ChildStdout, ChildUsage, ExecFailure, HeldChild};
+pub use counter::{decode_group_read, GroupReading, COUNTING_READ_FORMAT, MAX_GROUP_MEMBERS};
 pub use event::{to_kernel_attr, PerfEvent};
 pub use ring::{copy_ring, count_records, ring_segments, DrainStats, RingBuffer};
 

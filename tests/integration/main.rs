@@ -11,5 +11,6 @@ mod mutations;
 mod offcpu;
 mod pipe;
 mod record_report;
+mod stat;
 mod symbolize;
 mod util;
