@@ -307,6 +307,10 @@ pub enum ReportFormat {
     Folded,
     /// Flame graph SVG.
     Svg,
+    /// One line per sample in time order, like `perf script`: comm,
+    /// pid/tid, CPU, time, period, event, then a tracepoint's raw fields
+    /// (name=value) or the sampled address.
+    Script,
 }
 
 /// Which way a call tree grows from its function.

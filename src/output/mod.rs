@@ -1,6 +1,7 @@
 //! Outputs: every format is one [`Output`] in a file of its own.
 
 pub mod folded;
+pub mod script;
 pub mod svg;
 pub mod text;
 pub mod top;
