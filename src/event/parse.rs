@@ -243,6 +243,20 @@ fn encode_name(name: &str, sources: &EventSources) -> Result<EventSpec, EventErr
         ));
     }
     if let Some((subsys, event_name)) = name.split_once(':') {
+        // `cycles:x`: a known event with a bad modifier, not a tracepoint.
+        if lookup_named(subsys).is_some()
+            || raw_config(subsys).is_some()
+            || parse_cache_event(subsys).is_some()
+        {
+            let modifier = event_name
+                .chars()
+                .find(|c| !matches!(c, 'u' | 'k' | 'h' | 'p'))
+                .unwrap_or('p');
+            return Err(EventError::BadModifier {
+                event: name.to_string(),
+                modifier,
+            });
+        }
         let id = tracepoint_id(sources.tracefs.as_deref(), subsys, event_name)?;
         let mut event = spec(name, event_type::TRACEPOINT, id);
         event.trace_format = sources
@@ -380,6 +394,8 @@ mod tests {
         assert_eq!((attr.flags >> flag::PRECISE_IP_SHIFT) & 3, 2);
         let err = parse(&["cycles:pppp"]).unwrap_err().to_string();
         assert!(err.contains("unknown modifier 'p'"), "{err}");
+        let err = parse(&["cycles:ux"]).unwrap_err().to_string();
+        assert!(err.contains("unknown modifier 'x'"), "{err}");
         let err = parse(&["cpu/event=1/x"]).unwrap_err().to_string();
         assert!(err.contains("unknown modifier 'x'"), "{err}");
     }
