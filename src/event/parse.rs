@@ -338,13 +338,16 @@ mod tests {
         groups[0].events[0].clone()
     }
 
-    fn encoding(e: &EventSpec) -> (u32, u64, u64, u64) {
+    /// (type, config, config1, config2)
+    type Encoding = (u32, u64, u64, u64);
+
+    fn encoding(e: &EventSpec) -> Encoding {
         (e.kind, e.config, e.config1, e.config2)
     }
 
     #[test]
     fn every_family_encodes_to_the_kernel_abi_values() {
-        let expect: &[(&str, (u32, u64, u64, u64))] = &[
+        let expect: &[(&str, Encoding)] = &[
             ("cpu-clock", (1, 0, 0, 0)),
             ("page-faults", (1, 2, 0, 0)),
             ("cs", (1, 3, 0, 0)),

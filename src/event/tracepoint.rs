@@ -173,7 +173,7 @@ impl TracepointFormat {
     }
 }
 
-/// `field:unsigned char x[16];	offset:8;	size:16;	signed:0;`
+/// `field:unsigned char x[16]; offset:8; size:16; signed:0;` (tab-separated)
 fn parse_field(line: &str) -> Option<Field> {
     let mut decl = None;
     let mut offset = None;
