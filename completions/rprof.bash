@@ -22,6 +22,9 @@ _rprof() {
             rprof,help)
                 cmd="rprof__subcmd__help"
                 ;;
+            rprof,list)
+                cmd="rprof__subcmd__list"
+                ;;
             rprof,record)
                 cmd="rprof__subcmd__record"
                 ;;
@@ -33,6 +36,9 @@ _rprof() {
                 ;;
             rprof__subcmd__help,help)
                 cmd="rprof__subcmd__help__subcmd__help"
+                ;;
+            rprof__subcmd__help,list)
+                cmd="rprof__subcmd__help__subcmd__list"
                 ;;
             rprof__subcmd__help,record)
                 cmd="rprof__subcmd__help__subcmd__record"
@@ -47,7 +53,7 @@ _rprof() {
 
     case "${cmd}" in
         rprof)
-            opts="-h -V --help --version record report completions help"
+            opts="-h -V --help --version record report completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -75,7 +81,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__help)
-            opts="record report completions help"
+            opts="record report completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +109,20 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rprof__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -144,8 +164,22 @@ _rprof() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rprof__subcmd__list)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rprof__subcmd__record)
-            opts="-F -c -g -p -t -a -C -o -m -h --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --help"
+            opts="-F -c -e -g -p -t -a -C -o -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,6 +198,18 @@ _rprof() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -238,7 +284,7 @@ _rprof() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "top tree folded svg" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "top tree folded svg script" -- "${cur}"))
                     return 0
                     ;;
                 --sort)

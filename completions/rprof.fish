@@ -29,9 +29,12 @@ complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print vers
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s F -l freq -d 'Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to kernel.perf_event_max_sample_rate)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s c -l count -d 'Sample every PERIOD events instead (nanoseconds for cpu-clock; below 2^63)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s e -l event -d 'Events to sample (repeatable, comma-separated; `{a,b}` opens a group): software (cpu-clock, task-clock, page-faults, minor-faults, major-faults, context-switches, cpu-migrations, ...), hardware (cycles, instructions, branch-misses, L1-dcache-load-misses, LLC-loads, ...: these need a hardware PMU, which VMs usually lack), raw `rNNNN`, PMU terms `pmu/event=0x3c,umask=0/`, a PMU\'s named events, and tracepoints `subsys:name`. Modifiers `:u :k :h` (only these privilege levels) and `:p :pp :ppp` (precision). Tracepoints record every hit unless -F/-c is given; other events sample at -F. `rprof list` shows what this machine has [default: cpu-clock]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l filter -d 'Filter for the tracepoint of the -e just before it, in the kernel\'s filter syntax over the tracepoint\'s fields (e.g. `--filter \'prev_pid == 1\'`; `rprof report --format script` shows the fields)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l call-graph -d 'Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the user registers and the top SIZE bytes of the user stack per sample (default 8192, at most 65528), for code built without frame pointers; when the recording stops, the stacks are unwound with the binaries\' DWARF CFI and the file keeps only the call chains' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'Attach to these processes (comma-separated), including all their threads' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Attach to these threads only (comma-separated)' -r
@@ -47,7 +50,8 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'In
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
 tree\t'Call tree under each function, like `perf report -g` (see --order)'
 folded\t'Folded stacks for flame graph tools'
-svg\t'Flame graph SVG'"
+svg\t'Flame graph SVG'
+script\t'One line per sample in time order, like `perf script`: comm, pid/tid, CPU, time, period, event, then a tracepoint\'s raw fields (name=value) or the sampled address'"
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s s -l sort -d 'Group rows by these keys: comm, pid, dso, symbol (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l percent-limit -d 'Hide rows below this share (percent)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s n -l rows -d 'Show at most N rows (0: all) [default: what fits on a terminal, all in a pipe]' -r
@@ -64,7 +68,9 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'O
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rprof -n "__fish_rprof_using_subcommand list" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
