@@ -310,7 +310,9 @@ pub fn recording_attrs(events: &[EventSpec]) -> Vec<EventAttr> {
 pub enum Unit {
     /// Timer events (cpu-clock, task-clock): periods are nanoseconds.
     Nanoseconds,
-    /// Everything else counts occurrences (cycles, faults, switches).
+    /// Page, minor, major, alignment and emulation faults: counts of faults.
+    Faults,
+    /// Everything else counts occurrences (cycles, switches, tracepoint hits).
     Events,
 }
 
@@ -319,6 +321,14 @@ impl Unit {
     pub fn of(kind: u32, config: u64) -> Unit {
         match (kind, config) {
             (event_type::SOFTWARE, software::CPU_CLOCK | software::TASK_CLOCK) => Unit::Nanoseconds,
+            (
+                event_type::SOFTWARE,
+                software::PAGE_FAULTS
+                | software::PAGE_FAULTS_MIN
+                | software::PAGE_FAULTS_MAJ
+                | software::ALIGNMENT_FAULTS
+                | software::EMULATION_FAULTS,
+            ) => Unit::Faults,
             _ => Unit::Events,
         }
     }
@@ -327,6 +337,7 @@ impl Unit {
     pub fn as_str(self) -> &'static str {
         match self {
             Unit::Nanoseconds => "ns",
+            Unit::Faults => "faults",
             Unit::Events => "events",
         }
     }
@@ -459,7 +470,11 @@ mod tests {
             Unit::of(event_type::SOFTWARE, software::TASK_CLOCK),
             Unit::Nanoseconds
         );
-        assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Events);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Faults);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 6), Unit::Faults);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 3), Unit::Events);
+        assert_eq!(Unit::of(event_type::HARDWARE, 0), Unit::Events);
+        assert_eq!(Unit::Faults.to_string(), "faults");
     }
 
     #[test]

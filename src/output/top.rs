@@ -163,7 +163,7 @@ impl Top {
 fn weight_text(weight: u64, unit: Unit) -> String {
     match unit {
         Unit::Nanoseconds => text::duration(weight),
-        Unit::Events => format!("{} {unit}", text::thousands(weight)),
+        Unit::Events | Unit::Faults => format!("{} {unit}", text::thousands(weight)),
     }
 }
 
@@ -178,7 +178,7 @@ const MIN_KEY_COLUMNS: usize = 10;
 fn weight_header(unit: Unit) -> &'static str {
     match unit {
         Unit::Nanoseconds => "Self time",
-        Unit::Events => "Self count",
+        Unit::Events | Unit::Faults => "Self count",
     }
 }
 

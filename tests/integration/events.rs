@@ -112,7 +112,7 @@ fn page_faults_with_period_one_count_every_touched_page_like_perf() {
     );
     let top = report(&data, &["-n", "5", "--no-children"]);
     let (samples, weight, unit) = event_totals(&top, "page-faults");
-    assert_eq!(unit, "events");
+    assert_eq!(unit, "faults");
     assert_eq!(samples, weight, "period 1: one fault per sample");
     // The touched pages plus the start-up of a small C program (loader,
     // libc: a few hundred faults).
@@ -178,7 +178,7 @@ fn several_events_keep_separate_totals_in_their_own_units() {
     assert_eq!(clock_unit, "ns", "{top}");
     assert_eq!(
         (faults_unit.as_str(), minor_unit.as_str()),
-        ("events", "events")
+        ("faults", "faults")
     );
     assert!(clock_samples > 0, "{top}");
     // At 4000 Hz the kernel adapts the period; the periods still add up to
