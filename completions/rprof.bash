@@ -22,14 +22,14 @@ _rprof() {
             rprof,help)
                 cmd="rprof__subcmd__help"
                 ;;
+            rprof,list)
+                cmd="rprof__subcmd__list"
+                ;;
             rprof,record)
                 cmd="rprof__subcmd__record"
                 ;;
             rprof,report)
                 cmd="rprof__subcmd__report"
-                ;;
-            rprof,stat)
-                cmd="rprof__subcmd__stat"
                 ;;
             rprof__subcmd__help,completions)
                 cmd="rprof__subcmd__help__subcmd__completions"
@@ -37,14 +37,14 @@ _rprof() {
             rprof__subcmd__help,help)
                 cmd="rprof__subcmd__help__subcmd__help"
                 ;;
+            rprof__subcmd__help,list)
+                cmd="rprof__subcmd__help__subcmd__list"
+                ;;
             rprof__subcmd__help,record)
                 cmd="rprof__subcmd__help__subcmd__record"
                 ;;
             rprof__subcmd__help,report)
                 cmd="rprof__subcmd__help__subcmd__report"
-                ;;
-            rprof__subcmd__help,stat)
-                cmd="rprof__subcmd__help__subcmd__stat"
                 ;;
             *)
                 ;;
@@ -53,7 +53,7 @@ _rprof() {
 
     case "${cmd}" in
         rprof)
-            opts="-h -V --help --version record report stat completions help"
+            opts="-h -V --help --version record report completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -81,7 +81,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__help)
-            opts="record report stat completions help"
+            opts="record report completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,6 +109,20 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rprof__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -150,9 +164,9 @@ _rprof() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        rprof__subcmd__help__subcmd__stat)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+        rprof__subcmd__list)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -165,7 +179,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -g -p -t -a -C -o -m -h --freq --count --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --no-embed-symbols --help"
+            opts="-F -c -e -g -p -t -a -C -o -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +198,18 @@ _rprof() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filter)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -235,14 +261,6 @@ _rprof() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --off-cpu-freq)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --off-cpu-every)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -266,7 +284,7 @@ _rprof() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "top tree folded svg" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "top tree folded svg script" -- "${cur}"))
                     return 0
                     ;;
                 --sort)
@@ -310,84 +328,6 @@ _rprof() {
                     return 0
                     ;;
                 --comm)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        rprof__subcmd__stat)
-            opts="-e -r -I -x -j -A -p -t -a -C -o -h --event --repeat --interval-print --field-separator --json --no-aggr --pid --tid --all-cpus --cpu --output --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --event)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -e)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --repeat)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --interval-print)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -I)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --field-separator)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -x)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --pid)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -p)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --tid)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -t)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cpu)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -C)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,7 +19,7 @@ fn cpu_clock() -> Event {
 fn page_faults() -> Event {
     Event {
         name: "page-faults".into(),
-        unit: Unit::Events,
+        unit: Unit::Faults,
         samples: 0,
         weight: 0,
     }
@@ -129,7 +129,7 @@ fn each_event_keeps_its_own_samples_weights_and_unit() {
         (profile.events[1].samples, profile.events[1].weight),
         (1, 1)
     );
-    assert_eq!(profile.events[1].unit, Unit::Events);
+    assert_eq!(profile.events[1].unit, Unit::Faults);
     let cpu: u64 = profile.samples_of(0).iter().map(|s| s.weight).sum();
     let faults: u64 = profile.samples_of(1).iter().map(|s| s.weight).sum();
     assert_eq!((cpu, faults), (2_000_000, 1));

@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
 use rprof::cli::{Cli, Command};
 use rprof::commands;
 
@@ -33,11 +32,12 @@ fn causes_not_yet_said(err: &anyhow::Error) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_ordered();
     let result = match &cli.command {
         Command::Record(args) => commands::record::run(args).map(|code| code.unwrap_or(0)),
         Command::Report(args) => commands::report::run(args).map(|()| 0),
         Command::Stat(args) => commands::stat::run(args),
+        Command::List(args) => commands::list::run(args).map(|()| 0),
         Command::Completions(args) => io::stdout()
             .write_all(&rprof::cli::completions::render(args.shell))
             .map(|()| 0)

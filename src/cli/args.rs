@@ -31,6 +31,52 @@ pub enum Command {
                       rprof completions fish > ~/.config/fish/completions/rprof.fish"
     )]
     Completions(CompletionsArgs),
+    /// List the events this machine offers for `record -e`: software,
+    /// hardware (marked when the PMU is missing), hardware cache, PMU and
+    /// tracepoint events.
+    #[command(after_help = "Examples:\n  rprof list\n  rprof list fault\n  rprof list 'sched:*'")]
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show only events whose name contains FILTER, or matches it as a
+    /// glob when it has `*` or `?` (case-insensitive).
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+}
+
+impl Cli {
+    /// Parses `argv` like [`clap::Parser::try_parse_from`], and records
+    /// where each `record --filter` stood among the `-e` flags (which a
+    /// derived struct alone loses).
+    pub fn try_parse_ordered_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Record(args), Some(("record", sub))) =
+            (&mut cli.command, matches.subcommand())
+        {
+            let events: Vec<usize> = sub.indices_of("events").into_iter().flatten().collect();
+            args.filter_positions = sub
+                .indices_of("filters")
+                .into_iter()
+                .flatten()
+                .map(|at| events.iter().filter(|&&e| e < at).count())
+                .collect();
+        }
+        Ok(cli)
+    }
+
+    /// [`Cli::try_parse_ordered_from`] of the process arguments; prints
+    /// help or the error and exits as clap does.
+    pub fn parse_ordered() -> Cli {
+        Cli::try_parse_ordered_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +108,31 @@ pub struct RecordArgs {
     /// Sample every PERIOD events instead (nanoseconds for cpu-clock; below 2^63).
     #[arg(short = 'c', long = "count", value_name = "PERIOD")]
     pub count: Option<u64>,
+
+    /// Events to sample (repeatable, comma-separated; `{a,b}` opens a
+    /// group): software (cpu-clock, task-clock, page-faults, minor-faults,
+    /// major-faults, context-switches, cpu-migrations, ...), hardware
+    /// (cycles, instructions, branch-misses, L1-dcache-load-misses,
+    /// LLC-loads, ...: these need a hardware PMU, which VMs usually lack),
+    /// raw `rNNNN`, PMU terms `pmu/event=0x3c,umask=0/`, a PMU's named
+    /// events, and tracepoints `subsys:name`. Modifiers `:u :k :h` (only
+    /// these privilege levels) and `:p :pp :ppp` (precision). Tracepoints
+    /// record every hit unless -F/-c is given; other events sample at -F.
+    /// `rprof list` shows what this machine has [default: cpu-clock].
+    #[arg(short = 'e', long = "event", value_name = "EVENT[,EVENT...]")]
+    pub events: Vec<String>,
+
+    /// Filter for the tracepoint of the -e just before it, in the kernel's
+    /// filter syntax over the tracepoint's fields (e.g.
+    /// `--filter 'prev_pid == 1'`; `rprof report --format script` shows
+    /// the fields).
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filters: Vec<String>,
+
+    /// For each --filter, how many -e flags came before it (filled by
+    /// [`Cli::parse_ordered`] from clap's argument indices).
+    #[arg(skip)]
+    pub filter_positions: Vec<usize>,
 
     /// Record call chains (frame pointers); same as --call-graph fp.
     #[arg(short = 'g')]
@@ -166,14 +237,10 @@ pub struct RecordArgs {
 }
 
 /// `perf record` flags rprof lacks, hidden from help. Parsed (with their
-/// values) so that `rprof record -e cycles ./app` is answered with what
-/// rprof offers instead, never by running a program named `cycles`.
+/// values) so that `rprof record -j any ./app` is answered with what
+/// rprof offers instead, never by running a program named `any`.
 #[derive(Debug, Default, Args)]
 pub struct PerfOnlyRecordFlags {
-    #[arg(short = 'e', long = "event", hide = true, value_name = "EVENT")]
-    pub event: Option<String>,
-    #[arg(long = "filter", hide = true, value_name = "FILTER")]
-    pub filter: Option<String>,
     #[arg(short = 'b', long = "branch-any", hide = true)]
     pub branch_any: bool,
     #[arg(short = 'j', long = "branch-filter", hide = true, value_name = "MODE")]
@@ -200,17 +267,6 @@ impl PerfOnlyRecordFlags {
     /// The first perf-only flag given, and what to do instead.
     pub fn first_used(&self) -> Option<(&'static str, &'static str)> {
         let used = [
-            (
-                self.event.is_some(),
-                "-e",
-                "rprof records cpu-clock only for now (hardware, tracepoint and other software \
-                 events are planned); leave -e out to sample CPU time",
-            ),
-            (
-                self.filter.is_some(),
-                "--filter",
-                "tracepoint filters need tracepoint events, which rprof does not record yet",
-            ),
             (
                 self.branch_any || self.branch_filter.is_some(),
                 "-b/-j",
@@ -270,6 +326,10 @@ pub enum ReportFormat {
     Folded,
     /// Flame graph SVG.
     Svg,
+    /// One line per sample in time order, like `perf script`: comm,
+    /// pid/tid, CPU, time, period, event, then a tracepoint's raw fields
+    /// (name=value) or the sampled address.
+    Script,
 }
 
 /// Which way a call tree grows from its function.

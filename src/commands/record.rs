@@ -10,7 +10,8 @@ use super::progress::TerminalProgress;
 use super::{parse_cpu_list, parse_number_list};
 use crate::cli::RecordArgs;
 use crate::event::{
-    CallGraph, EventSpec, Sampling, DEFAULT_DWARF_STACK_BYTES, MAX_DWARF_STACK_BYTES,
+    parse_event_list, CallGraph, EventError, EventGroup, EventSpec, Sampling,
+    DEFAULT_DWARF_STACK_BYTES, MAX_DWARF_STACK_BYTES,
 };
 use crate::record::{self, RecordConfig, RecordOutcome, RecordOutput, Target};
 
@@ -19,7 +20,8 @@ const MAX_MMAP_PAGES: usize = 1 << 20;
 /// The largest sampling period perf_event_open takes (`-c`).
 const MAX_PERIOD: u64 = i64::MAX as u64;
 
-fn sampling(args: &RecordArgs) -> Result<Sampling> {
+/// -c or -F when given; None leaves each event its default.
+fn sampling(args: &RecordArgs) -> Result<Option<Sampling>> {
     if let Some(period) = args.count {
         if period == 0 {
             bail!("-c 0: the period must be at least 1 event");
@@ -32,17 +34,68 @@ fn sampling(args: &RecordArgs) -> Result<Sampling> {
                 MAX_PERIOD + 1
             );
         }
-        return Ok(Sampling::Period(period));
+        return Ok(Some(Sampling::Period(period)));
     }
     match args.freq.as_deref() {
-        None => Ok(Sampling::default()),
-        Some("max") => Ok(Sampling::Frequency(crate::sys::max_sample_rate().unwrap_or(4000))),
+        None => Ok(None),
+        Some("max") => Ok(Some(Sampling::Frequency(
+            crate::sys::max_sample_rate().unwrap_or(4000),
+        ))),
         Some(text) => match text.parse::<u64>() {
             Ok(0) => bail!("-F 0: the frequency must be at least 1 Hz (perf's default is 4000; use -c PERIOD for a fixed period)"),
-            Ok(hz) => Ok(Sampling::Frequency(hz)),
+            Ok(hz) => Ok(Some(Sampling::Frequency(hz))),
             Err(_) => bail!("-F {text}: expected a number of samples per second, or `max`"),
         },
     }
+}
+
+/// The events of -e (cpu-clock without it), each with -F/-c (or its
+/// default: every hit of a tracepoint, 4000 Hz otherwise), the call-graph
+/// mode, and the --filter that follows its -e.
+fn named_events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
+    let user_sampling = sampling(args)?;
+    let call_graph = call_graph(args)?;
+    if args.events.is_empty() {
+        if let Some(filter) = args.filters.first() {
+            bail!("--filter {filter}: a filter applies to a tracepoint given with -e before it (e.g. -e sched:sched_switch --filter 'prev_pid == 1')");
+        }
+        let sampling = user_sampling.unwrap_or_default();
+        return Ok(vec![EventSpec::cpu_clock(sampling, call_graph)]);
+    }
+    let mut per_flag = args
+        .events
+        .iter()
+        .map(|list| parse_event_list(std::slice::from_ref(list)))
+        .collect::<Result<Vec<Vec<EventGroup>>, EventError>>()?;
+    // Without clap's indices (a plain parse), filters follow the last -e.
+    let positions = if args.filter_positions.len() == args.filters.len() {
+        args.filter_positions.clone()
+    } else {
+        vec![args.events.len(); args.filters.len()]
+    };
+    for (filter, &position) in args.filters.iter().zip(&positions) {
+        let event = position
+            .checked_sub(1)
+            .and_then(|flag| per_flag.get_mut(flag))
+            .and_then(|groups| groups.last_mut())
+            .and_then(|group| group.events.last_mut());
+        match event {
+            Some(event) if event.is_tracepoint() => event.filter = Some(filter.clone()),
+            other => {
+                return Err(EventError::FilterWithoutTracepoint {
+                    filter: filter.clone(),
+                    event: other.map_or_else(|| "(none)".to_string(), |e| e.name.clone()),
+                }
+                .into())
+            }
+        }
+    }
+    let mut events = EventGroup::flatten(per_flag.into_iter().flatten().collect());
+    for event in &mut events {
+        event.sampling = user_sampling.unwrap_or_else(|| event.default_sampling());
+        event.call_graph = call_graph;
+    }
+    Ok(events)
 }
 
 fn call_graph(args: &RecordArgs) -> Result<CallGraph> {
@@ -105,27 +158,35 @@ fn off_cpu_sampling(args: &RecordArgs) -> Result<Sampling> {
     }
 }
 
-/// The events to open: cpu-clock; the off-CPU switch event (`--off-cpu`);
-/// or both (`--wall`), cpu-clock first.
+/// The events to open: those of -e (cpu-clock without it); the off-CPU
+/// switch event (`--off-cpu`); or cpu-clock and that event (`--wall`).
 fn events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
-    let call_graph = call_graph(args)?;
     if !(args.off_cpu || args.wall) {
         if args.off_cpu_freq.is_some() || args.off_cpu_every.is_some() {
             bail!("--off-cpu-freq/--off-cpu-every set how switches are sampled: add --off-cpu or --wall");
         }
-        return Ok(vec![EventSpec::cpu_clock(sampling(args)?, call_graph)]);
+        return named_events(args);
     }
+    if !args.events.is_empty() {
+        bail!(
+            "--off-cpu and --wall choose their own events (context switches, and cpu-clock \
+             for --wall): leave -e out, or record the -e events in a recording of their own"
+        );
+    }
+    let call_graph = call_graph(args)?;
     let off_cpu = EventSpec::off_cpu(off_cpu_sampling(args)?, call_graph);
     if args.off_cpu {
         if args.freq.is_some() || args.count.is_some() {
             bail!(
-                "-F/-c set the cpu-clock rate, which --off-cpu does not sample:                  --off-cpu-freq HZ or --off-cpu-every N set how often switches are                  sampled (--wall records both)"
+                "-F/-c set the cpu-clock rate, which --off-cpu does not sample: \
+                 --off-cpu-freq HZ or --off-cpu-every N set how often switches are \
+                 sampled (--wall records both)"
             );
         }
         return Ok(vec![off_cpu]);
     }
     Ok(vec![
-        EventSpec::cpu_clock(sampling(args)?, call_graph),
+        EventSpec::cpu_clock(sampling(args)?.unwrap_or_default(), call_graph),
         off_cpu,
     ])
 }
@@ -300,9 +361,82 @@ mod tests {
     fn parse(line: &[&str]) -> RecordArgs {
         let mut argv = vec!["rprof", "record"];
         argv.extend_from_slice(line);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::Cli::try_parse_ordered_from(argv)
+            .unwrap()
+            .command
+        {
             crate::cli::Command::Record(args) => args,
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn events_take_their_own_default_sampling_and_the_shared_flags() {
+        let cfg = config(&parse(&[
+            "-e",
+            "page-faults,{cpu-clock,task-clock}",
+            "-g",
+            "true",
+        ]))
+        .unwrap();
+        let names: Vec<&str> = cfg.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec!["page-faults", "cpu-clock", "task-clock"]);
+        let members: Vec<bool> = cfg.events.iter().map(|e| e.group_member).collect();
+        assert_eq!(members, vec![false, false, true]);
+        assert!(cfg
+            .events
+            .iter()
+            .all(|e| e.call_graph == CallGraph::FramePointer
+                && e.sampling == Sampling::Frequency(4000)));
+        let cfg = config(&parse(&[
+            "-e",
+            "cs",
+            "-e",
+            "minor-faults",
+            "-c",
+            "7",
+            "true",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.events.len(), 2);
+        assert!(cfg.events.iter().all(|e| e.sampling == Sampling::Period(7)));
+        // Without -e: cpu-clock, as before.
+        let cfg = config(&parse(&["true"])).unwrap();
+        assert_eq!(cfg.events.len(), 1);
+        assert_eq!(cfg.events[0].name, "cpu-clock");
+    }
+
+    #[test]
+    fn filters_attach_to_the_tracepoint_before_them() {
+        let err = config(&parse(&["-e", "page-faults", "--filter", "x == 1", "true"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'page-faults' is not one"), "{err}");
+        let err = config(&parse(&["--filter", "x == 1", "true"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-e sched:sched_switch"), "{err}");
+        let err = config(&parse(&["--filter", "x", "-e", "cs", "true"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(none)"), "{err}");
+        // Only where tracefs exists can a tracepoint be parsed.
+        let tracefs = crate::event::EventSources::system().tracefs;
+        if tracefs.is_some_and(|t| t.join("events/sched/sched_switch/id").exists()) {
+            let cfg = config(&parse(&[
+                "-e",
+                "sched:sched_switch",
+                "--filter",
+                "prev_pid == 1",
+                "-e",
+                "cs",
+                "true",
+            ]))
+            .unwrap();
+            assert_eq!(cfg.events[0].filter.as_deref(), Some("prev_pid == 1"));
+            assert_eq!(cfg.events[0].sampling, Sampling::Period(1));
+            assert_eq!(cfg.events[1].filter, None);
+            assert_eq!(cfg.events[1].sampling, Sampling::Frequency(4000));
         }
     }
 

@@ -15,6 +15,7 @@ use super::progress::TerminalProgress;
 use crate::aggregate::{self, EventId, Profile, ProfileOptions, SampleFilter};
 use crate::cli::args::{self, ReportArgs, ReportFormat};
 use crate::event::Unit;
+use crate::output::script::{write_script, ScriptEvents};
 use crate::output::{offcpu, text};
 use crate::output::{
     Fit, FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions, TreeOptions, TreeOrder,
@@ -339,6 +340,9 @@ fn output_for(
     let chosen = selected_event(args, input, profile)?;
     let format = effective_format(args)?;
     Ok(match format {
+        ReportFormat::Script => {
+            bail!("the script format is written from the records, not a profile")
+        }
         ReportFormat::Folded => Box::new(Folded {
             event: single_event(input, profile, chosen),
         }),
@@ -392,6 +396,9 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     let filter = filter(args)?;
     let input = input_path(args);
     let file = open_input(args, &input)?;
+    if effective_format(args)? == ReportFormat::Script {
+        return script(args, &file);
+    }
     // Small files are read in a blink: a bar would only flicker.
     let profile = if file.len() >= PROGRESS_MIN_BYTES {
         load_profile(&file, &filter, &TerminalProgress::on_stderr())
@@ -436,6 +443,25 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--format script`: every sample, in time order.
+fn script(args: &ReportArgs, file: &PerfFile) -> Result<()> {
+    let events = ScriptEvents::of_file(file);
+    let write = |out: &mut dyn Write| -> Result<()> {
+        write_script(file.ordered(), &events, out)?;
+        out.flush()?;
+        Ok(())
+    };
+    match &args.output {
+        Some(path) => {
+            let created =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            write(&mut BufWriter::new(created))
+                .with_context(|| format!("writing {}", path.display()))
+        }
+        None => write(&mut BufWriter::new(io::stdout().lock())),
+    }
 }
 
 #[cfg(test)]

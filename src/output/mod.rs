@@ -2,6 +2,7 @@
 
 pub mod folded;
 pub mod offcpu;
+pub mod script;
 pub mod svg;
 pub mod text;
 pub mod top;

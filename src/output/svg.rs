@@ -35,7 +35,7 @@ fn tooltip_unit(event: &Event) -> (String, f64) {
     match event.unit {
         Unit::Nanoseconds => ("us".to_string(), 1e-3),
         Unit::OffCpuNanoseconds => ("us off-CPU".to_string(), 1e-3),
-        Unit::Events => (event.name.clone(), 1.0),
+        Unit::Events | Unit::Faults => (event.name.clone(), 1.0),
     }
 }
 

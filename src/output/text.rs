@@ -192,7 +192,7 @@ pub fn duration(ns: u64) -> String {
 pub fn weight(weight: u64, unit: Unit) -> String {
     match unit {
         Unit::Nanoseconds | Unit::OffCpuNanoseconds => duration(weight),
-        Unit::Events => thousands(weight),
+        Unit::Events | Unit::Faults => thousands(weight),
     }
 }
 

@@ -163,7 +163,7 @@ impl Top {
 fn weight_text(weight: u64, unit: Unit) -> String {
     match unit {
         Unit::Nanoseconds | Unit::OffCpuNanoseconds => text::duration(weight),
-        Unit::Events => format!("{} {unit}", text::thousands(weight)),
+        Unit::Events | Unit::Faults => format!("{} {unit}", text::thousands(weight)),
     }
 }
 
@@ -179,7 +179,7 @@ fn weight_header(unit: Unit) -> &'static str {
     match unit {
         Unit::Nanoseconds => "Self time",
         Unit::OffCpuNanoseconds => "Self off-CPU",
-        Unit::Events => "Self count",
+        Unit::Events | Unit::Faults => "Self count",
     }
 }
 

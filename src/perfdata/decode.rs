@@ -241,9 +241,14 @@ fn decode_sample<'b>(
         let nr = c.u64()?;
         s.callchain = c.u64_slice(nr)?;
     }
-    // RAW and BRANCH_STACK are not kept, but walking them checks the
+    // RAW is borrowed; BRANCH_STACK is not kept, but walking it checks the
     // record is consistent; the user registers and stack are borrowed.
-    skip_raw_and_branches(&mut c, attr)?;
+    if has(sample::RAW) {
+        // The size includes the kernel's padding to a u64 boundary.
+        let size = c.u32()?;
+        s.raw = Cow::Borrowed(c.bytes(usize::try_from(size).ok()?)?);
+    }
+    skip_branches(&mut c, attr)?;
     user_regs_and_stack(&mut c, attr, &mut s)?;
     Some(s)
 }
@@ -273,14 +278,9 @@ fn skip_read_values(c: &mut Cursor<'_>, format: u64) -> Option<()> {
     }
 }
 
-/// RAW and BRANCH_STACK, skipped.
-fn skip_raw_and_branches(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
+/// BRANCH_STACK, skipped.
+fn skip_branches(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<()> {
     let has = |bit: u64| attr.sample_type & bit != 0;
-    if has(sample::RAW) {
-        // The size includes the kernel's padding to a u64 boundary.
-        let size = c.u32()?;
-        c.skip(usize::try_from(size).ok()?)?;
-    }
     if has(sample::BRANCH_STACK) {
         let nr = c.u64()?;
         if attr.branch_sample_type & BRANCH_HW_INDEX != 0 {

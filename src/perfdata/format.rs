@@ -72,6 +72,11 @@ pub mod feature {
     /// itself: the file holds call chains, not stack copies
     /// ([`super::UnwoundStacks`]).
     pub const RPROF_UNWOUND: u32 = 201;
+    /// The tracefs `format` files of the recorded tracepoints, so the
+    /// report can name the fields of their raw data (perf keeps these in
+    /// HEADER_TRACING_DATA, a larger blob rprof does not write):
+    /// u32 count, then each file as a perf string ([`encode_trace_formats`]).
+    pub const RPROF_TRACE_FORMATS: u32 = 202;
     pub const FEAT_BITS: u32 = 256;
 }
 
@@ -122,4 +127,32 @@ impl UnwoundStacks {
             kept_bytes: next(),
         })
     }
+}
+
+/// The RPROF_TRACE_FORMATS section: u32 count, then one perf string
+/// (u32 padded length, NUL-padded text) per tracefs format file.
+pub fn encode_trace_formats(formats: &[String]) -> Vec<u8> {
+    let mut w = crate::abi::cursor::ByteWriter::default();
+    w.u32(u32::try_from(formats.len()).unwrap_or(u32::MAX));
+    for format in formats {
+        w.perf_string(format);
+    }
+    w.buf
+}
+
+/// The format files of an RPROF_TRACE_FORMATS section; a damaged section
+/// gives the files read before the damage.
+pub fn decode_trace_formats(bytes: &[u8]) -> Vec<String> {
+    let mut c = crate::abi::cursor::Cursor::new(bytes);
+    let count = c.u32().unwrap_or(0);
+    // Each entry takes at least its 4-byte length: a count beyond that is damage.
+    let plausible = (c.remaining() / 4).min(count as usize);
+    let mut formats = Vec::with_capacity(plausible);
+    for _ in 0..plausible {
+        match c.perf_string() {
+            Some(text) => formats.push(text),
+            None => break,
+        }
+    }
+    formats
 }

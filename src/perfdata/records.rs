@@ -54,6 +54,9 @@ pub struct Sample<'a> {
     /// sampled stack pointer up: only the `dyn_size` bytes the kernel really
     /// copied. Empty when not sampled. Borrowed like the call chain.
     pub user_stack: Cow<'a, [u8]>,
+    /// PERF_SAMPLE_RAW bytes (a tracepoint's fields), as the kernel wrote
+    /// them, its padding to 8 bytes included; empty when not sampled.
+    pub raw: Cow<'a, [u8]>,
 }
 
 /// `PERF_SAMPLE_REGS_ABI_64`: the registers are those of a 64-bit process.
@@ -100,6 +103,7 @@ impl Sample<'_> {
             callchain: Cow::Owned(self.callchain.into_owned()),
             user_regs: self.user_regs.map(UserRegs::into_owned),
             user_stack: Cow::Owned(self.user_stack.into_owned()),
+            raw: Cow::Owned(self.raw.into_owned()),
             ..self
         }
     }

@@ -137,6 +137,10 @@ fn features() -> FeatureData {
             dropped_bytes: 737_280,
             kept_bytes: 9_000,
         }),
+        trace_formats: vec![
+            "name: sched_switch\nID: 372\n".into(),
+            "name: x\nID: 1\n".into(),
+        ],
     }
 }
 
@@ -231,6 +235,29 @@ fn assert_features_read_back(file: &PerfFile, f: &FeatureData) {
         .feature(feature::RPROF_UNWOUND)
         .and_then(crate::perfdata::UnwoundStacks::from_bytes);
     assert_eq!(unwound, f.rprof_unwound);
+    let formats = file
+        .feature(feature::RPROF_TRACE_FORMATS)
+        .map(crate::perfdata::format::decode_trace_formats)
+        .unwrap_or_default();
+    assert_eq!(formats, f.trace_formats);
+}
+
+#[test]
+fn damaged_trace_format_sections_give_what_was_read() {
+    use crate::perfdata::format::{decode_trace_formats, encode_trace_formats};
+    let formats = vec![
+        "name: a\nID: 1\n".to_string(),
+        "name: b\nID: 2\n".to_string(),
+    ];
+    let bytes = encode_trace_formats(&formats);
+    assert_eq!(decode_trace_formats(&bytes), formats);
+    assert_eq!(
+        decode_trace_formats(&bytes[..bytes.len() - 1]),
+        formats[..1]
+    );
+    // A huge count over few bytes allocates nothing large.
+    assert!(decode_trace_formats(&u32::MAX.to_ne_bytes()).is_empty());
+    assert!(decode_trace_formats(&[]).is_empty());
 }
 
 #[test]
@@ -659,8 +686,9 @@ fn every_sample_field_is_walked_in_kernel_order() {
     s.id = Some(77);
     // read_format GROUP: nr, enabled, running, then {value, id, lost} x nr.
     let read = [2, 1000, 900, 11, 77, 0, 12, 78, 0];
+    // RAW, padded so 4 + 12 is a multiple of 8: written by the encoder.
+    s.raw = vec![0xee; 12].into();
     let mut tail = ByteWriter::default();
-    tail.u32(12).bytes(&[0xee; 12]); // RAW, padded so 4 + 12 is a multiple of 8
     tail.u64(1).u64(0x99).u64(0x1).u64(0x2).u64(0x3); // branch stack: nr, hw_idx, entry
     tail.u64(2).u64(10).u64(11).u64(12); // regs: abi 64, three regs
                                          // stack: size, bytes, dyn_size (only 8 of the 16 bytes were copied)
@@ -1465,6 +1493,7 @@ fn pipe_writer_frames_attrs_then_features_then_records() {
         feature::NRCPUS,
         feature::CMDLINE,
         feature::EVENT_DESC,
+        feature::RPROF_TRACE_FORMATS,
     ];
     assert_eq!(bits, expected.map(u64::from));
     // Each holds the same bytes as the file's section.
@@ -1476,7 +1505,7 @@ fn pipe_writer_frames_attrs_then_features_then_records() {
     // then the symbols and the unwinding facts in a record type Linux perf
     // skips.
     let data = encode_records(&expected_records());
-    let data_at = 16 + records[..8].iter().map(|r| 8 + r.1.len()).sum::<usize>();
+    let data_at = 16 + records[..9].iter().map(|r| 8 + r.1.len()).sum::<usize>();
     assert_eq!(&bytes[data_at..data_at + data.len()], &data[..]);
     let tail: Vec<u32> = records.iter().rev().take(4).map(|r| r.0).collect();
     assert_eq!(

@@ -97,6 +97,8 @@ pub struct FeatureData {
     pub rprof_symbols: Option<Vec<u8>>,
     /// For the RPROF_UNWOUND section: set when `record` unwound the stacks.
     pub rprof_unwound: Option<super::UnwoundStacks>,
+    /// Tracefs format files of the recorded tracepoints (RPROF_TRACE_FORMATS).
+    pub trace_formats: Vec<String>,
 }
 
 /// Where `record` writes a recording: a perf.data file ([`PerfDataWriter`],
@@ -473,6 +475,12 @@ pub(super) fn encode_features(
     if let Some(unwound) = &f.rprof_unwound {
         out.push((feature::RPROF_UNWOUND, unwound.to_bytes()));
     }
+    if !f.trace_formats.is_empty() {
+        out.push((
+            feature::RPROF_TRACE_FORMATS,
+            super::format::encode_trace_formats(&f.trace_formats),
+        ));
+    }
     out.sort_by_key(|(bit, _)| *bit);
     out
 }
@@ -646,6 +654,9 @@ pub mod encode {
             for &ip in s.callchain.iter() {
                 w.u64(ip);
             }
+        }
+        if has(sample::RAW) {
+            w.u32(s.raw.len() as u32).bytes(&s.raw);
         }
         w.bytes(extra);
         let mut out = ByteWriter::default();

@@ -212,7 +212,7 @@ fn copy_unwound(
 
 /// `sample` without its register and stack copies, with `chain` as its
 /// call chain.
-fn without_copies<'a>(sample: &Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
+fn without_copies<'a>(sample: &'a Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
     Sample {
         attr_index: sample.attr_index,
         cpumode: sample.cpumode,
@@ -226,6 +226,7 @@ fn without_copies<'a>(sample: &Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
         id: sample.id,
         user_regs: None,
         user_stack: Cow::Borrowed(&[]),
+        raw: Cow::Borrowed(&sample.raw),
     }
 }
 

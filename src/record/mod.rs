@@ -170,8 +170,7 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         .zip(session.ids()?)
         .map(|(&attr, ids)| AttrEntry { attr, ids })
         .collect();
-    let names: Vec<String> = events.iter().map(|e| e.name.clone()).collect();
-    let host = host_features(config, names);
+    let host = host_features(config, &events);
     let (mut writer, output_existed) = open_output(config, &entries, &host, &mut warnings)?;
     let mut stop = StopSignals::install()?;
 
@@ -468,7 +467,7 @@ fn reap(child: &mut HeldChild) -> Option<i32> {
 
 /// Host facts for the feature sections (known before the recording
 /// starts: a pipe-mode stream writes them first).
-fn host_features(config: &RecordConfig, event_names: Vec<String>) -> FeatureData {
+fn host_features(config: &RecordConfig, events: &[EventSpec]) -> FeatureData {
     let read = |p: &str| {
         std::fs::read_to_string(p)
             .ok()
@@ -486,10 +485,14 @@ fn host_features(config: &RecordConfig, event_names: Vec<String>) -> FeatureData
         arch: Some(std::env::consts::ARCH.to_string()),
         nrcpus: Some((online, present.max(online))),
         cmdline: config.cmdline.clone(),
-        event_names,
+        event_names: events.iter().map(|e| e.name.clone()).collect(),
         build_ids: Vec::new(),
         rprof_symbols: None,
         rprof_unwound: None,
+        trace_formats: events
+            .iter()
+            .filter_map(|e| e.trace_format.clone())
+            .collect(),
     }
 }
 

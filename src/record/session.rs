@@ -77,9 +77,9 @@ impl Session {
             RecordError::Sys(e) => RecordError::Sys(e.with_fds_needed(fds_needed)),
             other => other,
         };
-        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        let order = OpenOrder::of(events);
         let bases = recording_attrs(events);
-        match Session::open_shrinking(&bases, &names, plan, cpus, data_pages, warnings) {
+        match Session::open_shrinking(&bases, &order, plan, cpus, data_pages, warnings) {
             Err(RecordError::Sys(e))
                 if e.is_permission_denied()
                     && !bases.iter().all(|b| b.has_flag(flag::EXCLUDE_KERNEL))
@@ -93,7 +93,7 @@ impl Session {
                     })
                     .collect();
                 let session =
-                    Session::open_shrinking(&user_only, &names, plan, cpus, data_pages, warnings)
+                    Session::open_shrinking(&user_only, &order, plan, cpus, data_pages, warnings)
                         .map_err(named)?;
                 let level =
                     sys::perf_event_paranoid().map_or_else(|| "?".to_string(), |l| l.to_string());
@@ -112,7 +112,7 @@ impl Session {
     /// that limit), down to [`MIN_SHRUNK_PAGES`].
     fn open_shrinking(
         bases: &[EventAttr],
-        names: &[&str],
+        order: &OpenOrder<'_>,
         plan: &Plan,
         cpus: &[u32],
         data_pages: usize,
@@ -122,11 +122,20 @@ impl Session {
         loop {
             let attrs: Vec<EventAttr> = bases
                 .iter()
-                .map(|base| session_attr(base, plan, pages * sys::page_size()))
+                .zip(&order.leader)
+                .map(|(base, leader)| {
+                    let mut attr = session_attr(base, plan, pages * sys::page_size());
+                    // As perf: only a group's leader is disabled and enabled
+                    // (at exec); its members follow it.
+                    if leader.is_some() {
+                        attr.flags &= !(flag::DISABLED | flag::ENABLE_ON_EXEC);
+                    }
+                    attr
+                })
                 .collect();
             // Warnings of an attempt that is retried would repeat.
             let mut attempt_warnings = Vec::new();
-            let opened = Session::open_with(attrs, names, plan, cpus, pages, &mut attempt_warnings);
+            let opened = Session::open_with(attrs, order, plan, cpus, pages, &mut attempt_warnings);
             if let Err(RecordError::Sys(SysError::RingOverLockLimit { .. })) = &opened {
                 if let Some(smaller) = smaller_ring(pages) {
                     pages = smaller;
@@ -151,7 +160,7 @@ impl Session {
 
     fn open_with(
         attrs: Vec<EventAttr>,
-        names: &[&str],
+        order: &OpenOrder<'_>,
         plan: &Plan,
         cpus: &[u32],
         data_pages: usize,
@@ -165,6 +174,9 @@ impl Session {
         let mut owner: Vec<Option<usize>> = vec![None; cpus.len()];
         let mut opened_any = false;
         let mut vanished: Vec<i32> = Vec::new();
+        // The open event of each (attr, pid, CPU slot): where group members find their leader.
+        let mut opened: std::collections::HashMap<(usize, i32, usize), usize> =
+            std::collections::HashMap::new();
         for (index, attr) in attrs.iter().enumerate() {
             for &pid in &plan.event_pids {
                 if vanished.contains(&pid) {
@@ -173,7 +185,15 @@ impl Session {
                 for (slot, &cpu) in cpus.iter().enumerate() {
                     let cpu = i32::try_from(cpu)
                         .map_err(|_| RecordError::Other(format!("bad CPU number {cpu}")))?;
-                    let event = match PerfEvent::open(attr, pid, cpu) {
+                    let leader = match order.leader[index] {
+                        Some(leader) => match opened.get(&(leader, pid, slot)) {
+                            Some(&at) => Some(&events[at]),
+                            // The leader's thread vanished: so has this one.
+                            None => continue,
+                        },
+                        None => None,
+                    };
+                    let event = match PerfEvent::open_in_group(attr, pid, cpu, leader) {
                         Ok(event) => event,
                         Err(SysError::NoSuchProcess { .. }) if plan.skip_vanished && pid > 0 => {
                             warnings.push(format!(
@@ -186,10 +206,14 @@ impl Session {
                             return Err(RecordError::NoSuchProcess(u32::try_from(pid).unwrap_or(0)))
                         }
                         Err(e) => {
-                            let name = names.get(index).copied().unwrap_or("event");
+                            let name = order.names.get(index).copied().unwrap_or("event");
                             return Err(e.with_event_name(name).into());
                         }
                     };
+                    if let Some(filter) = order.filters[index] {
+                        event.set_filter(filter)?;
+                    }
+                    opened.insert((index, pid, slot), events.len());
                     match owner[slot] {
                         Some(owner) => event.set_output(&events[owner])?,
                         None => {
@@ -344,6 +368,35 @@ impl Session {
             stop.clear_pipe();
         }
         Ok(())
+    }
+}
+
+/// What opening needs of each event besides its attr, by event index.
+struct OpenOrder<'a> {
+    names: Vec<&'a str>,
+    /// The index of a group member's leader.
+    leader: Vec<Option<usize>>,
+    /// Tracepoint filters.
+    filters: Vec<Option<&'a str>>,
+}
+
+impl<'a> OpenOrder<'a> {
+    fn of(events: &'a [EventSpec]) -> OpenOrder<'a> {
+        let mut leader = Vec::with_capacity(events.len());
+        let mut current = 0;
+        for (index, event) in events.iter().enumerate() {
+            if event.group_member && index > 0 {
+                leader.push(Some(current));
+            } else {
+                current = index;
+                leader.push(None);
+            }
+        }
+        OpenOrder {
+            names: events.iter().map(|e| e.name.as_str()).collect(),
+            leader,
+            filters: events.iter().map(|e| e.filter.as_deref()).collect(),
+        }
     }
 }
 

@@ -117,6 +117,35 @@ impl PerfEvent {
         Ok(id)
     }
 
+    /// Sets a tracepoint's filter (`PERF_EVENT_IOC_SET_FILTER`), e.g.
+    /// `prev_pid == 1`; the kernel refuses (EINVAL) one it cannot parse.
+    pub fn set_filter(&self, filter: &str) -> Result<(), SysError> {
+        let mut text = std::ffi::CString::new(filter)
+            .map_err(|_| SysError::Other(format!("--filter {filter:?}: contains a NUL byte")))?
+            .into_bytes_with_nul();
+        // SAFETY: SET_FILTER reads a NUL-terminated string through the
+        // pointer, which points at `text`, alive across the call.
+        let ret = unsafe {
+            pes::ioctls::SET_FILTER(
+                self.fd.as_raw_fd(),
+                text.as_mut_ptr().cast::<libc::c_char>(),
+            )
+        };
+        cvt(ret)
+            .map(drop)
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::EINVAL) => SysError::Other(format!(
+                    "--filter {filter:?}: the kernel refused the filter (EINVAL); filters compare \
+                 the tracepoint's fields (see its format file, e.g. `prev_pid == 1 && \
+                 next_comm != \"swapper/0\"`)"
+                )),
+                _ => SysError::Syscall {
+                    call: "ioctl(PERF_EVENT_IOC_SET_FILTER)",
+                    source,
+                },
+            })
+    }
+
     /// Sends this event's records into `target`'s ring buffer
     /// (`PERF_EVENT_IOC_SET_OUTPUT`; both must be on the same CPU).
     pub fn set_output(&self, target: &PerfEvent) -> Result<(), SysError> {
@@ -189,6 +218,10 @@ fn open_error(attr: &EventAttr, pid: i32, cpu: i32, err: &io::Error) -> SysError
         }
         Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => SysError::EventUnsupported {
             event: crate::event::event_name(attr.kind, attr.config),
+            needs_pmu: !matches!(
+                attr.kind,
+                crate::abi::event_type::SOFTWARE | crate::abi::event_type::TRACEPOINT
+            ),
             errno,
         },
         Some(libc::ESRCH) => SysError::NoSuchProcess { pid },
@@ -358,8 +391,27 @@ mod tests {
             &io::Error::from_raw_os_error(libc::ENOENT),
         )
         .to_string();
-        assert!(msg.contains("not supported on this machine"), "{msg}");
+        assert!(msg.contains("needs a hardware PMU"), "{msg}");
+        assert!(
+            msg.contains("-e cpu-clock") && msg.contains("task-clock"),
+            "{msg}"
+        );
         assert!(msg.contains("cycles"), "{msg}");
+        let msg = open_error(
+            &EventAttr {
+                kind: crate::abi::event_type::SOFTWARE,
+                config: 99,
+                ..attr
+            },
+            -1,
+            0,
+            &io::Error::from_raw_os_error(libc::ENOENT),
+        )
+        .to_string();
+        assert!(
+            msg.contains("not supported on this machine") && !msg.contains("PMU"),
+            "{msg}"
+        );
         assert!(matches!(
             open_error(&attr, 5, 0, &io::Error::from_raw_os_error(libc::ESRCH)),
             SysError::NoSuchProcess { pid: 5 }

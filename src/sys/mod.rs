@@ -57,8 +57,14 @@ pub enum SysError {
         uid: u32,
         errno: &'static str,
     },
-    #[error("event {event} is not supported on this machine (no hardware PMU?) ({errno}); software events such as cpu-clock work everywhere")]
-    EventUnsupported { event: String, errno: &'static str },
+    #[error("{}", unsupported_text(event, *needs_pmu, errno))]
+    EventUnsupported {
+        event: String,
+        /// A hardware event (generic, cache, raw or a PMU's): the refusal
+        /// means the machine has no such PMU.
+        needs_pmu: bool,
+        errno: &'static str,
+    },
     #[error("no such process: {pid} (it exited, or the PID is wrong; check with `ps -p {pid}`)")]
     NoSuchProcess { pid: i32 },
     #[error("{}", too_many_files_text(*soft, *hard, *needed))]
@@ -124,6 +130,21 @@ pub fn suggested_fd_limit(current: u64, needed: u64) -> u64 {
     current.saturating_mul(2).max(roomy).max(1024)
 }
 
+fn unsupported_text(event: &str, needs_pmu: bool, errno: &str) -> String {
+    if needs_pmu {
+        format!(
+            "event {event} needs a hardware PMU, and this machine has none that counts it \
+             ({errno}; a VM usually has no hardware PMU). Sample time instead: -e cpu-clock \
+             (or -e task-clock); `rprof list` shows what this machine has"
+        )
+    } else {
+        format!(
+            "event {event} is not supported on this machine ({errno}); `rprof list` shows what \
+             it has, and cpu-clock works everywhere"
+        )
+    }
+}
+
 fn paranoid_text(paranoid: Option<i32>) -> String {
     match paranoid {
         Some(level) => format!(": kernel.perf_event_paranoid is {level}"),
@@ -136,8 +157,11 @@ impl SysError {
     /// with the name the user typed.
     pub fn with_event_name(self, name: &str) -> SysError {
         match self {
-            SysError::EventUnsupported { errno, .. } => SysError::EventUnsupported {
+            SysError::EventUnsupported {
+                errno, needs_pmu, ..
+            } => SysError::EventUnsupported {
                 event: name.to_string(),
+                needs_pmu,
                 errno,
             },
             other => other,

@@ -103,8 +103,8 @@ fn a_command_after_the_options_needs_no_double_dash() {
 #[test]
 fn perf_flags_rprof_lacks_are_named_not_run_as_a_command() {
     for args in [
-        &["record", "-e", "cycles", "--", "true"][..],
-        &["record", "-e", "cycles", "true"],
+        &["record", "-j", "any", "--", "true"][..],
+        &["record", "-j", "any", "true"],
         &["record", "--call-graph", "fp", "-z", "true"],
         &["record", "--switch-output=1s", "-a"],
     ] {

@@ -6,6 +6,7 @@ mod cli;
 mod coexist;
 mod dwarf;
 mod dwarf_truth;
+mod events;
 mod model;
 mod mutations;
 mod offcpu;

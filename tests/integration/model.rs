@@ -82,7 +82,7 @@ fn each_event_of_a_perf_recording_is_its_own_section_in_its_own_unit() {
     let names: Vec<&str> = headers.iter().map(|h| h.0.as_str()).collect();
     assert_eq!(names, ["cpu-clock", "page-faults"], "{top}");
     assert_eq!(headers[0].1, "ns");
-    assert_eq!(headers[1].1, "events");
+    assert_eq!(headers[1].1, "faults");
     // Sample counts per event agree with perf on the same file.
     let perf = perf_event_totals(&data);
     for (name, _, samples) in &headers {

@@ -1,7 +1,86 @@
-//! Which event to sample and how: turns a validated event description into
-//! the `perf_event_attr` the kernel takes. Pure, so the encoding is unit-tested.
+//! Which event to sample and how: parses perf's event syntax (`-e`) into
+//! [`EventSpec`]s and turns them into the `perf_event_attr` the kernel
+//! takes. Pure apart from reading sysfs/tracefs names, whose roots are
+//! parameters, so every encoding is unit-tested.
+//!
+//! - [`hardware`]: software, generic hardware and hardware cache names.
+//! - [`pmu`]: sysfs PMUs (`pmu/event=0x3c,umask=1/`, named PMU events).
+//! - [`tracepoint`]: tracefs ids and the format of raw tracepoint data.
+//! - [`parse`]: the `-e` grammar (lists, `{groups}`, `:modifiers`).
+//! - [`list`]: what `rprof list` shows.
+
+pub mod hardware;
+pub mod list;
+pub mod parse;
+pub mod pmu;
+pub mod tracepoint;
+
+pub use parse::{parse_event_list, parse_event_list_in, EventSources};
 
 use crate::abi::{event_type, flag, sample, software, EventAttr};
+
+/// Why an event description was refused; each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("-e {text}: {why}")]
+    Syntax { text: String, why: String },
+    #[error("unknown event '{name}'; `rprof list` shows the events this machine has")]
+    UnknownEvent { name: String },
+    #[error(
+        "unknown PMU '{pmu}' in '{event}' (no {root}/{pmu}/type); `rprof list` shows the PMUs"
+    )]
+    UnknownPmu {
+        pmu: String,
+        event: String,
+        root: String,
+    },
+    #[error("PMU {pmu} has no term '{term}' (its format terms: {known})")]
+    UnknownPmuTerm {
+        pmu: String,
+        term: String,
+        known: String,
+    },
+    #[error("PMU {pmu}: term '{term}' {why}")]
+    BadPmuTerm {
+        pmu: String,
+        term: String,
+        why: String,
+    },
+    #[error("event '{event}': unknown modifier '{modifier}' (rprof takes u, k, h and p, pp, ppp)")]
+    BadModifier { event: String, modifier: char },
+    #[error(
+        "tracepoints need tracefs, which is not mounted (neither /sys/kernel/tracing/events nor \
+         /sys/kernel/debug/tracing/events exists); as root: \
+         `mount -t tracefs nodev /sys/kernel/tracing`"
+    )]
+    NoTracefs,
+    #[error("unknown tracepoint '{name}' (not under {tracefs}/events); `rprof list TEXT` shows the tracepoints")]
+    UnknownTracepoint { name: String, tracefs: String },
+    #[error("--filter {filter}: a filter applies to the tracepoint given by the -e just before it, and '{event}' is not one")]
+    FilterWithoutTracepoint { filter: String, event: String },
+}
+
+/// Events opened together (`{a,b}`): the first is the leader, and the
+/// kernel schedules them onto the PMU as one. A lone event is a group of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventGroup {
+    pub events: Vec<EventSpec>,
+}
+
+impl EventGroup {
+    /// The groups' events in order, members marked as such (what the
+    /// record session opens).
+    pub fn flatten(groups: Vec<EventGroup>) -> Vec<EventSpec> {
+        let mut events = Vec::new();
+        for group in groups {
+            for (index, mut event) in group.events.into_iter().enumerate() {
+                event.group_member = index > 0;
+                events.push(event);
+            }
+        }
+        events
+    }
+}
 
 /// How often to sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +144,32 @@ pub const MAX_STACK: u16 = 127;
 pub struct EventSpec {
     /// Name shown in reports (`cpu-clock`).
     pub name: String,
+    /// `PERF_TYPE_*` or a dynamic PMU's type.
     pub kind: u32,
     pub config: u64,
+    /// PMU-specific extra config words (format terms placed there). Default 0.
+    pub config1: u64,
+    pub config2: u64,
     pub sampling: Sampling,
     pub call_graph: CallGraph,
     /// Leave kernel samples out (needed without privilege at paranoid 2).
+    /// (Also leaves hypervisor samples out, as before modifiers existed.)
     pub exclude_kernel: bool,
+    /// `:k`/`:h` without `u`: no user-mode samples. Default false.
+    pub exclude_user: bool,
+    /// No hypervisor samples. Default false.
+    pub exclude_hv: bool,
+    /// Skid constraint, 0-3 (`:p`, `:pp`, `:ppp`). Default 0.
+    pub precise_ip: u8,
+    /// Opened in the group of the nearest earlier event that is not a
+    /// member (its leader). Default false.
+    pub group_member: bool,
+    /// `--filter EXPR` of a tracepoint (PERF_EVENT_IOC_SET_FILTER). Default None.
+    pub filter: Option<String>,
+    /// A tracepoint's tracefs `format` file, read when the event was
+    /// parsed; the recording keeps it so the report can show raw fields.
+    /// Default None.
+    pub trace_format: Option<String>,
     /// DWARF mode: the kernel also walks the user stack by frame pointers,
     /// for where the stack copy ends before the root (the unwinder goes on
     /// along that chain when it holds the last frame it reached). Off as in
@@ -89,9 +188,17 @@ impl EventSpec {
             name: "cpu-clock".to_string(),
             kind: event_type::SOFTWARE,
             config: software::CPU_CLOCK,
+            config1: 0,
+            config2: 0,
             sampling,
             call_graph,
             exclude_kernel: false,
+            exclude_user: false,
+            exclude_hv: false,
+            precise_ip: 0,
+            group_member: false,
+            filter: None,
+            trace_format: None,
             kernel_user_chain: false,
             context_switch: false,
         }
@@ -109,6 +216,21 @@ impl EventSpec {
             config: software::CONTEXT_SWITCHES,
             context_switch: true,
             ..EventSpec::cpu_clock(sampling, call_graph)
+        }
+    }
+
+    /// True for `subsys:name` events.
+    pub fn is_tracepoint(&self) -> bool {
+        self.kind == event_type::TRACEPOINT
+    }
+
+    /// How perf samples this event when neither -F nor -c is given: every
+    /// hit of a tracepoint (its period is 1), the 4000 Hz default otherwise.
+    pub fn default_sampling(&self) -> Sampling {
+        if self.is_tracepoint() {
+            Sampling::Period(1)
+        } else {
+            Sampling::default()
         }
     }
 
@@ -162,9 +284,22 @@ impl EventSpec {
         if self.context_switch {
             flags |= flag::CONTEXT_SWITCH;
         }
+        if self.exclude_user {
+            flags |= flag::EXCLUDE_USER;
+        }
+        if self.exclude_hv {
+            flags |= flag::EXCLUDE_HV;
+        }
+        flags |= u64::from(self.precise_ip.min(3)) << flag::PRECISE_IP_SHIFT;
+        // A tracepoint's fields are its raw data.
+        if self.is_tracepoint() {
+            sample_type |= sample::RAW;
+        }
         EventAttr {
             kind: self.kind,
             config: self.config,
+            config1: self.config1,
+            config2: self.config2,
             sample_period_or_freq,
             sample_type,
             flags,
@@ -208,7 +343,9 @@ pub fn recording_attrs(events: &[EventSpec]) -> Vec<EventAttr> {
 pub enum Unit {
     /// Timer events (cpu-clock, task-clock): periods are nanoseconds.
     Nanoseconds,
-    /// Everything else counts occurrences (cycles, faults, switches).
+    /// Page, minor, major, alignment and emulation faults: counts of faults.
+    Faults,
+    /// Everything else counts occurrences (cycles, switches, tracepoint hits).
     Events,
     /// Time a thread spent blocked, from its switch-out to its next
     /// switch-in (pprof's sample type `off-cpu`, unit `nanoseconds`).
@@ -220,6 +357,14 @@ impl Unit {
     pub fn of(kind: u32, config: u64) -> Unit {
         match (kind, config) {
             (event_type::SOFTWARE, software::CPU_CLOCK | software::TASK_CLOCK) => Unit::Nanoseconds,
+            (
+                event_type::SOFTWARE,
+                software::PAGE_FAULTS
+                | software::PAGE_FAULTS_MIN
+                | software::PAGE_FAULTS_MAJ
+                | software::ALIGNMENT_FAULTS
+                | software::EMULATION_FAULTS,
+            ) => Unit::Faults,
             _ => Unit::Events,
         }
     }
@@ -228,6 +373,7 @@ impl Unit {
     pub fn as_str(self) -> &'static str {
         match self {
             Unit::Nanoseconds => "ns",
+            Unit::Faults => "faults",
             Unit::Events => "events",
             Unit::OffCpuNanoseconds => "off-cpu/nanoseconds",
         }
@@ -361,7 +507,11 @@ mod tests {
             Unit::of(event_type::SOFTWARE, software::TASK_CLOCK),
             Unit::Nanoseconds
         );
-        assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Events);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 2), Unit::Faults);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 6), Unit::Faults);
+        assert_eq!(Unit::of(event_type::SOFTWARE, 3), Unit::Events);
+        assert_eq!(Unit::of(event_type::HARDWARE, 0), Unit::Events);
+        assert_eq!(Unit::Faults.to_string(), "faults");
     }
 
     #[test]
