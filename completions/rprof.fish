@@ -28,6 +28,7 @@ complete -c rprof -n "__fish_rprof_needs_command" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -42,8 +43,12 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-freq -d 'With --off-cpu/--wall: sample switch-outs at most about HZ times a second per thread (per CPU with -a); the kernel then samples 1 in N switches and each sample weighs N times its blocked time [default: 1000]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-every -d 'With --off-cpu/--wall: sample every Nth switch-out instead (1: all), each weighing N times its blocked time' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Record every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu -d 'Off-CPU profile: sample the stacks where threads switch out and weight each by the time until the thread runs again (unit off-cpu/nanoseconds). Preempted switch-outs (the thread was still runnable) are left out; a thread still blocked when the recording stops counts until the end. Use with -g or --call-graph dwarf'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l wall -d 'Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in one profile, in nanoseconds, so `top` shows wall time per function'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F
@@ -67,10 +72,23 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l children -d 'Orde
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'Order by self share only'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s e -l event -d 'Events to count, comma-separated; repeat -e for more; `{a,b}` counts a group together. Names: task-clock, cpu-clock, context-switches (cs), cpu-migrations, page-faults, minor-faults, major-faults, alignment-faults, emulation-faults, cycles, instructions, branches, branch-misses, cache-references, cache-misses, bus-cycles, ref-cycles, raw rNNNN (hex); modifiers :u, :k, :h. Default: perf stat\'s set (task-clock, context-switches, cpu-migrations, page-faults, cycles, instructions, branches, branch-misses)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s r -l repeat -d 'Run the command N times and print the mean of each count with `( +- x% )`: the standard error of the mean (sample standard deviation / sqrt(N)) as a percentage of the mean, as perf stat does' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s I -l interval-print -d 'Print the counts of every interval of MS milliseconds (at least 10), each line led by the time since counting started' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s x -l field-separator -d 'CSV output with SEP between fields (perf\'s columns; see below)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s p -l pid -d 'Count these processes (comma-separated), all their threads' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s t -l tid -d 'Count these threads only (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s o -l output -d 'Write the counts to this file instead of standard error' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s j -l json -d 'One JSON object per line, with perf\'s field names'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s A -l no-aggr -d 'One row per CPU instead of their sum (with -a or -C)'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s a -l all-cpus -d 'Count every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand list" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report completions list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
