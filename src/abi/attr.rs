@@ -100,6 +100,18 @@ pub mod software {
     pub const DUMMY: u64 = 9;
 }
 
+/// `PERF_COUNT_HW_*` (`enum perf_hw_id`).
+pub mod hardware {
+    pub const CPU_CYCLES: u64 = 0;
+    pub const INSTRUCTIONS: u64 = 1;
+    pub const CACHE_REFERENCES: u64 = 2;
+    pub const CACHE_MISSES: u64 = 3;
+    pub const BRANCH_INSTRUCTIONS: u64 = 4;
+    pub const BRANCH_MISSES: u64 = 5;
+    pub const BUS_CYCLES: u64 = 6;
+    pub const REF_CPU_CYCLES: u64 = 9;
+}
+
 /// `perf_event_attr`, field for field (ABI size [`EventAttr::ABI_SIZE`]).
 /// Unions are stored under one name: `sample_period_or_freq` holds
 /// `sample_freq` when [`flag::FREQ`] is set.

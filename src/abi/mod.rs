@@ -6,7 +6,7 @@
 pub mod attr;
 pub(crate) mod cursor;
 
-pub use attr::{event_type, flag, sample, software, EventAttr};
+pub use attr::{event_type, flag, hardware, sample, software, EventAttr};
 
 /// `struct perf_event_header`: u32 type, u16 misc, u16 size.
 pub const EVENT_HEADER_SIZE: usize = 8;

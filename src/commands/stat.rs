@@ -157,7 +157,7 @@ mod tests {
             (&["-r", "0", "--", "true"][..], "-r 0"),
             (&["-I", "1", "--", "true"], "-I 1"),
             (&["-A", "--", "true"], "-A"),
-            (&["-e", "nosuch", "--", "true"], "-e nosuch"),
+            (&["-e", "nosuch", "--", "true"], "unknown event 'nosuch'"),
             (&["-r", "2", "-I", "100", "--", "true"], "-I and -r"),
             (&["-r", "2", "-a"], "-r repeats"),
             (&[], "nothing to count"),

@@ -3,20 +3,8 @@
 //! `{a,b}`; a lone event is a group of one). Pure: turned into attrs here,
 //! opened by `stat::session`.
 
-use crate::abi::{event_type, flag, software, EventAttr};
+use crate::abi::{event_type, flag, hardware, software, EventAttr};
 use crate::sys::COUNTING_READ_FORMAT;
-
-/// `PERF_COUNT_HW_*` (linux/perf_event.h).
-pub mod hardware {
-    pub const CPU_CYCLES: u64 = 0;
-    pub const INSTRUCTIONS: u64 = 1;
-    pub const CACHE_REFERENCES: u64 = 2;
-    pub const CACHE_MISSES: u64 = 3;
-    pub const BRANCH_INSTRUCTIONS: u64 = 4;
-    pub const BRANCH_MISSES: u64 = 5;
-    pub const BUS_CYCLES: u64 = 6;
-    pub const REF_CPU_CYCLES: u64 = 9;
-}
 
 /// One event to count, as the kernel names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,211 +1,47 @@
-//! The small event-name table `rprof stat -e` understands until the shared
-//! event parser replaces it: perf's default set, the other software
-//! events, the generic hardware ones, raw `rNNNN`, the `:u`/`:k`/`:h`
-//! modifiers and `{a,b}` groups. One entry point: [`parse_counters`].
+//! `rprof stat -e`: the events of the shared parser (`crate::event`, the
+//! same names, groups and modifiers as `record -e`) as counters. One entry
+//! point: [`parse_counters`].
 
-use super::counter::{hardware, Counter, CounterGroup};
-use crate::abi::{event_type, software};
+use super::counter::{Counter, CounterGroup};
+use crate::event::{parse_event_list, EventSpec};
 
 /// perf stat's default events, in its order.
 pub const DEFAULT_EVENTS: &str = "task-clock,context-switches,cpu-migrations,page-faults,\
                                   cycles,instructions,branches,branch-misses";
 
-const NAMES: &[(&str, u32, u64)] = &[
-    ("task-clock", event_type::SOFTWARE, software::TASK_CLOCK),
-    ("cpu-clock", event_type::SOFTWARE, software::CPU_CLOCK),
-    ("page-faults", event_type::SOFTWARE, software::PAGE_FAULTS),
-    ("faults", event_type::SOFTWARE, software::PAGE_FAULTS),
-    (
-        "context-switches",
-        event_type::SOFTWARE,
-        software::CONTEXT_SWITCHES,
-    ),
-    ("cs", event_type::SOFTWARE, software::CONTEXT_SWITCHES),
-    (
-        "cpu-migrations",
-        event_type::SOFTWARE,
-        software::CPU_MIGRATIONS,
-    ),
-    ("migrations", event_type::SOFTWARE, software::CPU_MIGRATIONS),
-    (
-        "minor-faults",
-        event_type::SOFTWARE,
-        software::PAGE_FAULTS_MIN,
-    ),
-    (
-        "major-faults",
-        event_type::SOFTWARE,
-        software::PAGE_FAULTS_MAJ,
-    ),
-    (
-        "alignment-faults",
-        event_type::SOFTWARE,
-        software::ALIGNMENT_FAULTS,
-    ),
-    (
-        "emulation-faults",
-        event_type::SOFTWARE,
-        software::EMULATION_FAULTS,
-    ),
-    ("cycles", event_type::HARDWARE, hardware::CPU_CYCLES),
-    ("cpu-cycles", event_type::HARDWARE, hardware::CPU_CYCLES),
-    ("instructions", event_type::HARDWARE, hardware::INSTRUCTIONS),
-    (
-        "cache-references",
-        event_type::HARDWARE,
-        hardware::CACHE_REFERENCES,
-    ),
-    ("cache-misses", event_type::HARDWARE, hardware::CACHE_MISSES),
-    (
-        "branches",
-        event_type::HARDWARE,
-        hardware::BRANCH_INSTRUCTIONS,
-    ),
-    (
-        "branch-instructions",
-        event_type::HARDWARE,
-        hardware::BRANCH_INSTRUCTIONS,
-    ),
-    (
-        "branch-misses",
-        event_type::HARDWARE,
-        hardware::BRANCH_MISSES,
-    ),
-    ("bus-cycles", event_type::HARDWARE, hardware::BUS_CYCLES),
-    ("ref-cycles", event_type::HARDWARE, hardware::REF_CPU_CYCLES),
-];
-
 /// Parses `-e` lists (each comma-separated, repeated `-e` allowed) into
 /// groups: `{a,b}` is one group, every other event a group of its own.
 pub fn parse_counters(lists: &[String]) -> Result<Vec<CounterGroup>, String> {
-    let mut groups = Vec::new();
-    for list in lists {
-        for item in split_top_level(list)? {
-            if let Some(inner) = item.strip_prefix('{') {
-                let (inner, modifiers) = inner
-                    .rsplit_once('}')
-                    .ok_or_else(|| format!("-e {item}: a group needs a closing `}}`"))?;
-                let modifiers = modifiers.strip_prefix(':').unwrap_or(modifiers);
-                let mut counters = Vec::new();
-                for name in inner.split(',').filter(|n| !n.trim().is_empty()) {
-                    let mut counter = parse_one(name.trim())?;
-                    if !modifiers.is_empty() {
-                        apply_modifiers(&mut counter, modifiers, name)?;
-                    }
-                    counters.push(counter);
-                }
-                if counters.is_empty() {
-                    return Err(format!("-e {item}: an empty group"));
-                }
-                groups.push(CounterGroup { counters });
-            } else {
-                groups.push(CounterGroup {
-                    counters: vec![parse_one(item)?],
-                });
-            }
-        }
-    }
+    let groups = parse_event_list(lists).map_err(|e| format!("-e: {e}"))?;
     if groups.is_empty() {
         return Err("-e: no events given".to_string());
     }
-    Ok(groups)
-}
-
-/// Splits at commas outside braces; `{a,b},c` -> [`{a,b}`, `c`].
-fn split_top_level(list: &str) -> Result<Vec<&str>, String> {
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in list.char_indices() {
-        match c {
-            '{' if depth > 0 => return Err(format!("-e {list}: groups do not nest")),
-            '{' => depth += 1,
-            '}' if depth == 0 => return Err(format!("-e {list}: `}}` without `{{`")),
-            '}' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(&list[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    if depth > 0 {
-        return Err(format!("-e {list}: a group needs a closing `}}`"));
-    }
-    items.push(&list[start..]);
-    Ok(items
+    Ok(groups
         .into_iter()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .map(|group| CounterGroup {
+            counters: group.events.iter().map(counter).collect(),
+        })
         .collect())
 }
 
-/// One event, `name[:modifiers]`.
-fn parse_one(text: &str) -> Result<Counter, String> {
-    let (name, modifiers) = match text.split_once(':') {
-        Some((name, modifiers)) => (name, Some(modifiers)),
-        None => (text, None),
-    };
-    let mut counter = if let Some(&(known, kind, config)) = NAMES
-        .iter()
-        .find(|(known, _, _)| known.eq_ignore_ascii_case(name))
-    {
-        Counter::new(known, kind, config)
-    } else if let Some(config) = raw_config(name) {
-        Counter::new(&format!("r{config:x}"), event_type::RAW, config)
-    } else {
-        return Err(format!(
-            "-e {text}: unknown event; rprof stat knows {} and raw rNNNN (hex)",
-            NAMES
-                .iter()
-                .map(|(name, _, _)| *name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    };
-    if let Some(modifiers) = modifiers {
-        apply_modifiers(&mut counter, modifiers, text)?;
+/// What counting needs of an event; sampling settings do not apply.
+fn counter(event: &EventSpec) -> Counter {
+    Counter {
+        name: event.name.clone(),
+        kind: event.kind,
+        config: event.config,
+        config1: event.config1,
+        config2: event.config2,
+        exclude_user: event.exclude_user,
+        exclude_kernel: event.exclude_kernel,
+        exclude_hv: event.exclude_hv,
     }
-    Ok(counter)
-}
-
-/// `r1c2` -> 0x1c2.
-fn raw_config(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix('r')?;
-    if hex.is_empty() || hex.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
-}
-
-/// `u`, `k`, `h` as perf reads them: naming any of them counts only those
-/// privilege levels. The name keeps the suffix (`cycles:u`).
-fn apply_modifiers(counter: &mut Counter, modifiers: &str, text: &str) -> Result<(), String> {
-    let (mut user, mut kernel, mut hv) = (false, false, false);
-    for m in modifiers.chars() {
-        match m {
-            'u' => user = true,
-            'k' => kernel = true,
-            'h' => hv = true,
-            other => {
-                return Err(format!(
-                    "-e {text}: modifier `{other}` is not supported by rprof stat (u, k, h are)"
-                ))
-            }
-        }
-    }
-    if user || kernel || hv {
-        counter.exclude_user = !user;
-        counter.exclude_kernel = !kernel;
-        counter.exclude_hv = !hv;
-    }
-    counter.name = format!("{}:{modifiers}", counter.name);
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::hardware;
 
     fn parse(text: &str) -> Vec<CounterGroup> {
         parse_counters(&[text.to_string()]).unwrap()
@@ -283,7 +119,7 @@ mod tests {
     #[test]
     fn bad_lists_are_errors_that_name_the_event() {
         for bad in [
-            "nosuch", "{cycles", "cycles}", "{{a}}", "cycles:p", "rxyz", "{}", "", "r",
+            "nosuch", "{cycles", "cycles}", "{{a}}", "cycles:x", "rxyz", "{}", "r",
         ] {
             let err = parse_counters(&[bad.to_string()]).unwrap_err();
             assert!(err.starts_with("-e"), "{bad}: {err}");

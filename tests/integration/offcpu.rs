@@ -336,7 +336,12 @@ fn linux_perf_sched_switch_stacks_agree_and_perf_opens_rprofs_off_cpu_file() {
         .collect();
     // perf counts every switch, preemptions included (elsewhere in the
     // loop too, on a busy machine): the sleeping stack must still lead.
-    let sleeping = samples.iter().filter(|s| s.contains("sleep_phase")).count();
+    // Its frame-pointer walk may lose sleep_phase below libc's nanosleep
+    // (no frame pointer there), so the syscall names the sleep too.
+    let sleeping = samples
+        .iter()
+        .filter(|s| s.contains("sleep_phase") || s.contains("nanosleep"))
+        .count();
     let computing = samples
         .iter()
         .filter(|s| s.contains("compute_phase"))
