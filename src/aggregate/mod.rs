@@ -310,6 +310,11 @@ impl ProfileBuilder {
         };
         if let Some(time) = record.time() {
             tracker.saw_time(time);
+            // Blocked time ends at switch-ins, after the last sample: the
+            // profile lasts until then.
+            if self.stats.first_time.is_some() {
+                self.stats.last_time = self.stats.last_time.max(Some(time));
+            }
         }
         match record {
             Record::Fork(t) => tracker.created(t.tid),

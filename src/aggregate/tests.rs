@@ -481,6 +481,8 @@ fn off_cpu_samples_weigh_the_time_until_their_thread_runs_again() {
         (1, 1, 1)
     );
     assert_eq!((stats.off_cpu_ns, stats.on_cpu_ns), (13_000, None));
+    // The profile lasts until the last switch record, not the last sample.
+    assert_eq!(profile.stats.duration_ns(), 17_000 - 1_000);
     // One stack (0x100) holds it all; the idle task's switch is no thread's.
     let stacks: Vec<StackId> = profile.samples.iter().map(|s| s.stack).collect();
     assert!(
