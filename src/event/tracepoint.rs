@@ -68,6 +68,85 @@ pub fn read_format(root: &Path, subsys: &str, name: &str) -> Option<String> {
     (text.len() as u64 <= MAX_FORMAT_FILE).then_some(text)
 }
 
+/// perf's `HEADER_TRACING_DATA` (trace-cmd's layout, version 0.6): what
+/// Linux perf needs to open a recording with tracepoint events. Holds
+/// tracefs's `header_page` and `header_event` and each recorded
+/// tracepoint's format file, grouped by subsystem (`(subsys, format)`);
+/// no ftrace formats, kallsyms, printk strings or saved command lines.
+/// `None` when tracefs's header files cannot be read.
+pub fn perf_tracing_data(root: &Path, formats: &[(String, String)]) -> Option<Vec<u8>> {
+    // One large read first: tracefs regenerates these files on every
+    // read, and after a short first read (std's 32-byte probe) the next
+    // one returned nothing on 6.18.
+    let read = |name: &str| -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(root.join("events").join(name)).ok()?;
+        let mut bytes = vec![0; MAX_FORMAT_FILE as usize + 1];
+        let mut len = 0;
+        while len < bytes.len() {
+            match file.read(&mut bytes[len..]).ok()? {
+                0 => break,
+                n => len += n,
+            }
+        }
+        bytes.truncate(len);
+        (bytes.len() as u64 <= MAX_FORMAT_FILE).then_some(bytes)
+    };
+    let (header_page, header_event) = (read("header_page")?, read("header_event")?);
+    Some(encode_tracing_data(
+        &header_page,
+        &header_event,
+        formats,
+        crate::sys::page_size() as u32,
+    ))
+}
+
+/// The blob of [`perf_tracing_data`], numbers in this machine's byte order
+/// (the blob says which, as the file's records are in it too).
+fn encode_tracing_data(
+    header_page: &[u8],
+    header_event: &[u8],
+    formats: &[(String, String)],
+    page_size: u32,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&[23, 8, 68]);
+    out.extend_from_slice(b"tracing");
+    out.extend_from_slice(b"0.6\0");
+    out.push(u8::from(cfg!(target_endian = "big")));
+    out.push(std::mem::size_of::<libc::c_long>() as u8);
+    out.extend_from_slice(&page_size.to_ne_bytes());
+    for (name, text) in [("header_page", header_page), ("header_event", header_event)] {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&(text.len() as u64).to_ne_bytes());
+        out.extend_from_slice(text);
+    }
+    out.extend_from_slice(&0u32.to_ne_bytes()); // ftrace formats
+    let mut systems: Vec<&str> = formats.iter().map(|(system, _)| system.as_str()).collect();
+    systems.sort_unstable();
+    systems.dedup();
+    out.extend_from_slice(&(systems.len() as u32).to_ne_bytes());
+    for system in systems {
+        out.extend_from_slice(system.as_bytes());
+        out.push(0);
+        let texts: Vec<&String> = formats
+            .iter()
+            .filter(|(s, _)| s == system)
+            .map(|(_, text)| text)
+            .collect();
+        out.extend_from_slice(&(texts.len() as u32).to_ne_bytes());
+        for text in texts {
+            out.extend_from_slice(&(text.len() as u64).to_ne_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+    out.extend_from_slice(&0u32.to_ne_bytes()); // kallsyms
+    out.extend_from_slice(&0u32.to_ne_bytes()); // printk formats
+    out.extend_from_slice(&0u64.to_ne_bytes()); // saved command lines
+    out
+}
+
 /// Every tracepoint under `root` as `subsys:name`, from the directory tree
 /// (no file is opened per tracepoint).
 pub fn all_tracepoints(root: &Path) -> Vec<String> {
@@ -321,5 +400,42 @@ print fmt: \"filename=%s pid=%d old_pid=%d\", __get_str(filename), REC->pid, REC
             "{err}"
         );
         assert_eq!(all_tracepoints(dir.path()), vec!["sched:sched_switch"]);
+    }
+
+    #[test]
+    fn perf_tracing_data_follows_trace_cmds_layout() {
+        let formats = [
+            ("sched".to_string(), "name: a\nID: 1\n".to_string()),
+            ("irq".to_string(), "name: b\nID: 2\n".to_string()),
+            ("sched".to_string(), "name: c\nID: 3\n".to_string()),
+        ];
+        let blob = encode_tracing_data(b"page", b"event", &formats, 4096);
+        let mut expected = vec![23, 8, 68];
+        expected.extend_from_slice(b"tracing0.6\0");
+        expected.push(0); // little-endian (x86-64 and aarch64 here)
+        expected.push(8);
+        expected.extend_from_slice(&4096u32.to_le_bytes());
+        expected.extend_from_slice(b"header_page\0");
+        expected.extend_from_slice(&4u64.to_le_bytes());
+        expected.extend_from_slice(b"page");
+        expected.extend_from_slice(b"header_event\0");
+        expected.extend_from_slice(&5u64.to_le_bytes());
+        expected.extend_from_slice(b"event");
+        expected.extend_from_slice(&0u32.to_le_bytes());
+        expected.extend_from_slice(&2u32.to_le_bytes()); // irq, sched
+        expected.extend_from_slice(b"irq\0");
+        expected.extend_from_slice(&1u32.to_le_bytes());
+        expected.extend_from_slice(&(formats[1].1.len() as u64).to_le_bytes());
+        expected.extend_from_slice(formats[1].1.as_bytes());
+        expected.extend_from_slice(b"sched\0");
+        expected.extend_from_slice(&2u32.to_le_bytes());
+        for text in [&formats[0].1, &formats[2].1] {
+            expected.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            expected.extend_from_slice(text.as_bytes());
+        }
+        expected.extend_from_slice(&[0; 16]);
+        if cfg!(target_endian = "little") {
+            assert_eq!(blob, expected);
+        }
     }
 }

@@ -229,6 +229,7 @@ fn prologue(attrs: &[AttrEntry], features: &FeatureData) -> Result<Vec<u8>, Writ
         build_ids: Vec::new(),
         rprof_symbols: None,
         rprof_unwound: None,
+        perf_tracing_data: None,
         ..features.clone()
     };
     let attr_size = attrs

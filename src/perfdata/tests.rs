@@ -141,6 +141,7 @@ fn features() -> FeatureData {
             "name: sched_switch\nID: 372\n".into(),
             "name: x\nID: 1\n".into(),
         ],
+        perf_tracing_data: None,
     }
 }
 

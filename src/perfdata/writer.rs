@@ -99,6 +99,10 @@ pub struct FeatureData {
     pub rprof_unwound: Option<super::UnwoundStacks>,
     /// Tracefs format files of the recorded tracepoints (RPROF_TRACE_FORMATS).
     pub trace_formats: Vec<String>,
+    /// perf's HEADER_TRACING_DATA for those tracepoints, without which
+    /// Linux perf refuses a file with tracepoint events. Files only: a
+    /// pipe-mode stream would need a HEADER_TRACING_DATA record.
+    pub perf_tracing_data: Option<Vec<u8>>,
 }
 
 /// Where `record` writes a recording: a perf.data file ([`PerfDataWriter`],
@@ -436,6 +440,9 @@ pub(super) fn encode_features(
         w.buf
     };
     let mut out = Vec::new();
+    if let Some(blob) = &f.perf_tracing_data {
+        out.push((feature::TRACING_DATA, blob.clone()));
+    }
     if !f.build_ids.is_empty() {
         out.push((feature::BUILD_ID, encode_build_ids(&f.build_ids)));
     }

@@ -493,7 +493,26 @@ fn host_features(config: &RecordConfig, events: &[EventSpec]) -> FeatureData {
             .iter()
             .filter_map(|e| e.trace_format.clone())
             .collect(),
+        perf_tracing_data: perf_tracing_data(events),
     }
+}
+
+/// HEADER_TRACING_DATA for the tracepoints among `events`, so Linux perf
+/// opens the file; `None` without tracepoints (or tracefs).
+fn perf_tracing_data(events: &[EventSpec]) -> Option<Vec<u8>> {
+    // A tracepoint is named `subsys:name[:modifiers]`.
+    let formats: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| {
+            let subsys = e.name.split(':').next()?;
+            Some((subsys.to_string(), e.trace_format.clone()?))
+        })
+        .collect();
+    if formats.is_empty() {
+        return None;
+    }
+    let root = crate::event::EventSources::system().tracefs?;
+    crate::event::tracepoint::perf_tracing_data(&root, &formats)
 }
 
 /// `features` plus (unless disabled) the symbols of every sampled address,

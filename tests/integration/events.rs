@@ -301,6 +301,26 @@ fn tracepoints_keep_raw_fields_and_filters_drop_what_they_exclude() {
         .filter(|l| l.contains("filename=/bin/true"))
         .count();
     assert_eq!(perf_true, 2, "perf sees the same execs:\n{perf_script}");
+
+    // Linux perf opens rprof's tracepoint recording (HEADER_TRACING_DATA)
+    // and names the same fields.
+    let perf_on_rprof = perf_succeeded(
+        run_linux_perf(["script", "-i", dir.join("exec.data").to_str().unwrap()]),
+        "perf script of rprof's tracepoint recording",
+    );
+    let rprof_execs: Vec<&str> = perf_on_rprof
+        .lines()
+        .filter(|l| l.contains("sched:sched_process_exec: filename="))
+        .collect();
+    assert_eq!(rprof_execs.len(), 4, "{perf_on_rprof}");
+    assert_eq!(
+        rprof_execs
+            .iter()
+            .filter(|l| l.contains("filename=/bin/true pid="))
+            .count(),
+        2,
+        "{perf_on_rprof}"
+    );
 }
 
 #[test]
