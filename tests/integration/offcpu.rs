@@ -330,14 +330,16 @@ fn linux_perf_sched_switch_stacks_agree_and_perf_opens_rprofs_off_cpu_file() {
         "perf script",
     );
     // perf script prints one sample per paragraph: header line, frames.
+    // perf records every switch, preemptions included (prev_state=R, many
+    // on a busy machine); rprof leaves those out, so compare the blocked
+    // ones (S, D): the sleeping stack must lead them.
     let samples: Vec<&str> = script
         .split("\n\n")
         .filter(|s| s.contains("sched_switch"))
+        .filter(|s| s.contains("prev_state=S") || s.contains("prev_state=D"))
         .collect();
-    // perf counts every switch, preemptions included (elsewhere in the
-    // loop too, on a busy machine): the sleeping stack must still lead.
-    // Its frame-pointer walk may lose sleep_phase below libc's nanosleep
-    // (no frame pointer there), so the syscall names the sleep too.
+    // perf's frame-pointer walk may lose sleep_phase below libc's
+    // nanosleep (no frame pointer there), so the syscall names it too.
     let sleeping = samples
         .iter()
         .filter(|s| s.contains("sleep_phase") || s.contains("nanosleep"))
@@ -348,7 +350,7 @@ fn linux_perf_sched_switch_stacks_agree_and_perf_opens_rprofs_off_cpu_file() {
         .count();
     let elsewhere = samples.len() - sleeping - computing;
     assert!(
-        sleeping > computing && sleeping > elsewhere,
+        sleeping > computing + elsewhere,
         "perf: {sleeping} sleeping, {computing} computing, {elsewhere} elsewhere"
     );
 
