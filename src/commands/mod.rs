@@ -27,6 +27,39 @@ pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
     Ok(list)
 }
 
+/// Whom `record` and `stat` watch: `-p`, else `-t`, else the whole system
+/// (`-a`/`-C`), else the launched command; a command with `-p`/`-t`/`-a`
+/// sets how long. `nothing` is the error when none was given.
+pub fn target_of(
+    pid: Option<&str>,
+    tid: Option<&str>,
+    system_wide: bool,
+    command: &[std::ffi::OsString],
+    nothing: &str,
+) -> Result<crate::record::Target> {
+    use crate::record::Target;
+    let argv = (!command.is_empty()).then(|| command.to_vec());
+    if let Some(pids) = pid {
+        return Ok(Target::Pids {
+            pids: parse_number_list("-p", pids)?,
+            argv,
+        });
+    }
+    if let Some(tids) = tid {
+        return Ok(Target::Tids {
+            tids: parse_number_list("-t", tids)?,
+            argv,
+        });
+    }
+    if system_wide {
+        return Ok(Target::SystemWide { argv });
+    }
+    match argv {
+        Some(argv) => Ok(Target::Launch { argv }),
+        None => bail!("{nothing}"),
+    }
+}
+
 /// Parses a `-C` CPU list such as `0-3,6`.
 pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>> {
     let cpus = crate::procfs::parse_cpu_list(text)

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use super::parse_cpu_list;
 use super::progress::TerminalProgress;
-use super::{parse_cpu_list, parse_number_list};
 use crate::cli::RecordArgs;
 use crate::event::{
     parse_event_list, CallGraph, EventError, EventGroup, EventSpec, Sampling,
@@ -192,26 +192,13 @@ fn events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
 }
 
 fn target(args: &RecordArgs) -> Result<Target> {
-    let argv = (!args.command.is_empty()).then(|| args.command.clone());
-    if let Some(pids) = &args.pid {
-        return Ok(Target::Pids {
-            pids: parse_number_list("-p", pids)?,
-            argv,
-        });
-    }
-    if let Some(tids) = &args.tid {
-        return Ok(Target::Tids {
-            tids: parse_number_list("-t", tids)?,
-            argv,
-        });
-    }
-    if args.all_cpus || args.cpu.is_some() {
-        return Ok(Target::SystemWide { argv });
-    }
-    match argv {
-        Some(argv) => Ok(Target::Launch { argv }),
-        None => bail!("nothing to record: give a command, or -p PID, -t TID, or -a (e.g. `rprof record -g ./app args`)"),
-    }
+    super::target_of(
+        args.pid.as_deref(),
+        args.tid.as_deref(),
+        args.all_cpus || args.cpu.is_some(),
+        &args.command,
+        "nothing to record: give a command, or -p PID, -t TID, or -a (e.g. `rprof record -g ./app args`)",
+    )
 }
 
 /// `-o`: a file path, or `-` for a pipe-mode stream on standard output,

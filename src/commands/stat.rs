@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{parse_cpu_list, parse_number_list};
+use super::parse_cpu_list;
 use crate::cli::StatArgs;
 use crate::record::Target;
 use crate::stat::{self, OutputFormat, StatConfig, DEFAULT_EVENTS};
@@ -16,28 +16,13 @@ const MIN_INTERVAL_MS: u64 = 10;
 const MAX_REPEAT: u32 = 1_000_000;
 
 fn target(args: &StatArgs) -> Result<Target> {
-    let argv = (!args.command.is_empty()).then(|| args.command.clone());
-    if let Some(pids) = &args.pid {
-        return Ok(Target::Pids {
-            pids: parse_number_list("-p", pids)?,
-            argv,
-        });
-    }
-    if let Some(tids) = &args.tid {
-        return Ok(Target::Tids {
-            tids: parse_number_list("-t", tids)?,
-            argv,
-        });
-    }
-    if args.all_cpus || args.cpu.is_some() {
-        return Ok(Target::SystemWide { argv });
-    }
-    match argv {
-        Some(argv) => Ok(Target::Launch { argv }),
-        None => bail!(
-            "nothing to count: give a command, or -p PID, -t TID, or -a (e.g. `rprof stat -- ./app args`)"
-        ),
-    }
+    super::target_of(
+        args.pid.as_deref(),
+        args.tid.as_deref(),
+        args.all_cpus || args.cpu.is_some(),
+        &args.command,
+        "nothing to count: give a command, or -p PID, -t TID, or -a (e.g. `rprof stat -- ./app args`)",
+    )
 }
 
 /// Validates the flags into a [`StatConfig`].
