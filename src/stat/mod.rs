@@ -3,7 +3,7 @@
 //! does.
 //!
 //! ```text
-//! names     -e lists -> counter groups (a small table until the shared parser)
+//! names     -e lists -> counter groups, through the shared event parser
 //! counter   Counter / CounterGroup -> perf_event_attr (pure)
 //! session   open groups per thread or CPU, read them (read_format GROUP), scale
 //! here      runs (-r), intervals (-I), rows with means and noise
