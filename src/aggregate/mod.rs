@@ -320,14 +320,8 @@ impl ProfileBuilder {
             Record::Fork(t) => tracker.created(t.tid),
             Record::Exit(t) => tracker.exited(t.tid),
             Record::Switch(switch) => {
-                let blocked = switch
-                    .sample_id
-                    .tid
-                    .and_then(|tid| tracker.switch(tid, switch));
-                if let Some(blocked) = blocked {
-                    tracker.stats.off_cpu_ns =
-                        tracker.stats.off_cpu_ns.saturating_add(blocked.weight);
-                    self.count(blocked.key, blocked.weight);
+                if let Some(tid) = switch.sample_id.tid {
+                    tracker.switch(tid, switch);
                 }
             }
             _ => {}
@@ -450,11 +444,16 @@ impl ProfileBuilder {
     /// One sample (or off-CPU interval) of `weight` into the event and the
     /// samples. Weights come from the file: saturate rather than overflow.
     fn count(&mut self, key: SampleKey, weight: u64) {
+        self.count_many(key, 1, weight);
+    }
+
+    /// `samples` samples of `weight` in all.
+    fn count_many(&mut self, key: SampleKey, samples: u64, weight: u64) {
         let stats = &mut self.events[key.0 as usize];
-        stats.samples += 1;
+        stats.samples += samples;
         stats.weight = stats.weight.saturating_add(weight);
         let entry = self.samples.entry(key).or_insert((0, 0));
-        entry.0 += 1;
+        entry.0 += samples;
         entry.1 = entry.1.saturating_add(weight);
     }
 
@@ -583,8 +582,7 @@ impl ProfileBuilder {
     pub fn finish(mut self, mut warnings: Vec<String>) -> Profile {
         if let Some(mut tracker) = self.off_cpu.take() {
             for blocked in tracker.finish() {
-                tracker.stats.off_cpu_ns = tracker.stats.off_cpu_ns.saturating_add(blocked.weight);
-                self.count(blocked.key, blocked.weight);
+                self.count_many(blocked.key, blocked.count, blocked.weight);
             }
             self.stats.off_cpu = Some(tracker.stats);
         }

@@ -139,6 +139,10 @@ pub struct OffCpuStats {
     pub max_period: u64,
     /// Summed off-CPU weight, in ns.
     pub off_cpu_ns: u64,
+    /// Threads that blocked but had no switch-out sampled, and their
+    /// blocked time: no stack to give it, so left out.
+    pub unsampled_threads: u64,
+    pub unsampled_ns: u64,
     /// A wall profile (`record --wall`): the cpu-clock weight merged into
     /// the same event, in ns.
     pub on_cpu_ns: Option<u64>,

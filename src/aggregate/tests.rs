@@ -457,13 +457,13 @@ fn off_cpu_samples_weigh_the_time_until_their_thread_runs_again() {
             // Blocked 4 us at 0x100; preempted at 0x200 (left out); blocked
             // at 0x100 again and still blocked at the last record (9 us).
             sample(0, 5, 1_000, 1, &[APP + 0x100]),
-            switch(5, 1_001, true, false),
+            switch(5, 1_000, true, false),
             switch(5, 5_000, false, false),
             sample(0, 5, 6_000, 1, &[APP + 0x200]),
             switch(5, 6_001, true, true),
             switch(5, 7_000, false, false),
             sample(0, 5, 8_000, 1, &[APP + 0x100]),
-            switch(5, 8_001, true, false),
+            switch(5, 8_000, true, false),
             sample(0, 0, 9_000, 1, &[APP + 0x300]),
             switch(6, 17_000, false, false),
         ],
@@ -502,7 +502,7 @@ fn wall_profiles_put_cpu_clock_and_off_cpu_time_in_one_event() {
             sample(0, 5, 1_000, 1_000, &[APP + 0x10]),
             sample(0, 5, 2_000, 1_000, &[APP + 0x10]),
             sample(1, 5, 2_500, 1, &[APP + 0x100]),
-            switch(5, 2_501, true, false),
+            switch(5, 2_500, true, false),
             switch(5, 8_500, false, false),
         ],
     );

@@ -206,13 +206,15 @@ pub struct RecordArgs {
     pub wall: bool,
 
     /// With --off-cpu/--wall: sample switch-outs at most about HZ times a
-    /// second per thread (per CPU with -a); the kernel then samples 1 in N
-    /// switches and each sample weighs N times its blocked time [default: 1000].
+    /// second per thread (per CPU with -a); the kernel then samples the
+    /// stacks of 1 in N switches. Every switch is still timed: each thread's
+    /// off-CPU total is measured and shared between its sampled stacks
+    /// [default: 1000].
     #[arg(long, value_name = "HZ", conflicts_with = "off_cpu_every")]
     pub off_cpu_freq: Option<u64>,
 
-    /// With --off-cpu/--wall: sample every Nth switch-out instead (1: all),
-    /// each weighing N times its blocked time.
+    /// With --off-cpu/--wall: sample the stack of every Nth switch-out
+    /// instead (1: all).
     #[arg(long, value_name = "N")]
     pub off_cpu_every: Option<u64>,
 

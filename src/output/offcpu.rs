@@ -21,14 +21,15 @@ pub fn sampling_statement(stats: &OffCpuStats) -> String {
         (Some(min), max) => format!("1 in {min} to 1 in {max}"),
         (None, _) => "none".to_string(),
     };
+    let shared = "every switch is timed, so each thread's off-CPU total is measured, not \
+                  estimated; it is shared between the thread's sampled stacks by blocked time \
+                  times N";
     match stats.sampling {
         Some(Sampling::Period(1)) => "every context switch sampled".to_string(),
-        Some(Sampling::Period(n)) => {
-            format!("1 in {n} context switches sampled, each weighted by {n}x its blocked time")
-        }
+        Some(Sampling::Period(n)) => format!("1 in {n} context switches sampled; {shared}"),
         Some(Sampling::Frequency(hz)) => format!(
-            "switches sampled at up to {hz}/s per thread (per CPU system-wide) to bound the \
-             overhead; sampled {periods} switches, each weighted by its blocked time times that N"
+            "stacks of switches sampled at up to {hz}/s per thread (per CPU system-wide) to \
+             bound the overhead ({periods} switches); {shared}"
         ),
         None => format!("sampled {periods} switches"),
     }
@@ -46,6 +47,14 @@ pub fn header_lines(stats: &OffCpuStats) -> Vec<String> {
             stats.blocked, stats.unfinished, stats.preempted, stats.unpaired
         ),
     ];
+    if stats.unsampled_threads > 0 {
+        lines.push(format!(
+            "# Off-CPU: {} threads blocked for {} in all without a sampled switch-out: \
+             no stack to give that time, so it is left out (more with --off-cpu-every 1)",
+            stats.unsampled_threads,
+            text::duration(stats.unsampled_ns)
+        ));
+    }
     if let Some(split) = wall_split(stats) {
         lines.push(format!("# Wall: {split}"));
     }
@@ -85,7 +94,11 @@ mod tests {
         };
         let lines = header_lines(&stats).join("\n");
         assert!(lines.contains("up to 1000/s per thread"), "{lines}");
-        assert!(lines.contains("1 in 1 to 1 in 4"), "{lines}");
+        assert!(lines.contains("(1 in 1 to 1 in 4 switches)"), "{lines}");
+        assert!(
+            lines.contains("each thread's off-CPU total is measured"),
+            "{lines}"
+        );
         assert!(lines.contains("1 preempted ones left out"), "{lines}");
         assert!(
             lines.contains("# Wall: on-CPU 3.00s (30.0%), off-CPU 7.00s (70.0%)"),
