@@ -37,16 +37,16 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s c -l count -d 'Sa
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s e -l event -d 'Events to sample (repeatable, comma-separated; `{a,b}` opens a group): software (cpu-clock, task-clock, page-faults, minor-faults, major-faults, context-switches, cpu-migrations, ...), hardware (cycles, instructions, branch-misses, L1-dcache-load-misses, LLC-loads, ...: these need a hardware PMU, which VMs usually lack), raw `rNNNN`, PMU terms `pmu/event=0x3c,umask=0/`, a PMU\'s named events, and tracepoints `subsys:name`. Modifiers `:u :k :h` (only these privilege levels) and `:p :pp :ppp` (precision). Tracepoints record every hit unless -F/-c is given; other events sample at -F. `rprof list` shows what this machine has [default: cpu-clock]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l filter -d 'Filter for the tracepoint of the -e just before it, in the kernel\'s filter syntax over the tracepoint\'s fields (e.g. `--filter \'prev_pid == 1\'`; `rprof report --format script` shows the fields)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l call-graph -d 'Call-chain mode: `fp` (frame pointers), or `dwarf[,SIZE]`: copy the user registers and the top SIZE bytes of the user stack per sample (default 8192, at most 65528), for code built without frame pointers; when the recording stops, the stacks are unwound with the binaries\' DWARF CFI and the file keeps only the call chains' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'Attach to these processes (comma-separated), including all their threads' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Attach to these threads only (comma-separated)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s p -l pid -d 'These processes (comma-separated), with all their threads' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'These threads only (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide unless -p or -t is given)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-freq -d 'With --off-cpu/--wall: sample switch-outs at most about HZ times a second per thread (per CPU with -a); the kernel then samples the stacks of 1 in N switches. Every switch is still timed: each thread\'s off-CPU total is measured and shared between its sampled stacks [default: 1000]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-every -d 'With --off-cpu/--wall: sample the stack of every Nth switch-out instead (1: all)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Record every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Every process on every CPU (system-wide)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu -d 'Off-CPU profile: sample the stacks where threads switch out and weight each by the time until the thread runs again (unit off-cpu/nanoseconds). Preempted switch-outs (the thread was still runnable) are left out; a thread still blocked when the recording stops counts until the end. Use with -g or --call-graph dwarf'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l wall -d 'Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in one profile, in nanoseconds, so `top` shows wall time per function'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
@@ -76,13 +76,13 @@ complete -c rprof -n "__fish_rprof_using_subcommand stat" -s e -l event -d 'Even
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s r -l repeat -d 'Run the command N times and print the mean of each count with `( +- x% )`: the standard error of the mean (sample standard deviation / sqrt(N)) as a percentage of the mean, as perf stat does' -r
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s I -l interval-print -d 'Print the counts of every interval of MS milliseconds (at least 10), each line led by the time since counting started' -r
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s x -l field-separator -d 'CSV output with SEP between fields (perf\'s columns; see below)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand stat" -s p -l pid -d 'Count these processes (comma-separated), all their threads' -r
-complete -c rprof -n "__fish_rprof_using_subcommand stat" -s t -l tid -d 'Count these threads only (comma-separated)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand stat" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s p -l pid -d 'These processes (comma-separated), with all their threads' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s t -l tid -d 'These threads only (comma-separated)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide unless -p or -t is given)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s o -l output -d 'Write the counts to this file instead of standard error' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s j -l json -d 'One JSON object per line, with perf\'s field names'
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s A -l no-aggr -d 'One row per CPU instead of their sum (with -a or -C)'
-complete -c rprof -n "__fish_rprof_using_subcommand stat" -s a -l all-cpus -d 'Count every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand stat" -s a -l all-cpus -d 'Every process on every CPU (system-wide)'
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand list" -s h -l help -d 'Print help'

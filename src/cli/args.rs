@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::target_args::TargetArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A Linux sampling profiler: record on-CPU stacks with perf_event_open,
@@ -146,26 +147,8 @@ pub struct RecordArgs {
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
 
-    /// Attach to these processes (comma-separated), including all their threads.
-    #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]", conflicts_with_all = ["tid", "all_cpus"])]
-    pub pid: Option<String>,
-
-    /// Attach to these threads only (comma-separated).
-    #[arg(
-        short = 't',
-        long = "tid",
-        value_name = "TID[,TID...]",
-        conflicts_with = "all_cpus"
-    )]
-    pub tid: Option<String>,
-
-    /// Record every process on every CPU (system-wide).
-    #[arg(short = 'a', long = "all-cpus")]
-    pub all_cpus: bool,
-
-    /// Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given).
-    #[arg(short = 'C', long = "cpu", value_name = "CPUS")]
-    pub cpu: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Stop after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECS")]

@@ -6,6 +6,8 @@ pub mod args;
 pub mod completions;
 pub mod man;
 pub mod stat_args;
+pub mod target_args;
 
 pub use args::{Cli, Command, RecordArgs, ReportArgs};
 pub use stat_args::StatArgs;
+pub use target_args::TargetArgs;

@@ -193,9 +193,7 @@ fn events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
 
 fn target(args: &RecordArgs) -> Result<Target> {
     super::target_of(
-        args.pid.as_deref(),
-        args.tid.as_deref(),
-        args.all_cpus || args.cpu.is_some(),
+        &args.target,
         &args.command,
         "nothing to record: give a command, or -p PID, -t TID, or -a (e.g. `rprof record -g ./app args`)",
     )
@@ -237,7 +235,7 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
     Ok(RecordConfig {
         events: events(args)?,
         target: target(args)?,
-        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
+        cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
         output: output(&args.output, std::io::stdout().is_terminal())?,
         mmap_pages: args.mmap_pages,
