@@ -116,9 +116,12 @@ pub struct RecordArgs {
     /// (cycles, instructions, branch-misses, L1-dcache-load-misses,
     /// LLC-loads, ...: these need a hardware PMU, which VMs usually lack),
     /// raw `rNNNN`, PMU terms `pmu/event=0x3c,umask=0/`, a PMU's named
-    /// events, and tracepoints `subsys:name`. Modifiers `:u :k :h` (only
-    /// these privilege levels) and `:p :pp :ppp` (precision). Tracepoints
-    /// record every hit unless -F/-c is given; other events sample at -F.
+    /// events, and tracepoints `subsys:name` (globs like `sched:*` open every
+    /// match). Modifiers `:u :k :h` (only these privilege levels) and `:p
+    /// :pp :ppp` (precision). Terms `EVENT/period=N/`, `/freq=HZ/`,
+    /// `/name=NAME/` set one event's own sampling (kept over -F/-c) or name.
+    /// Tracepoints record every hit unless -F/-c is given; other events
+    /// sample at -F.
     /// `rprof list` shows what this machine has [default: cpu-clock].
     #[arg(short = 'e', long = "event", value_name = "EVENT[,EVENT...]")]
     pub events: Vec<String>,

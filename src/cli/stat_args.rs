@@ -30,7 +30,9 @@ pub struct StatArgs {
     /// cpu-migrations, page-faults, minor-faults, major-faults,
     /// alignment-faults, emulation-faults, cycles, instructions, branches,
     /// branch-misses, cache-references, cache-misses, bus-cycles, ref-cycles,
-    /// raw rNNNN (hex); modifiers :u, :k, :h. Default: perf stat's set
+    /// raw rNNNN (hex), PMU terms pmu/event=..,umask=../, hardware cache
+    /// events, tracepoints subsys:name (globs like 'sched:*' count every
+    /// match; `rprof list` shows them all); modifiers :u, :k, :h. Default: perf stat's set
     /// (task-clock, context-switches, cpu-migrations, page-faults, cycles,
     /// instructions, branches, branch-misses).
     #[arg(short = 'e', long = "event", value_name = "EVENTS")]

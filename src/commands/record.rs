@@ -92,7 +92,11 @@ fn named_events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
     }
     let mut events = EventGroup::flatten(per_flag.into_iter().flatten().collect());
     for event in &mut events {
-        event.sampling = user_sampling.unwrap_or_else(|| event.default_sampling());
+        // An event's own period=/freq= terms win over -F/-c, as in perf.
+        event.sampling = event
+            .own_sampling
+            .or(user_sampling)
+            .unwrap_or_else(|| event.default_sampling());
         event.call_graph = call_graph;
     }
     Ok(events)
