@@ -249,9 +249,8 @@ impl Pprof {
         }
 
         // Mappings: one per module with a location in a sample.
-        let mut drafts: Vec<Option<MappingDraft>> = (0..profile.modules.len())
-            .map(|_| None)
-            .collect();
+        let mut drafts: Vec<Option<MappingDraft>> =
+            (0..profile.modules.len()).map(|_| None).collect();
         for (location, _) in used_locations.iter().enumerate().filter(|(_, &u)| u) {
             let location = &profile.locations[location];
             let module = profile.module(location.module);
@@ -259,7 +258,9 @@ impl Pprof {
                 continue;
             }
             let draft = drafts[location.module as usize].get_or_insert_with(|| {
-                let first = module.mapping.filter(|_| module.module.kind == ModuleKind::Elf);
+                let first = module
+                    .mapping
+                    .filter(|_| module.module.kind == ModuleKind::Elf);
                 match first {
                     Some(m) => MappingDraft {
                         low: m.start.wrapping_sub(m.offset),
@@ -308,12 +309,20 @@ impl Pprof {
                     // address = start + (file offset - file_offset).
                     let memory_start = start.min(draft.min);
                     let file_offset = offset.saturating_sub(start - memory_start);
-                    (memory_start, limit.max(draft.max.saturating_add(1)), file_offset)
+                    (
+                        memory_start,
+                        limit.max(draft.max.saturating_add(1)),
+                        file_offset,
+                    )
                 }
                 None => (draft.min, draft.max.saturating_add(1), 0),
             };
             let build_id = module.build_id.as_deref().map(hex).unwrap_or_default();
-            let r = draft.resolution;
+            let mut r = draft.resolution;
+            // A JIT map (or memory outside any file) was read by rprof, and
+            // there is no binary a reader could look up: nothing is left to
+            // symbolize, so readers should not try.
+            r.functions |= module.kind == ModuleKind::Jit;
             mapping.push(proto::Mapping {
                 id: mapping.len() as u64 + 1,
                 memory_start,
@@ -410,10 +419,7 @@ impl Pprof {
                         .and_then(|s| s.min_period.filter(|&min| min == s.max_period))
                         .unwrap_or(0),
                 };
-                (
-                    Some(value_type(strings, "switches", "count")),
-                    clamp(every),
-                )
+                (Some(value_type(strings, "switches", "count")), clamp(every))
             }
             Unit::Nanoseconds => {
                 let (kind, unit) = weight_type(event);

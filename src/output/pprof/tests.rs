@@ -31,7 +31,14 @@ fn module(kind: ModuleKind, path: &str, mapping: Option<MappingRange>) -> Module
     }
 }
 
-fn sample(event: EventId, stack: u32, thread: u32, bucket: u32, count: u64, weight: u64) -> StackSample {
+fn sample(
+    event: EventId,
+    stack: u32,
+    thread: u32,
+    bucket: u32,
+    count: u64,
+    weight: u64,
+) -> StackSample {
     StackSample {
         event,
         stack,
@@ -82,7 +89,11 @@ fn profile() -> Profile {
                 ],
             ),
             location(0, 0x1030, vec![frame("b", Some("app.c"), 20, false)]),
-            location(1, 0xffff_ffff_8100_0010, vec![frame("do_syscall_64", None, 0, false)]),
+            location(
+                1,
+                0xffff_ffff_8100_0010,
+                vec![frame("do_syscall_64", None, 0, false)],
+            ),
             location(1, 0xffff_ffff_8100_0400, vec![]),
             location(2, 0, vec![]),
         ],
@@ -154,7 +165,11 @@ fn function_names(p: &proto::Profile, location: u64) -> Vec<String> {
         .line
         .iter()
         .map(|line| {
-            let f = p.function.iter().find(|f| f.id == line.function_id).unwrap();
+            let f = p
+                .function
+                .iter()
+                .find(|f| f.id == line.function_id)
+                .unwrap();
             string(p, f.name).to_string()
         })
         .collect()
@@ -199,7 +214,10 @@ pub(crate) fn check_invariants(p: &proto::Profile) {
     }
     for location in &p.location {
         assert!(location.mapping_id == 0 || mappings.contains(&location.mapping_id));
-        assert!(location.line.iter().all(|l| functions.contains(&l.function_id)));
+        assert!(location
+            .line
+            .iter()
+            .all(|l| functions.contains(&l.function_id)));
         if let Some(m) = p.mapping.iter().find(|m| m.id == location.mapping_id) {
             assert!(
                 m.memory_start <= location.address && location.address < m.memory_limit,
@@ -250,13 +268,23 @@ fn samples_merge_time_buckets_per_stack_and_thread_with_labels() {
     assert_eq!(first.location_id, [2, 1], "leaf first, ids = model ids + 1");
     assert_eq!(label_num(&p, first, "pid"), Some(7));
     assert_eq!(label_num(&p, first, "tid"), Some(8));
-    assert_eq!(label_str(&p, first, "thread_comm").as_deref(), Some("worker"));
+    assert_eq!(
+        label_str(&p, first, "thread_comm").as_deref(),
+        Some("worker")
+    );
     // The process is named after its main thread's latest name.
     assert_eq!(label_str(&p, first, "comm").as_deref(), Some("app"));
-    assert_eq!(label_str(&p, first, "event"), None, "one event: no event label");
+    assert_eq!(
+        label_str(&p, first, "event"),
+        None,
+        "one event: no event label"
+    );
     let main_thread = &p.sample[1];
     assert_eq!(label_num(&p, main_thread, "tid"), Some(7));
-    assert_eq!(label_str(&p, main_thread, "thread_comm").as_deref(), Some("app"));
+    assert_eq!(
+        label_str(&p, main_thread, "thread_comm").as_deref(),
+        Some("app")
+    );
 }
 
 #[test]
@@ -268,7 +296,11 @@ fn locations_are_process_addresses_with_inline_frames_innermost_first() {
     assert_eq!(function_names(&p, 2), ["helper", "a"]);
     let line = &location(2).line;
     assert_eq!((line[0].line, line[1].line), (9, 12));
-    let helper = p.function.iter().find(|f| string(&p, f.name) == "helper").unwrap();
+    let helper = p
+        .function
+        .iter()
+        .find(|f| string(&p, f.name) == "helper")
+        .unwrap();
     assert_eq!(string(&p, helper.filename), "app.h");
     assert_eq!(helper.system_name, helper.name);
     // Kernel addresses stay as they are; an unnamed one has no line.
@@ -450,5 +482,8 @@ fn decode_reads_raw_protobuf_and_refuses_garbage() {
         decode(&[0x1f, 0x8b, 0x08, 0x00, 0x01]),
         Err(PprofError::Gzip(_))
     ));
-    assert!(matches!(decode(&[0xff, 0xff, 0xff]), Err(PprofError::Decode(_))));
+    assert!(matches!(
+        decode(&[0xff, 0xff, 0xff]),
+        Err(PprofError::Decode(_))
+    ));
 }
