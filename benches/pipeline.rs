@@ -1,5 +1,5 @@
 //! Throughput of the report pipeline on a generated recording: decoding
-//! (samples/s), replay + aggregation + folding (samples/s), and in-process
+//! (samples/s), replay + aggregation + folding or pprof (samples/s), and in-process
 //! symbolization of this bench binary's own code (addresses/s).
 //!
 //! Measured (2-core VM, medians, one run each, the same machine):
@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rprof::aggregate::{self, ProfileOptions};
 use rprof::event::{CallGraph, EventSpec, Sampling};
+use rprof::output::pprof::Pprof;
 use rprof::output::{Folded, Output};
 use rprof::perfdata::records::CpuMode;
 use rprof::perfdata::writer::{encode, AttrEntry};
@@ -100,6 +101,16 @@ fn bench_report(c: &mut Criterion) {
             profile.name_locations(&SymbolTable::new());
             let mut out = Vec::new();
             Folded::default().write(&profile, &mut out).expect("fold");
+            black_box(out.len())
+        })
+    });
+    group.bench_function("replay_aggregate_pprof", |b| {
+        let file = PerfFile::open(&path).expect("open");
+        b.iter(|| {
+            let mut profile = aggregate::profile_file(&file, &ProfileOptions::default());
+            profile.name_locations(&SymbolTable::new());
+            let mut out = Vec::new();
+            Pprof::default().write(&profile, &mut out).expect("pprof");
             black_box(out.len())
         })
     });
