@@ -558,3 +558,32 @@ fn pprof_of_an_off_cpu_recording_is_in_off_cpu_nanoseconds() {
         "off-CPU total {total} ns\n{top}"
     );
 }
+
+#[test]
+fn pprof_is_never_written_to_a_terminal() {
+    use std::os::fd::AsFd;
+    let dir = temp_dir("pprof-terminal");
+    let data = dir.join("none.data");
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let terminal: std::fs::File = pty.slave.try_clone().unwrap().into();
+    let run = rprof_command()
+        .args(["report", "-i", path(&data), "--format", "pprof"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    drop(pty.slave);
+    let _ = pty.master.as_fd();
+    let mut master: std::fs::File = pty.master.into();
+    let mut shown = Vec::new();
+    // Reading the master after the slave closed ends with EIO.
+    let _ = master.read_to_end(&mut shown);
+    assert!(!run.status.success());
+    assert!(shown.is_empty(), "the terminal got {} bytes", shown.len());
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("-o FILE") && stderr.contains("pipe"),
+        "{stderr}"
+    );
+}
