@@ -487,3 +487,36 @@ fn decode_reads_raw_protobuf_and_refuses_garbage() {
         Err(PprofError::Decode(_))
     ));
 }
+
+#[test]
+fn jit_code_gets_a_mapping_that_readers_do_not_try_to_symbolize() {
+    let mut profile = profile();
+    profile
+        .modules
+        .push(module(ModuleKind::Jit, "/tmp/perf-7.map", None));
+    profile.locations.push(Location {
+        module: 3,
+        address: 0x7f00_0000_1000,
+        frames: Arc::from(Vec::new()),
+    });
+    profile.stacks.push(Box::from([6, 0]));
+    profile.samples.push(sample(0, 3, 0, 0, 1, 10));
+    let p = encode(&Pprof::default(), &profile);
+    check_invariants(&p);
+    let jit = p
+        .mapping
+        .iter()
+        .find(|m| string(&p, m.filename) == "/tmp/perf-7.map")
+        .unwrap();
+    assert_eq!(
+        (jit.memory_start, jit.memory_limit, jit.file_offset),
+        (0x7f00_0000_1000, 0x7f00_0000_1001, 0)
+    );
+    assert!(jit.has_functions, "nothing left to symbolize from a file");
+    assert_eq!(p.mapping[0].id, 1);
+    assert_eq!(
+        string(&p, p.mapping[0].filename),
+        "/bin/app",
+        "main binary first"
+    );
+}
