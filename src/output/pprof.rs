@@ -111,10 +111,13 @@ impl Output for Pprof {
     }
 }
 
-/// The pprof sample type of an event's weights: (type, unit).
+/// The pprof sample type of an event's weights: (type, unit). cpu-clock,
+/// with or without modifiers (perf names its default `cpu-clock:ppp`), is
+/// `cpu`, as in Go's CPU profiles.
 pub fn weight_type(event: &Event) -> (String, &'static str) {
+    let cpu_clock = event.name.split(':').next() == Some("cpu-clock");
     match event.unit {
-        Unit::Nanoseconds if event.name == "cpu-clock" => ("cpu".to_string(), "nanoseconds"),
+        Unit::Nanoseconds if cpu_clock => ("cpu".to_string(), "nanoseconds"),
         Unit::Nanoseconds if event.name == WALL_EVENT => (WALL_EVENT.to_string(), "nanoseconds"),
         Unit::Nanoseconds => (event.name.clone(), "nanoseconds"),
         Unit::OffCpuNanoseconds => (OFF_CPU_EVENT.to_string(), "nanoseconds"),

@@ -256,6 +256,12 @@ fn cpu_profile_has_go_cpu_types_period_and_invariants() {
     // Totals are the model's.
     let total = |i: usize| p.sample.iter().map(|s| s.value[i]).sum::<i64>();
     assert_eq!((total(0), total(1)), (13, 130));
+
+    // Linux perf names its default event with modifiers.
+    let mut perfs = profile();
+    perfs.events[0].name = "cpu-clock:ppp".into();
+    let p = encode(&pprof, &perfs);
+    assert_eq!(types(&p), ["samples/count", "cpu/nanoseconds"]);
 }
 
 #[test]
