@@ -27,7 +27,7 @@ end
 complete -c rprof -n "__fish_rprof_needs_command" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print version'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks, a flame graph or a pprof profile'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
@@ -56,6 +56,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output
 tree\t'Call tree under each function, like `perf report -g` (see --order)'
 folded\t'Folded stacks for flame graph tools'
 svg\t'Flame graph SVG'
+pprof\t'pprof profile (gzipped profile.proto) for `go tool pprof`, Pyroscope, Parca and speedscope: every event with its unit, inline frames, mappings with build ids, pid/tid/comm labels. Binary: write it with -o FILE or into a pipe'
 script\t'One line per sample in time order, like `perf script`: comm, pid/tid, CPU, time, period, event, then a tracepoint\'s raw fields (name=value) or the sampled address'"
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s s -l sort -d 'Group rows by these keys: comm, pid, dso, symbol (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l percent-limit -d 'Hide rows below this share (percent)' -r
@@ -64,7 +65,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l order -d 'Tree: g
 caller\t'Under each function, the functions it called, down to the leaves (perf\'s `-g caller`): where its time goes'"
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l max-stack -d 'Tree: at most this many levels below each function (0: no limit)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l branch-limit -d 'Tree: hide branches below this share of the event\'s total (percent)' -r
-complete -c rprof -n "__fish_rprof_using_subcommand report" -l event -d 'Show only this event (as the report header names it). Default: top and tree show every event, one section each; folded and svg show the first' -r
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l event -d 'Show only this event (as the report header names it). Default: top and tree show every event, one section each; pprof writes every event, one value column each; folded and svg show the first' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l pid -d 'Only samples of these processes (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l comm -d 'Only samples of threads with this name (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s o -l output -d 'Write to this file instead of standard output' -r -F
@@ -87,7 +88,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand stat" -s h -l help -d 'Print
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand list" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks or a flame graph'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks, a flame graph or a pprof profile'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'

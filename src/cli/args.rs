@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Record samples of a command, processes, threads or the whole system.
     Record(RecordArgs),
-    /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks or a flame graph.
+    /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks, a flame graph or a pprof profile.
     Report(ReportArgs),
     /// Count events (no sampling) over a command, processes or CPUs, like `perf stat`.
     Stat(super::stat_args::StatArgs),
@@ -314,6 +314,11 @@ pub enum ReportFormat {
     Folded,
     /// Flame graph SVG.
     Svg,
+    /// pprof profile (gzipped profile.proto) for `go tool pprof`,
+    /// Pyroscope, Parca and speedscope: every event with its unit, inline
+    /// frames, mappings with build ids, pid/tid/comm labels. Binary: write
+    /// it with -o FILE or into a pipe.
+    Pprof,
     /// One line per sample in time order, like `perf script`: comm,
     /// pid/tid, CPU, time, period, event, then a tracepoint's raw fields
     /// (name=value) or the sampled address.
@@ -394,7 +399,8 @@ pub struct ReportArgs {
     pub branch_limit: f64,
 
     /// Show only this event (as the report header names it). Default: top
-    /// and tree show every event, one section each; folded and svg show the first.
+    /// and tree show every event, one section each; pprof writes every
+    /// event, one value column each; folded and svg show the first.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
 
