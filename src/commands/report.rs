@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 
 use super::parse_number_list;
 use super::progress::TerminalProgress;
@@ -18,7 +19,8 @@ use crate::event::Unit;
 use crate::output::script::{write_script, ScriptEvents};
 use crate::output::{offcpu, text};
 use crate::output::{
-    Fit, FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions, TreeOptions, TreeOrder,
+    Fit, FlameGraphHtml, FlameGraphSvg, FlameOptions, Folded, MinWidth, Output, SortKey, Top,
+    TopOptions, TreeOptions, TreeOrder,
 };
 use crate::perfdata::format::feature;
 use crate::perfdata::{PerfFile, ReadError};
@@ -331,6 +333,48 @@ fn flame_graph_titles(
     (title, details.join(" · "))
 }
 
+/// The flame graph options (svg, html) from the flags and the recording.
+fn flame_options(
+    args: &ReportArgs,
+    input: &Path,
+    file: &PerfFile,
+    profile: &Profile,
+    chosen: Option<EventId>,
+) -> Result<FlameOptions> {
+    let min_width = match &args.min_width {
+        Some(text) => MinWidth::parse(text).map_err(anyhow::Error::msg)?,
+        None => MinWidth::default(),
+    };
+    let event = single_event(input, profile, chosen);
+    let (title, subtitle) = flame_graph_titles(input, file, profile, event);
+    Ok(FlameOptions {
+        title,
+        subtitle: Some(subtitle),
+        event,
+        inverted: args.inverted,
+        min_width,
+    })
+}
+
+/// Flags that only flame graphs use are refused elsewhere, as -g is
+/// outside top and tree: a flag that changes nothing would mislead.
+fn check_flame_flags(args: &ReportArgs, format: ReportFormat) -> Result<()> {
+    if matches!(format, ReportFormat::Svg | ReportFormat::Html) {
+        return Ok(());
+    }
+    let flag = if args.inverted {
+        "--inverted"
+    } else if args.min_width.is_some() {
+        "--min-width"
+    } else {
+        return Ok(());
+    };
+    let name = format
+        .to_possible_value()
+        .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string());
+    bail!("{flag} shapes a flame graph: use it with --format svg or html, not {name}")
+}
+
 fn output_for(
     args: &ReportArgs,
     input: &Path,
@@ -346,15 +390,12 @@ fn output_for(
         ReportFormat::Folded => Box::new(Folded {
             event: single_event(input, profile, chosen),
         }),
-        ReportFormat::Svg => {
-            let event = single_event(input, profile, chosen);
-            let (title, subtitle) = flame_graph_titles(input, file, profile, event);
-            Box::new(FlameGraphSvg {
-                title,
-                subtitle: Some(subtitle),
-                event,
-            })
-        }
+        ReportFormat::Svg => Box::new(FlameGraphSvg {
+            flame: flame_options(args, input, file, profile, chosen)?,
+        }),
+        ReportFormat::Html => Box::new(FlameGraphHtml {
+            flame: flame_options(args, input, file, profile, chosen)?,
+        }),
         ReportFormat::Top | ReportFormat::Tree => {
             let sort = SortKey::parse_list(&args.sort).map_err(anyhow::Error::msg)?;
             for (flag, value) in [
@@ -393,6 +434,7 @@ fn output_for(
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
+    check_flame_flags(args, effective_format(args)?)?;
     let filter = filter(args)?;
     let input = input_path(args);
     let file = open_input(args, &input)?;
