@@ -95,9 +95,7 @@ impl MinWidth {
             })?;
         if percent {
             if value > 100.0 {
-                return Err(format!(
-                    "--min-width {text}: a percentage is at most 100%"
-                ));
+                return Err(format!("--min-width {text}: a percentage is at most 100%"));
             }
             Ok(MinWidth::Percent(value))
         } else {
@@ -161,7 +159,10 @@ pub fn flame_unit(event: &Event) -> FlameUnit {
         Unit::Events => {
             // `context-switches` reads as a count; `sched:sched_switch`,
             // `r1a2` or `cpu/event=0x3c/` need a word after them.
-            let plain = event.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            let plain = event
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !is_raw_event(&event.name);
             FlameUnit {
                 name: if plain {
@@ -384,10 +385,16 @@ mod tests {
             }
         );
         assert_eq!(unit("wall", Unit::Nanoseconds, 1).name, "us wall");
-        assert_eq!(unit("off-cpu", Unit::OffCpuNanoseconds, 1).name, "us off-CPU");
+        assert_eq!(
+            unit("off-cpu", Unit::OffCpuNanoseconds, 1).name,
+            "us off-CPU"
+        );
         assert_eq!(unit("page-faults", Unit::Faults, 1).name, "page-faults");
         assert_eq!(unit("page-faults", Unit::Faults, 1).factor, 1.0);
-        assert_eq!(unit("context-switches", Unit::Events, 1).name, "context-switches");
+        assert_eq!(
+            unit("context-switches", Unit::Events, 1).name,
+            "context-switches"
+        );
         assert_eq!(
             unit("sched:sched_switch", Unit::Events, 1).name,
             "sched:sched_switch events"

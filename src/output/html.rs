@@ -168,9 +168,67 @@ mod tests {
         for slot in ["{{TITLE}}", "{{SUBTITLE}}", "{{DATA}}"] {
             assert!(TEMPLATE.contains(slot), "{slot}");
         }
+        // No other `{{` for the filler to trip on (the title is there twice).
+        assert_eq!(TEMPLATE.matches("{{").count(), 4);
         for external in ["http://", "https://", " src=", "@import", "url("] {
             assert!(!TEMPLATE.contains(external), "{external}");
         }
+    }
+
+    /// The embedded JSON of a page.
+    fn page_data(page: &str) -> serde_json::Value {
+        let open = "<script type=\"application/json\" id=\"flame-data\">";
+        let start = page.find(open).expect("data script") + open.len();
+        let end = start + page[start..].find("</script>").expect("end of data");
+        serde_json::from_str(&page[start..end]).expect("valid JSON")
+    }
+
+    #[test]
+    fn a_function_named_close_script_stays_inside_the_data() {
+        let mut profile = crate::output::top::tests::profile();
+        let evil = "b</script><script>alert(1)</script><!--";
+        let location = &mut profile.locations[2];
+        location.frames = std::sync::Arc::from(vec![crate::symbolize::Frame {
+            function: Some(evil.into()),
+            file: None,
+            line: 0,
+            inlined: false,
+        }]);
+        profile.threads[0].comm = "<app>".into();
+        let html = FlameGraphHtml {
+            flame: FlameOptions {
+                title: "t </title><script>x</script>".into(),
+                ..FlameOptions::default()
+            },
+        };
+        let mut out = Vec::new();
+        html.write(&profile, &mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        // Only the page's own two scripts end.
+        assert_eq!(page.matches("</script>").count(), 2, "{page}");
+        assert_eq!(page.matches("<script").count(), 2);
+        assert!(!page.contains("<!--"));
+        let data = page_data(&page);
+        let names: Vec<&str> = data["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["all", "<app>", "main", "a", "helper_[i]", evil]);
+        assert_eq!(data["title"], "t </title><script>x</script>");
+        assert_eq!(data["unit"], "us CPU");
+        // all 100 = app 100 = main 100 -> a 60 -> helper 60 (self), main -> b 40.
+        let nodes: Vec<u64> = data["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            nodes,
+            [0, 0, 100, 1, 1, 0, 100, 1, 2, 0, 100, 2, 3, 0, 60, 1, 4, 60, 60, 0, 5, 40, 40, 0]
+        );
     }
 
     #[test]
