@@ -407,6 +407,9 @@ fn flame_options(
 /// outside top and tree: a flag that changes nothing would mislead.
 fn check_flame_flags(args: &ReportArgs, format: ReportFormat) -> Result<()> {
     if matches!(format, ReportFormat::Svg | ReportFormat::Html) {
+        if let Some(text) = &args.min_width {
+            MinWidth::parse(text).map_err(anyhow::Error::msg)?;
+        }
         return Ok(());
     }
     let flag = if args.inverted {

@@ -154,12 +154,14 @@ fn inverted_svg_hangs_callers_below_the_sampled_functions() {
     require_perf!();
     let _guard = serial();
     let (data, _) = record_split("flame-inverted", "0.5");
-    let y_of = |frames: &[SvgFrame], name: &str| {
-        frames_named(frames, name)
-            .iter()
-            .map(|f| f.y)
-            .max_by(f64::total_cmp)
-            .unwrap_or_else(|| panic!("no {name} frame"))
+    // The lowest (largest y) and highest (smallest y) frame of a function.
+    let ys = |frames: &[SvgFrame], name: &str| {
+        let ys: Vec<f64> = frames_named(frames, name).iter().map(|f| f.y).collect();
+        assert!(!ys.is_empty(), "no {name} frame");
+        (
+            ys.iter().copied().fold(f64::MIN, f64::max),
+            ys.iter().copied().fold(f64::MAX, f64::min),
+        )
     };
     let normal = svg_frames(&report(&data, &["--format", "svg"]));
     let inverted = svg_frames(&report(&data, &["--format", "svg", "--inverted"]));
@@ -170,22 +172,18 @@ fn inverted_svg_hangs_callers_below_the_sampled_functions() {
         ys.windows(2).map(|w| w[1] - w[0]).fold(f64::MAX, f64::min)
     };
     // Flame graph: `all` at the bottom, main above it, burn_a above main.
-    let (all, main, burn_a) = (
-        y_of(&normal, "all"),
-        y_of(&normal, "main"),
-        y_of(&normal, "burn_a"),
-    );
+    let (all, _) = ys(&normal, "all");
+    let (main, _) = ys(&normal, "main");
+    let (burn_a, _) = ys(&normal, "burn_a");
     assert!(
         burn_a < main && main < all,
         "normal: burn_a {burn_a}, main {main}, all {all}"
     );
     // Inverted: `all` at the top, the sampled burn_a right under it, its
     // caller main further down.
-    let (all, main, burn_a) = (
-        y_of(&inverted, "all"),
-        y_of(&inverted, "main"),
-        y_of(&inverted, "burn_a"),
-    );
+    let (_, all) = ys(&inverted, "all");
+    let (_, main) = ys(&inverted, "main");
+    let (_, burn_a) = ys(&inverted, "burn_a");
     assert!(
         all < burn_a && burn_a < main,
         "inverted: all {all}, burn_a {burn_a}, main {main}"
@@ -406,4 +404,34 @@ fn html_is_self_contained_and_its_tree_matches_the_folded_stacks() {
     let inverted = html_data(&inverted);
     assert_eq!(inverted["inverted"], true);
     assert_eq!(totals_from_html(&inverted), from_folded);
+}
+
+#[test]
+fn tooltips_count_wall_time_and_page_faults_in_their_units() {
+    require_perf!();
+    let _guard = serial();
+    let w = workloads();
+    let dir = temp_dir("flame-units");
+    for (flags, unit) in [
+        (&["--wall", "-g"][..], "us wall"),
+        (&["-e", "page-faults", "-c", "1", "-g"][..], "page-faults"),
+    ] {
+        let data = dir.join("units.data");
+        let mut argv = vec!["record"];
+        argv.extend_from_slice(flags);
+        argv.extend(["-o", data.to_str().unwrap(), "--", w.work.to_str().unwrap()]);
+        argv.extend(["split", "0.3"]);
+        let run = rprof(&argv);
+        assert!(
+            run.status.success(),
+            "record {flags:?}: {}",
+            text(&run.stderr)
+        );
+        let frames = svg_frames(&report(&data, &["--format", "svg"]));
+        assert!(!frames.is_empty(), "{flags:?}: no frames");
+        let units: HashSet<&str> = frames.iter().map(|f| f.unit.as_str()).collect();
+        assert_eq!(units, HashSet::from([unit]), "{flags:?}");
+        let page = report(&data, &["--format", "html"]);
+        assert_eq!(html_data(&page)["unit"], unit, "{flags:?}");
+    }
 }
