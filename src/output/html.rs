@@ -38,7 +38,7 @@ impl Output for FlameGraphHtml {
         let subtitle = flame.subtitle.as_deref().unwrap_or("");
         let mut rest = TEMPLATE;
         while let Some(at) = rest.find("{{") {
-            out.write_all(rest[..at].as_bytes())?;
+            out.write_all(&rest.as_bytes()[..at])?;
             let tail = &rest[at..];
             let Some(end) = tail.find("}}") else {
                 break;
