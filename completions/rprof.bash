@@ -297,7 +297,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__report)
-            opts="-i -s -n -o -h --input --format --sort --children --no-children --percent-limit --rows --full-names --order --max-stack --branch-limit --event --pid --comm --output --help"
+            opts="-i -s -n -o -h --input --format --sort --children --no-children --percent-limit --rows --full-names --order --max-stack --branch-limit --event --pid --comm --output --inverted --min-width --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +312,7 @@ _rprof() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "top tree folded svg pprof script" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "top tree folded svg pprof html script" -- "${cur}"))
                     return 0
                     ;;
                 --sort)
@@ -364,6 +364,10 @@ _rprof() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-width)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -55,8 +55,9 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'In
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
 tree\t'Call tree under each function, like `perf report -g` (see --order)'
 folded\t'Folded stacks for flame graph tools'
-svg\t'Flame graph SVG'
+svg\t'Flame graph SVG (inferno), titled with the command, event, samples and duration; tooltips name the unit'
 pprof\t'pprof profile (gzipped profile.proto) for `go tool pprof`, Pyroscope, Parca and speedscope: every event with its unit, inline frames, mappings with build ids, pid/tid/comm labels. Binary: write it with -o FILE or into a pipe'
+html\t'Flame graph as one self-contained HTML page (no network): drawn on a canvas from an embedded tree of the unique stacks, with search, click-to-zoom and a sortable table of functions'
 script\t'One line per sample in time order, like `perf script`: comm, pid/tid, CPU, time, period, event, then a tracepoint\'s raw fields (name=value) or the sampled address'"
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s s -l sort -d 'Group rows by these keys: comm, pid, dso, symbol (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l percent-limit -d 'Hide rows below this share (percent)' -r
@@ -69,9 +70,11 @@ complete -c rprof -n "__fish_rprof_using_subcommand report" -l event -d 'Show on
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l pid -d 'Only samples of these processes (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l comm -d 'Only samples of threads with this name (comma-separated)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s o -l output -d 'Write to this file instead of standard output' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l min-width -d 'Flame graph (svg, html): leave out frames narrower than this, in pixels of the 1200-pixel-wide graph as FlameGraph counts them (`0.5`), or in percent of the total with a `%` sign (`0.5%`) [default: 0.1, i.e. 0.0083%]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l children -d 'Order by total (inclusive) share; the default when the file has call chains'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l no-children -d 'Order by self share only'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l full-names -d 'Show names in full: no C++ parameter lists shortened to `(...)`, no long names cut to the terminal width'
+complete -c rprof -n "__fish_rprof_using_subcommand report" -l inverted -d 'Flame graph (svg, html): invert it into an icicle graph: each stack reversed, so the sampled functions form the top row and their callers hang below them (who calls the hot code)'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s e -l event -d 'Events to count, comma-separated; repeat -e for more; `{a,b}` counts a group together. Names: task-clock, cpu-clock, context-switches (cs), cpu-migrations, page-faults, minor-faults, major-faults, alignment-faults, emulation-faults, cycles, instructions, branches, branch-misses, cache-references, cache-misses, bus-cycles, ref-cycles, raw rNNNN (hex), PMU terms pmu/event=..,umask=../, hardware cache events, tracepoints subsys:name (globs like \'sched:*\' count every match; `rprof list` shows them all); modifiers :u, :k, :h. Default: perf stat\'s set (task-clock, context-switches, cpu-migrations, page-faults, cycles, instructions, branches, branch-misses)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s r -l repeat -d 'Run the command N times and print the mean of each count with `( +- x% )`: the standard error of the mean (sample standard deviation / sqrt(N)) as a percentage of the mean, as perf stat does' -r

@@ -312,13 +312,18 @@ pub enum ReportFormat {
     Tree,
     /// Folded stacks for flame graph tools.
     Folded,
-    /// Flame graph SVG.
+    /// Flame graph SVG (inferno), titled with the command, event, samples
+    /// and duration; tooltips name the unit.
     Svg,
     /// pprof profile (gzipped profile.proto) for `go tool pprof`,
     /// Pyroscope, Parca and speedscope: every event with its unit, inline
     /// frames, mappings with build ids, pid/tid/comm labels. Binary: write
     /// it with -o FILE or into a pipe.
     Pprof,
+    /// Flame graph as one self-contained HTML page (no network): drawn on a
+    /// canvas from an embedded tree of the unique stacks, with search,
+    /// click-to-zoom and a sortable table of functions.
+    Html,
     /// One line per sample in time order, like `perf script`: comm,
     /// pid/tid, CPU, time, period, event, then a tracepoint's raw fields
     /// (name=value) or the sampled address.
@@ -344,6 +349,7 @@ pub enum TreeOrder {
                   printed.\n\n\
                   Examples:\n  rprof report\n  rprof report --format tree --order caller\n  \
                   rprof report --format folded > out.folded\n  rprof report --format svg -o flame.svg\n  \
+                  rprof report --format html -o flame.html --inverted\n  \
                   rprof report -i perf.data --sort dso,symbol --no-children"
 )]
 pub struct ReportArgs {
@@ -415,6 +421,19 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
+
+    /// Flame graph (svg, html): invert it into an icicle graph: each stack
+    /// reversed, so the sampled functions form the top row and their
+    /// callers hang below them (who calls the hot code).
+    #[arg(long)]
+    pub inverted: bool,
+
+    /// Flame graph (svg, html): leave out frames narrower than this, in
+    /// pixels of the 1200-pixel-wide graph as FlameGraph counts them
+    /// (`0.5`), or in percent of the total with a `%` sign (`0.5%`)
+    /// [default: 0.1, i.e. 0.0083%].
+    #[arg(long, value_name = "PIXELS_OR_PCT")]
+    pub min_width: Option<String>,
 
     /// perf's `--stdio`: rprof always prints to standard output.
     #[arg(long, hide = true)]

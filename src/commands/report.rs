@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 
 use super::parse_number_list;
 use super::progress::TerminalProgress;
@@ -20,7 +21,8 @@ use crate::output::pprof::{Pprof, StartTimeSource};
 use crate::output::script::{write_script, ScriptEvents};
 use crate::output::{offcpu, text};
 use crate::output::{
-    Fit, FlameGraphSvg, Folded, Output, SortKey, Top, TopOptions, TreeOptions, TreeOrder,
+    Fit, FlameGraphHtml, FlameGraphSvg, FlameOptions, Folded, MinWidth, Output, SortKey, Top,
+    TopOptions, TreeOptions, TreeOrder,
 };
 use crate::perfdata::format::feature;
 use crate::perfdata::{PerfFile, ReadError};
@@ -290,8 +292,46 @@ fn fit(args: &ReportArgs) -> Result<Fit> {
     })
 }
 
-/// The flame graph's title (the recorded command) and subtitle (event,
-/// samples, duration, date).
+/// The command a recording profiled: what followed `rprof record`'s
+/// options (program by file name, then its arguments), or None when the
+/// file was not written by `rprof record CMD` (attached with -p, -a, or
+/// written by Linux perf).
+fn profiled_command(cmdline: &[String]) -> Option<String> {
+    let parsed = crate::cli::args::Cli::try_parse_ordered_from(cmdline).ok()?;
+    let crate::cli::args::Command::Record(record) = parsed.command else {
+        return None;
+    };
+    let (program, rest) = record.command.split_first()?;
+    let program = Path::new(program)
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned();
+    let words: Vec<String> = std::iter::once(program)
+        .chain(rest.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect();
+    Some(words.join(" "))
+}
+
+/// The name of the threads with the most weight in an event (`nginx`).
+fn busiest_comm(profile: &Profile, event: EventId) -> Option<&str> {
+    let mut by_comm: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for sample in profile.samples_of(event) {
+        let weight = by_comm
+            .entry(profile.thread(sample.thread).comm.as_str())
+            .or_insert(0);
+        *weight = weight.saturating_add(sample.weight);
+    }
+    by_comm
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(comm, _)| comm)
+}
+
+/// The flame graph's title and subtitle. The title is the profiled command
+/// (`work split 2`); without one, the recording's command line
+/// (`rprof record -p 1234 -g`) and the busiest thread name. The subtitle:
+/// event, samples, duration, unit, wall split, date.
 fn flame_graph_titles(
     input: &Path,
     file: &PerfFile,
@@ -299,17 +339,26 @@ fn flame_graph_titles(
     event: EventId,
 ) -> (String, String) {
     let cmdline = &file.metadata().cmdline;
-    let title = match cmdline.split_first() {
-        Some((program, rest)) => {
-            let program = Path::new(program)
-                .file_name()
-                .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
-            std::iter::once(program)
-                .chain(rest.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(" ")
+    let title = match profiled_command(cmdline) {
+        Some(command) => command,
+        None => {
+            let recorded = match cmdline.split_first() {
+                Some((program, rest)) => {
+                    let program = Path::new(program)
+                        .file_name()
+                        .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+                    std::iter::once(program)
+                        .chain(rest.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+                None => input_name(input),
+            };
+            match busiest_comm(profile, event) {
+                Some(comm) => format!("{recorded} ({comm})"),
+                None => recorded,
+            }
         }
-        None => input_name(input),
     };
     let stats = profile.event(event);
     let mut details = vec![
@@ -428,6 +477,51 @@ fn check_binary_output(args: &ReportArgs, stdout_is_terminal: bool) -> Result<()
     Ok(())
 }
 
+/// The flame graph options (svg, html) from the flags and the recording.
+fn flame_options(
+    args: &ReportArgs,
+    input: &Path,
+    file: &PerfFile,
+    profile: &Profile,
+    chosen: Option<EventId>,
+) -> Result<FlameOptions> {
+    let min_width = match &args.min_width {
+        Some(text) => MinWidth::parse(text).map_err(anyhow::Error::msg)?,
+        None => MinWidth::default(),
+    };
+    let event = single_event(input, profile, chosen);
+    let (title, subtitle) = flame_graph_titles(input, file, profile, event);
+    Ok(FlameOptions {
+        title,
+        subtitle: Some(subtitle),
+        event,
+        inverted: args.inverted,
+        min_width,
+    })
+}
+
+/// Flags that only flame graphs use are refused elsewhere, as -g is
+/// outside top and tree: a flag that changes nothing would mislead.
+fn check_flame_flags(args: &ReportArgs, format: ReportFormat) -> Result<()> {
+    if matches!(format, ReportFormat::Svg | ReportFormat::Html) {
+        if let Some(text) = &args.min_width {
+            MinWidth::parse(text).map_err(anyhow::Error::msg)?;
+        }
+        return Ok(());
+    }
+    let flag = if args.inverted {
+        "--inverted"
+    } else if args.min_width.is_some() {
+        "--min-width"
+    } else {
+        return Ok(());
+    };
+    let name = format
+        .to_possible_value()
+        .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string());
+    bail!("{flag} shapes a flame graph: use it with --format svg or html, not {name}")
+}
+
 fn output_for(
     args: &ReportArgs,
     input: &Path,
@@ -444,15 +538,12 @@ fn output_for(
         ReportFormat::Folded => Box::new(Folded {
             event: single_event(input, profile, chosen),
         }),
-        ReportFormat::Svg => {
-            let event = single_event(input, profile, chosen);
-            let (title, subtitle) = flame_graph_titles(input, file, profile, event);
-            Box::new(FlameGraphSvg {
-                title,
-                subtitle: Some(subtitle),
-                event,
-            })
-        }
+        ReportFormat::Svg => Box::new(FlameGraphSvg {
+            flame: flame_options(args, input, file, profile, chosen)?,
+        }),
+        ReportFormat::Html => Box::new(FlameGraphHtml {
+            flame: flame_options(args, input, file, profile, chosen)?,
+        }),
         ReportFormat::Top | ReportFormat::Tree => {
             let sort = SortKey::parse_list(&args.sort).map_err(anyhow::Error::msg)?;
             for (flag, value) in [
@@ -491,6 +582,7 @@ fn output_for(
 }
 
 pub fn run(args: &ReportArgs) -> Result<()> {
+    check_flame_flags(args, effective_format(args)?)?;
     let filter = filter(args)?;
     let input = input_path(args);
     check_binary_output(args, io::stdout().is_terminal())?;
@@ -566,6 +658,58 @@ fn script(args: &ReportArgs, file: &PerfFile) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn flame_graph_title_is_the_profiled_command() {
+        let cases = [
+            (
+                "/usr/bin/rprof record -g -o x.data -- ./work split 2",
+                Some("work split 2"),
+            ),
+            ("rprof record -F 99 /bin/sleep 1", Some("sleep 1")),
+            ("perf record -g ./app --fast", Some("app --fast")),
+            ("rprof record -p 1234 -g", None),
+            ("rprof record -a --duration 5", None),
+            ("", None),
+        ];
+        for (cmdline, want) in cases {
+            assert_eq!(
+                profiled_command(&words(cmdline)).as_deref(),
+                want,
+                "{cmdline}"
+            );
+        }
+    }
+
+    #[test]
+    fn flame_flags_are_refused_outside_flame_graphs() {
+        use clap::Parser;
+        let args = |line: &str| match crate::cli::args::Cli::parse_from(words(line)).command {
+            crate::cli::args::Command::Report(args) => args,
+            _ => unreachable!(),
+        };
+        for ok in [
+            "rprof report --format svg --inverted",
+            "rprof report --format html --min-width 1%",
+        ] {
+            let a = args(ok);
+            assert!(check_flame_flags(&a, a.format).is_ok(), "{ok}");
+        }
+        let a = args("rprof report --format folded --inverted");
+        assert_eq!(
+            check_flame_flags(&a, a.format).unwrap_err().to_string(),
+            "--inverted shapes a flame graph: use it with --format svg or html, not folded"
+        );
+        let a = args("rprof report --min-width 3");
+        assert!(check_flame_flags(&a, a.format)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--min-width shapes a flame graph"));
+    }
 
     #[test]
     fn dash_input_from_a_terminal_is_refused() {

@@ -1,6 +1,8 @@
 //! Outputs: every format is one [`Output`] in a file of its own.
 
+pub mod flame;
 pub mod folded;
+pub mod html;
 pub mod offcpu;
 pub mod pprof;
 pub mod script;
@@ -13,7 +15,9 @@ use std::io::{self, Write};
 
 use crate::aggregate::Profile;
 
+pub use flame::{FlameOptions, MinWidth};
 pub use folded::Folded;
+pub use html::FlameGraphHtml;
 pub use svg::FlameGraphSvg;
 pub use text::Fit;
 pub use top::{SortKey, Top, TopOptions};

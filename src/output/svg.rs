@@ -2,55 +2,39 @@
 
 use std::io::{self, Write};
 
-use super::folded::Folded;
+use inferno::flamegraph::Direction;
+
+use super::flame::{flame_unit, FlameOptions};
 use super::Output;
-use crate::aggregate::{Event, EventId, Profile};
-use crate::event::Unit;
+use crate::aggregate::Profile;
 
-/// Options for the flame graph.
-#[derive(Debug, Clone)]
+/// The flame graph as an SVG (inferno's, with its search and zoom).
+#[derive(Debug, Clone, Default)]
 pub struct FlameGraphSvg {
-    /// Title at the top (default "Flame Graph").
-    pub title: String,
-    /// Line under the title (default none).
-    pub subtitle: Option<String>,
-    /// The event to draw (default: the first).
-    pub event: EventId,
-}
-
-impl Default for FlameGraphSvg {
-    fn default() -> Self {
-        FlameGraphSvg {
-            title: "Flame Graph".to_string(),
-            subtitle: None,
-            event: 0,
-        }
-    }
-}
-
-/// What the tooltips count in, and the factor from the event's weights to
-/// it: CPU time in microseconds (inferno shows whole numbers, and a sample
-/// is rarely under a microsecond), other events by their name.
-fn tooltip_unit(event: &Event) -> (String, f64) {
-    match event.unit {
-        Unit::Nanoseconds => ("us".to_string(), 1e-3),
-        Unit::OffCpuNanoseconds => ("us off-CPU".to_string(), 1e-3),
-        Unit::Events | Unit::Faults => (event.name.clone(), 1.0),
-    }
+    pub flame: FlameOptions,
 }
 
 impl Output for FlameGraphSvg {
     fn write(&self, profile: &Profile, out: &mut dyn Write) -> io::Result<()> {
-        let lines: Vec<String> = Folded { event: self.event }
-            .lines(&profile.named(self.event))
+        let flame = &self.flame;
+        let lines: Vec<String> = flame
+            .lines(profile)
             .into_iter()
             .map(|(stack, count)| format!("{stack} {count}"))
             .collect();
         let mut options = inferno::flamegraph::Options::default();
-        options.title = self.title.clone();
-        options.subtitle = self.subtitle.clone();
-        if let Some(event) = profile.events.get(self.event as usize) {
-            (options.count_name, options.factor) = tooltip_unit(event);
+        options.title = flame.title.clone();
+        options.subtitle = flame.subtitle.clone();
+        options.min_width = flame.min_width.percent();
+        if flame.inverted {
+            // The stacks are reversed (leaf first): drawn top down, the
+            // sampled functions are the top row, their callers below.
+            options.direction = Direction::Inverted;
+        }
+        if let Some(event) = profile.events.get(flame.event as usize) {
+            let unit = flame_unit(event);
+            options.count_name = unit.name;
+            options.factor = unit.factor;
         }
         if lines.is_empty() {
             // inferno refuses empty input; an empty profile is still a valid answer.
@@ -59,6 +43,7 @@ impl Output for FlameGraphSvg {
                 "<svg xmlns=\"http://www.w3.org/2000/svg\"><text y=\"20\">No samples</text></svg>"
             );
         }
+        // The lines are sorted (Folded::lines is a BTreeMap), as from_lines needs.
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
             .map_err(|e| io::Error::other(e.to_string()))
     }

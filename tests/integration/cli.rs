@@ -556,13 +556,15 @@ fn golden_top_tree_and_folded_of_a_fixed_recording() {
 fn flame_graph_title_names_command_event_samples_and_unit() {
     let data = golden_dir().join("callers.data");
     let svg = report_of(&data, &["--format", "svg"]);
-    assert!(svg.contains("rprof record"), "title names the command");
-    assert!(svg.contains("work callers 1"), "title names the command");
+    assert!(
+        svg.contains("id=\"title\" fill=\"rgb(0,0,0)\" x=\"50.0000%\" y=\"24.00\">work callers 1<"),
+        "title is the profiled command"
+    );
     assert!(svg.contains("cpu-clock ·"), "subtitle names the event");
     assert!(svg.contains(" samples ·"), "subtitle gives the samples");
     assert!(
-        svg.contains(" us, "),
-        "tooltips count microseconds, not samples"
+        svg.contains(" us CPU, "),
+        "tooltips count microseconds of CPU time, not samples"
     );
     assert!(!svg.contains(" samples, "), "no tooltip says samples");
 }

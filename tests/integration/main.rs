@@ -7,6 +7,7 @@ mod coexist;
 mod dwarf;
 mod dwarf_truth;
 mod events;
+mod flame;
 mod model;
 mod mutations;
 mod offcpu;
