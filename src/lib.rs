@@ -24,6 +24,7 @@ pub mod abi;
 pub mod aggregate;
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod event;
 pub mod output;
 pub mod perfdata;
