@@ -23,8 +23,8 @@ pub use model::{
     RecordingStats, StackId, StackSample, Thread, ThreadId, TimeBuckets,
 };
 pub use view::{
-    frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack, Namer,
-    FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
+    frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack,
+    Namer, FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
 };
 
 use crate::abi::{event_type, software};

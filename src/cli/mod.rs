@@ -4,8 +4,10 @@
 
 pub mod args;
 pub mod completions;
+pub mod diff_args;
 pub mod man;
 pub mod stat_args;
 
 pub use args::{Cli, Command, RecordArgs, ReportArgs};
+pub use diff_args::DiffArgs;
 pub use stat_args::StatArgs;

@@ -17,8 +17,10 @@ pub const MAX_BUCKETS: u32 = 4096;
 pub struct DiffOptions {
     /// False discovery rate across the tested functions (default 0.05).
     pub alpha: f64,
-    /// Functions whose inclusive share is under this on both sides are not
-    /// tested (default 0.005, half a point).
+    /// Functions whose inclusive share, averaged over the two sides, is
+    /// under this are not tested (default 0.005, half a point): a function
+    /// of 0.3% that happens to reach 0.6% on one side is noise, while a
+    /// new function of 1% is tested.
     pub min_share: f64,
     /// Compare weight per second instead of shares (needs durations).
     pub per_second: bool,
@@ -299,7 +301,13 @@ pub fn compare(
         let rate: f64 = before
             .iter()
             .zip(&b.denominators)
-            .map(|(i, &d)| if d > 0.0 { i.total_weight() as f64 / d } else { 0.0 })
+            .map(|(i, &d)| {
+                if d > 0.0 {
+                    i.total_weight() as f64 / d
+                } else {
+                    0.0
+                }
+            })
             .sum::<f64>()
             / before.len().max(1) as f64;
         if rate > 0.0 {
@@ -333,7 +341,7 @@ pub fn compare(
     let tested: Vec<usize> = diffs
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.before.total.max(d.after.total) >= options.min_share)
+        .filter(|(_, d)| (d.before.total + d.after.total) / 2.0 >= options.min_share)
         .map(|(i, _)| i)
         .collect();
     let tested_ids: Vec<FuncId> = tested.iter().map(|&i| diffs[i].id).collect();
@@ -469,10 +477,7 @@ fn side_estimates(
                 stats::mean_estimate(&values)
             })
             .collect();
-        return (
-            Some(estimates),
-            Replication::Recordings(side.inputs.len()),
-        );
+        return (Some(estimates), Replication::Recordings(side.inputs.len()));
     }
     let Some(input) = side.inputs.first() else {
         return (None, Replication::None);
@@ -637,13 +642,22 @@ mod tests {
         assert!((hot.before.total - 0.25).abs() < 1e-9);
         let (lo, hi) = hot.test.expect("tested").interval;
         assert!(lo > 0.1 && hi < 0.3, "{lo} {hi}");
-        assert_eq!(result.diff_of("cold").expect("cold").verdict, Verdict::Shrank);
+        assert_eq!(
+            result.diff_of("cold").expect("cold").verdict,
+            Verdict::Shrank
+        );
         assert_eq!(result.diff_of("newf").expect("new").verdict, Verdict::New);
-        assert_eq!(result.diff_of("main").expect("main").verdict, Verdict::NoChange);
+        assert_eq!(
+            result.diff_of("main").expect("main").verdict,
+            Verdict::NoChange
+        );
         assert_eq!(result.regressions(5.0).len(), 2, "hot and newf");
         assert!(result.regressions(50.0).is_empty());
         assert!(result.diffs[0].significant, "significant changes first");
-        let firsts: Vec<f64> = result.diffs[..3].iter().map(|d| d.delta_total().abs()).collect();
+        let firsts: Vec<f64> = result.diffs[..3]
+            .iter()
+            .map(|d| d.delta_total().abs())
+            .collect();
         assert!(firsts.windows(2).all(|w| w[0] >= w[1]), "{firsts:?}");
         assert_eq!(result.stacks.len(), 3);
     }
@@ -661,12 +675,28 @@ mod tests {
         };
         let b = load(&mut functions, 100);
         let a = load(&mut functions, 200);
-        let result = compare(&[b.clone()], &[a.clone()], functions.clone(), DiffOptions::default());
-        assert_eq!(result.diff_of("hot").expect("hot").verdict, Verdict::Untested);
+        let result = compare(
+            &[b.clone()],
+            &[a.clone()],
+            functions.clone(),
+            DiffOptions::default(),
+        );
+        assert_eq!(
+            result.diff_of("hot").expect("hot").verdict,
+            Verdict::Untested
+        );
         assert_eq!(result.tested, 0);
         assert!(!result.notes.is_empty());
-        let bs = [b.clone(), load(&mut functions, 101), load(&mut functions, 99)];
-        let as_ = [a.clone(), load(&mut functions, 201), load(&mut functions, 199)];
+        let bs = [
+            b.clone(),
+            load(&mut functions, 101),
+            load(&mut functions, 99),
+        ];
+        let as_ = [
+            a.clone(),
+            load(&mut functions, 201),
+            load(&mut functions, 199),
+        ];
         let result = compare(&bs, &as_, functions, DiffOptions::default());
         assert_eq!(result.before.replication, Replication::Recordings(3));
         assert_eq!(result.diff_of("hot").expect("hot").verdict, Verdict::Grew);

@@ -230,7 +230,9 @@ pub fn load_folded(name: &str, text: &str, functions: &mut Functions) -> Result<
     }
     let mut warnings = Vec::new();
     if bad > 0 {
-        warnings.push(format!("{name}: {bad} lines are not `stack count`; left out"));
+        warnings.push(format!(
+            "{name}: {bad} lines are not `stack count`; left out"
+        ));
     }
     Ok(Input {
         name: name.to_string(),
@@ -315,8 +317,14 @@ mod tests {
         assert_eq!(detect(b"PERFILE2\x10\0\0\0"), Some(InputKind::Recording));
         assert_eq!(detect(&[0x1f, 0x8b, 8, 0]), Some(InputKind::Pprof));
         assert_eq!(detect(b"app;main;f 12\n"), Some(InputKind::Folded));
-        assert_eq!(detect(b"\n\napp;main;f with space 3\n"), Some(InputKind::Folded));
-        assert_eq!(detect(&[0x0a, 0x04, 0x08, 0x01, 0x10, 0x02]), Some(InputKind::Pprof));
+        assert_eq!(
+            detect(b"\n\napp;main;f with space 3\n"),
+            Some(InputKind::Folded)
+        );
+        assert_eq!(
+            detect(&[0x0a, 0x04, 0x08, 0x01, 0x10, 0x02]),
+            Some(InputKind::Pprof)
+        );
         assert_eq!(detect(b"hello world\n"), None);
         assert_eq!(detect(b""), None);
     }

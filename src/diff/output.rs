@@ -98,7 +98,7 @@ pub fn header(result: &DiffResult) -> Vec<String> {
         ));
         lines.push(format!(
             "        Benjamini-Hochberg at a false discovery rate of {level:.3}% over {} functions \
-             with an inclusive share >= {:.2} points on either side; intervals are {:.3}%",
+             with an inclusive share >= {:.2} points (mean of both sides); intervals are {:.3}%",
             result.tested,
             pts(result.options.min_share),
             100.0 - level
@@ -125,15 +125,12 @@ pub fn write_top(result: &DiffResult, out: &mut dyn Write) -> io::Result<()> {
         "{:>7} {:>7} {:>7}  {:<17} {:>7} {:>7} {:>7}  {:<26} function",
         "total:", "after", "delta", ci_head, "self:", "after", "delta", "verdict"
     )?;
-    writeln!(
-        out,
-        "{:>7}{:>48}",
-        "before", "before"
-    )?;
+    writeln!(out, "{:>7}{:>48}", "before", "before")?;
     let mut small = 0usize;
     for d in &result.diffs {
-        let rare = d.before.total.max(d.after.total) < result.options.min_share;
-        if d.verdict == Verdict::Small || (rare && matches!(d.verdict, Verdict::New | Verdict::Gone))
+        let rare = (d.before.total + d.after.total) / 2.0 < result.options.min_share;
+        if d.verdict == Verdict::Small
+            || (rare && matches!(d.verdict, Verdict::New | Verdict::Gone))
         {
             small += 1;
             continue;
@@ -143,7 +140,7 @@ pub fn write_top(result: &DiffResult, out: &mut dyn Write) -> io::Result<()> {
     if small > 0 {
         writeln!(
             out,
-            "\n{small} functions under --min-share {:.2} on both sides are not shown (see --format json)",
+            "\n{small} functions under --min-share {:.2} (mean of both sides) are not shown (see --format json)",
             pts(result.options.min_share)
         )?;
     }
@@ -155,7 +152,11 @@ pub fn write_top(result: &DiffResult, out: &mut dyn Write) -> io::Result<()> {
 
 fn top_row(d: &FunctionDiff) -> String {
     let ci = match &d.test {
-        Some(t) => format!("[{}, {}]", signed(pts(t.interval.0)), signed(pts(t.interval.1))),
+        Some(t) => format!(
+            "[{}, {}]",
+            signed(pts(t.interval.0)),
+            signed(pts(t.interval.1))
+        ),
         None => "-".to_string(),
     };
     let mut verdict = d.verdict.label().to_string();
@@ -624,9 +625,14 @@ mod tests {
 
     fn result() -> DiffResult {
         let mut functions = Functions::default();
-        let b = load_folded("b", "app;main;hot 100\napp;main;cold 300\napp;old 100\n", &mut functions)
-            .expect("b");
-        let a = load_folded("a", "app;main;hot 200\napp;main;cold 200\n", &mut functions).expect("a");
+        let b = load_folded(
+            "b",
+            "app;main;hot 100\napp;main;cold 300\napp;old 100\n",
+            &mut functions,
+        )
+        .expect("b");
+        let a =
+            load_folded("a", "app;main;hot 200\napp;main;cold 200\n", &mut functions).expect("a");
         compare(&[b], &[a], functions, DiffOptions::default())
     }
 
@@ -649,7 +655,10 @@ mod tests {
         for frame in ["main:", "hot:", "cold:", "app:"] {
             assert!(svg.contains(&format!("<title>{frame}")), "{frame} missing");
         }
-        assert!(svg.contains("old (only in BEFORE): before 20.00%, after 0.00%"), "{svg}");
+        assert!(
+            svg.contains("old (only in BEFORE): before 20.00%, after 0.00%"),
+            "{svg}"
+        );
         assert!(svg.contains("stroke-dasharray"));
         assert!(svg.trim_end().ends_with("</svg>"));
     }
@@ -673,9 +682,15 @@ mod tests {
         let mut out = Vec::new();
         write_top(&result(), &mut out).expect("write");
         let text = String::from_utf8(out).expect("utf8");
-        assert!(text.contains("each side normalised to its own total"), "{text}");
+        assert!(
+            text.contains("each side normalised to its own total"),
+            "{text}"
+        );
         assert!(text.contains("untested (no replication)"), "{text}");
         assert!(text.contains("gone"), "{text}");
-        assert!(text.contains("note: BEFORE is one input without sample times"), "{text}");
+        assert!(
+            text.contains("note: BEFORE is one input without sample times"),
+            "{text}"
+        );
     }
 }

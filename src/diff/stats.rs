@@ -39,8 +39,8 @@ pub fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
     if x >= 1.0 {
         return 1.0;
     }
-    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln())
-        .exp();
+    let front =
+        (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
     // The fraction converges fast for x < (a+1)/(a+b+2); use symmetry otherwise.
     if x < (a + 1.0) / (a + b + 2.0) {
         front * beta_fraction(a, b, x) / a
@@ -199,14 +199,30 @@ pub fn welch(before: Estimate, after: Estimate) -> Welch {
     let se = (v1 + v2).sqrt();
     if se == 0.0 {
         let p = if diff == 0.0 { 1.0 } else { 0.0 };
-        let t = if diff == 0.0 { 0.0 } else { diff.signum() * f64::INFINITY };
-        return Welch { diff, se, t, df: f64::INFINITY, p };
+        let t = if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        };
+        return Welch {
+            diff,
+            se,
+            t,
+            df: f64::INFINITY,
+            p,
+        };
     }
     let n1 = before.units.saturating_sub(1).max(1) as f64;
     let n2 = after.units.saturating_sub(1).max(1) as f64;
     let df = (v1 + v2).powi(2) / (v1 * v1 / n1 + v2 * v2 / n2);
     let t = diff / se;
-    Welch { diff, se, t, df, p: t_two_sided_p(t, df) }
+    Welch {
+        diff,
+        se,
+        t,
+        df,
+        p: t_two_sided_p(t, df),
+    }
 }
 
 /// Welch's t-test on two plain samples (textbook form, for tests and for
@@ -219,7 +235,11 @@ pub fn welch_samples(before: &[f64], after: &[f64]) -> Welch {
 pub fn mean_estimate(values: &[f64]) -> Estimate {
     let n = values.len();
     if n == 0 {
-        return Estimate { mean: 0.0, se: 0.0, units: 0 };
+        return Estimate {
+            mean: 0.0,
+            se: 0.0,
+            units: 0,
+        };
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     let se = if n < 2 {
@@ -364,11 +384,7 @@ pub fn batch_means(num: &[f64], den: &[f64], rule: BatchRule) -> Option<BatchEst
 fn ratio_batches(num: &[f64], den: &[f64], batch: usize) -> (Estimate, f64) {
     let ys = batch_sums(num, batch);
     let ds = batch_sums(den, batch);
-    let pairs: Vec<(f64, f64)> = ys
-        .into_iter()
-        .zip(ds)
-        .filter(|&(_, d)| d > 0.0)
-        .collect();
+    let pairs: Vec<(f64, f64)> = ys.into_iter().zip(ds).filter(|&(_, d)| d > 0.0).collect();
     let k = pairs.len();
     let total_d: f64 = pairs.iter().map(|p| p.1).sum();
     let r = if total_d > 0.0 {
@@ -456,8 +472,8 @@ mod tests {
     #[test]
     fn benjamini_hochberg_matches_the_paper() {
         let p = [
-            0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240,
-            0.4262, 0.5719, 0.6528, 0.7590, 1.0000,
+            0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262,
+            0.5719, 0.6528, 0.7590, 1.0000,
         ];
         let (sig, q) = benjamini_hochberg(&p, 0.05);
         assert_eq!(sig.iter().filter(|&&s| s).count(), 4);
@@ -561,13 +577,23 @@ mod tests {
                 ours_alarms += 1;
             }
         }
-        assert!(naive_alarms > pairs / 2, "two-proportion: {naive_alarms}/{pairs}");
-        assert!(ours_alarms <= pairs * 8 / 100, "batch means: {ours_alarms}/{pairs}");
+        assert!(
+            naive_alarms > pairs / 2,
+            "two-proportion: {naive_alarms}/{pairs}"
+        );
+        assert!(
+            ours_alarms <= pairs * 8 / 100,
+            "batch means: {ours_alarms}/{pairs}"
+        );
     }
 
     #[test]
     fn welch_without_variance_is_exact() {
-        let same = Estimate { mean: 1.0, se: 0.0, units: 10 };
+        let same = Estimate {
+            mean: 1.0,
+            se: 0.0,
+            units: 10,
+        };
         assert_eq!(welch(same, same).p, 1.0);
         let other = Estimate { mean: 0.5, ..same };
         assert_eq!(welch(same, other).p, 0.0);
