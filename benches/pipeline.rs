@@ -9,12 +9,15 @@
 //! binary's `.text` (one lookup per address, mostly distinct functions):
 //! 53 K addresses/s, `--quick`, on a machine loaded by other builds.
 //! Peak memory against the recording's size is `benches/memory.sh`.
+//! diff of the recording against itself (two models with 10 ms buckets,
+//! slice tests, table): see the report of issue 9 for the number.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rprof::aggregate::{self, ProfileOptions};
+use rprof::diff;
 use rprof::event::{CallGraph, EventSpec, Sampling};
 use rprof::output::{Folded, Output};
 use rprof::perfdata::records::CpuMode;
@@ -100,6 +103,28 @@ fn bench_report(c: &mut Criterion) {
             profile.name_locations(&SymbolTable::new());
             let mut out = Vec::new();
             Folded::default().write(&profile, &mut out).expect("fold");
+            black_box(out.len())
+        })
+    });
+    group.bench_function("diff_self_recording", |b| {
+        // `rprof diff X X` without the file reads: both sides' models with
+        // 10 ms buckets, the slice-level tests, the top table.
+        let file = PerfFile::open(&path).expect("open");
+        let options = ProfileOptions {
+            time_bucket_ns: 10_000_000,
+            ..ProfileOptions::default()
+        };
+        b.iter(|| {
+            let mut functions = diff::Functions::default();
+            let mut side = || {
+                let mut profile = aggregate::profile_file(&file, &options);
+                profile.name_locations(&SymbolTable::new());
+                diff::input::from_profile("bench", &profile, 0, &mut functions)
+            };
+            let (before, after) = (side(), side());
+            let result = diff::compare(&[before], &[after], functions, Default::default());
+            let mut out = Vec::new();
+            diff::output::write_top(&result, &mut out).expect("top");
             black_box(out.len())
         })
     });

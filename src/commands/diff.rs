@@ -36,20 +36,20 @@ fn sides(args: &DiffArgs) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 }
 
 fn options(args: &DiffArgs) -> Result<DiffOptions> {
-    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+    if args.alpha.is_nan() || args.alpha <= 0.0 || args.alpha >= 1.0 {
         bail!(
             "--alpha {}: must be between 0 and 1 (e.g. 0.05)",
             args.alpha
         );
     }
-    if !(args.min_share >= 0.0 && args.min_share < 100.0) {
+    if args.min_share.is_nan() || args.min_share < 0.0 || args.min_share >= 100.0 {
         bail!(
             "--min-share {}: must be a share in points, 0 to 100",
             args.min_share
         );
     }
     if let Some(pct) = args.fail_on {
-        if !(pct >= 0.0) {
+        if pct.is_nan() || pct < 0.0 {
             bail!("--fail-on {pct}: must be a number of points, 0 or more");
         }
     }

@@ -676,8 +676,8 @@ mod tests {
         let b = load(&mut functions, 100);
         let a = load(&mut functions, 200);
         let result = compare(
-            &[b.clone()],
-            &[a.clone()],
+            std::slice::from_ref(&b),
+            std::slice::from_ref(&a),
             functions.clone(),
             DiffOptions::default(),
         );
