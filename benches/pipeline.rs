@@ -28,6 +28,15 @@ use rprof::symbolize::{
 };
 
 const SAMPLES: u64 = 100_000;
+
+/// Samples in the generated recording: `RPROF_BENCH_SAMPLES`, else [`SAMPLES`]
+/// (e.g. a million for measuring `rprof diff` by hand on the kept file).
+fn samples() -> u64 {
+    std::env::var("RPROF_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SAMPLES)
+}
 const APP_START: u64 = 0x40_0000;
 
 /// A recording of two processes with 16-deep user stacks over 64 distinct leaves.
@@ -63,7 +72,7 @@ fn generated_recording() -> PathBuf {
             .write_raw(&encode::mmap2(attr.sample_type, &map))
             .expect("write");
     }
-    for i in 0..SAMPLES {
+    for i in 0..samples() {
         let leaf = APP_START + (i % 64) * 0x40;
         let mut callchain = vec![rprof::abi::context::USER, leaf];
         callchain.extend((1..16).map(|depth| APP_START + 0x8000 + depth * 0x100 + (i % 3)));
@@ -88,7 +97,7 @@ fn generated_recording() -> PathBuf {
 fn bench_report(c: &mut Criterion) {
     let path = generated_recording();
     let mut group = c.benchmark_group("report");
-    group.throughput(Throughput::Elements(SAMPLES));
+    group.throughput(Throughput::Elements(samples()));
     group.sample_size(10);
     group.bench_function("decode_ordered_records", |b| {
         b.iter(|| {

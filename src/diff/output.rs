@@ -89,7 +89,6 @@ pub fn header(result: &DiffResult) -> Vec<String> {
     let mut lines = vec![format!("rprof diff: {}", what_is_compared(result))];
     lines.extend(side_lines("BEFORE", &result.before));
     lines.extend(side_lines("AFTER", &result.after));
-    let level = result.options.alpha * 100.0;
     if result.tested > 0 {
         lines.push(format!(
             "test    Welch's t on the inclusive share; BEFORE: {}; AFTER: {}",
@@ -97,16 +96,23 @@ pub fn header(result: &DiffResult) -> Vec<String> {
             replication_text(&result.after.replication)
         ));
         lines.push(format!(
-            "        Benjamini-Hochberg at a false discovery rate of {level:.3}% over {} functions \
-             with an inclusive share >= {:.2} points (mean of both sides); intervals are {:.3}%",
+            "        Benjamini-Hochberg at a false discovery rate of {}% over {} functions \
+             with an inclusive share >= {:.2} points (mean of both sides); intervals are {}%",
+            percent_text(result.options.alpha),
             result.tested,
             pts(result.options.min_share),
-            100.0 - level
+            percent_text(1.0 - result.options.alpha)
         ));
     } else {
         lines.push("test    none: see the notes below".to_string());
     }
     lines
+}
+
+/// A fraction as a short percentage: 0.05 -> "5", 0.001 -> "0.1".
+fn percent_text(fraction: f64) -> String {
+    let text = format!("{:.4}", fraction * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn signed(v: f64) -> String {
@@ -119,13 +125,13 @@ pub fn write_top(result: &DiffResult, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "{line}")?;
     }
     writeln!(out)?;
-    let ci_head = format!("{:.0}% CI", 100.0 - result.options.alpha * 100.0);
+    let ci_head = format!("{}% CI", percent_text(1.0 - result.options.alpha));
+    writeln!(out, "{:>7}{:>43}", "total", "self")?;
     writeln!(
         out,
         "{:>7} {:>7} {:>7}  {:<17} {:>7} {:>7} {:>7}  {:<26} function",
-        "total:", "after", "delta", ci_head, "self:", "after", "delta", "verdict"
+        "before", "after", "delta", ci_head, "before", "after", "delta", "verdict"
     )?;
-    writeln!(out, "{:>7}{:>48}", "before", "before")?;
     let mut small = 0usize;
     for d in &result.diffs {
         let rare = (d.before.total + d.after.total) / 2.0 < result.options.min_share;
@@ -596,9 +602,9 @@ pub fn write_svg(result: &DiffResult, options: &SvgOptions, out: &mut dyn Write)
         "<text class=\"s\" x=\"{:.0}\" y=\"42\" text-anchor=\"middle\">{}</text>",
         options.width / 2.0,
         xml(&format!(
-            "{}; widths are AFTER; red grew, blue shrank (significant at FDR {:.3}%), grey no significant change, dashed only in BEFORE",
+            "{}; widths are AFTER; red grew, blue shrank (significant at FDR {}%), grey no significant change, dashed only in BEFORE",
             what_is_compared(result),
-            result.options.alpha * 100.0
+            percent_text(result.options.alpha)
         ))
     )?;
     out.write_all(body.as_bytes())?;
