@@ -140,6 +140,14 @@ fn ab_shift_of_five_points_is_flagged_with_its_caller_and_nothing_else() {
     );
     let ci = hot["test"]["ci"].as_array().expect("ci");
     assert!(ci[0].as_f64().expect("lo") > 0.0, "{hot}");
+    eprintln!(
+        "A/B: hot_leaf {:.2}% -> {:.2}%, delta {delta:+.2} points, CI [{:+.2}, {:+.2}], q {:.2e}; truth {truth_a:.2}% -> {truth_b:.2}% ({truth_delta:+.2})",
+        hot["before"]["total"].as_f64().unwrap_or(0.0),
+        hot["after"]["total"].as_f64().unwrap_or(0.0),
+        ci[0].as_f64().unwrap_or(0.0),
+        ci[1].as_f64().unwrap_or(0.0),
+        hot["test"]["q"].as_f64().unwrap_or(1.0),
+    );
     assert_eq!(function(&json, "hot_caller")["verdict"], "grew");
     let mut flags = flagged(&json);
     flags.sort();
@@ -207,9 +215,11 @@ fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
     let dir = temp_dir("diff-mixed");
     let mut before = Vec::new();
     let mut after = Vec::new();
-    for i in 0..3 {
+    // Four inputs a side (Welch then has about 3 degrees of freedom) and a
+    // large change: the input as the unit has little power with few inputs.
+    for i in 0..4 {
         let a = dir.join(format!("a{i}.data"));
-        record_shift(&a, "25", "1", "0");
+        record_shift(&a, "25", "0.7", "0");
         let folded = dir.join(format!("a{i}.folded"));
         let run = rprof(&[
             "report",
@@ -223,7 +233,7 @@ fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
         assert!(run.status.success(), "{}", text(&run.stderr));
         before.push(folded);
         let b = dir.join(format!("b{i}.data"));
-        record_shift(&b, "32", "1", "0");
+        record_shift(&b, "40", "0.7", "0");
         after.push(b);
     }
     // One folded file against one recording: shares, no verdicts, a note.
@@ -238,16 +248,16 @@ fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
         .as_str()
         .expect("note")
         .contains("no change is tested"));
-    // Three folded files against three recordings: the input is the unit.
+    // Four folded files against four recordings: the input is the unit.
     let mut args: Vec<&str> = before.iter().map(|p| s(p)).collect();
     args.push("--");
     args.extend(after.iter().map(|p| s(p)));
     let (_, json) = diff_json(&args);
     assert_eq!(json["before"]["replication"]["kind"], "recordings");
-    assert_eq!(json["before"]["replication"]["count"], 3);
+    assert_eq!(json["before"]["replication"]["count"], 4);
     let hot = function(&json, "hot_leaf");
     assert_eq!(hot["verdict"], "grew", "{hot}");
-    assert_eq!(hot["test"]["before_units"], 3);
+    assert_eq!(hot["test"]["before_units"], 4);
     // Something that is neither: a clear error, exit status 1.
     let junk = dir.join("junk.txt");
     std::fs::write(&junk, "hello\n").expect("write");
