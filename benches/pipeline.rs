@@ -10,7 +10,8 @@
 //! 53 K addresses/s, `--quick`, on a machine loaded by other builds.
 //! Peak memory against the recording's size is `benches/memory.sh`.
 //! diff of the recording against itself (two models with 10 ms buckets,
-//! slice tests, table): see the report of issue 9 for the number.
+//! slice tests, table) of the 100,000-sample recording: 233 ms, 429 K samples/s
+//! (`--quick`, on the loaded 2-core VM).
 
 use std::hint::black_box;
 use std::path::PathBuf;
