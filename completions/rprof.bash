@@ -378,7 +378,7 @@ _rprof() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "top tree folded svg script" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "top tree folded svg pprof script" -- "${cur}"))
                     return 0
                     ;;
                 --sort)

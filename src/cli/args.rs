@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::target_args::TargetArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A Linux sampling profiler: record on-CPU stacks with perf_event_open,
@@ -20,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Record samples of a command, processes, threads or the whole system.
     Record(RecordArgs),
-    /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks or a flame graph.
+    /// Turn a recording (rprof's or Linux perf's) into a table, call tree, folded stacks, a flame graph or a pprof profile.
     Report(ReportArgs),
     /// Count events (no sampling) over a command, processes or CPUs, like `perf stat`.
     Stat(super::stat_args::StatArgs),
@@ -118,9 +119,12 @@ pub struct RecordArgs {
     /// (cycles, instructions, branch-misses, L1-dcache-load-misses,
     /// LLC-loads, ...: these need a hardware PMU, which VMs usually lack),
     /// raw `rNNNN`, PMU terms `pmu/event=0x3c,umask=0/`, a PMU's named
-    /// events, and tracepoints `subsys:name`. Modifiers `:u :k :h` (only
-    /// these privilege levels) and `:p :pp :ppp` (precision). Tracepoints
-    /// record every hit unless -F/-c is given; other events sample at -F.
+    /// events, and tracepoints `subsys:name` (globs like `sched:*` open every
+    /// match). Modifiers `:u :k :h` (only these privilege levels) and `:p
+    /// :pp :ppp` (precision). Terms `EVENT/period=N/`, `/freq=HZ/`,
+    /// `/name=NAME/` set one event's own sampling (kept over -F/-c) or name.
+    /// Tracepoints record every hit unless -F/-c is given; other events
+    /// sample at -F.
     /// `rprof list` shows what this machine has [default: cpu-clock].
     #[arg(short = 'e', long = "event", value_name = "EVENT[,EVENT...]")]
     pub events: Vec<String>,
@@ -149,26 +153,8 @@ pub struct RecordArgs {
     #[arg(long = "call-graph", value_name = "MODE")]
     pub call_graph: Option<String>,
 
-    /// Attach to these processes (comma-separated), including all their threads.
-    #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]", conflicts_with_all = ["tid", "all_cpus"])]
-    pub pid: Option<String>,
-
-    /// Attach to these threads only (comma-separated).
-    #[arg(
-        short = 't',
-        long = "tid",
-        value_name = "TID[,TID...]",
-        conflicts_with = "all_cpus"
-    )]
-    pub tid: Option<String>,
-
-    /// Record every process on every CPU (system-wide).
-    #[arg(short = 'a', long = "all-cpus")]
-    pub all_cpus: bool,
-
-    /// Only these CPUs, e.g. `0-3,6` (implies system-wide unless a target is given).
-    #[arg(short = 'C', long = "cpu", value_name = "CPUS")]
-    pub cpu: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Stop after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECS")]
@@ -331,6 +317,11 @@ pub enum ReportFormat {
     Folded,
     /// Flame graph SVG.
     Svg,
+    /// pprof profile (gzipped profile.proto) for `go tool pprof`,
+    /// Pyroscope, Parca and speedscope: every event with its unit, inline
+    /// frames, mappings with build ids, pid/tid/comm labels. Binary: write
+    /// it with -o FILE or into a pipe.
+    Pprof,
     /// One line per sample in time order, like `perf script`: comm,
     /// pid/tid, CPU, time, period, event, then a tracepoint's raw fields
     /// (name=value) or the sampled address.
@@ -411,7 +402,8 @@ pub struct ReportArgs {
     pub branch_limit: f64,
 
     /// Show only this event (as the report header names it). Default: top
-    /// and tree show every event, one section each; folded and svg show the first.
+    /// and tree show every event, one section each; pprof writes every
+    /// event, one value column each; folded and svg show the first.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
 

@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::target_args::TargetArgs;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -29,7 +30,9 @@ pub struct StatArgs {
     /// cpu-migrations, page-faults, minor-faults, major-faults,
     /// alignment-faults, emulation-faults, cycles, instructions, branches,
     /// branch-misses, cache-references, cache-misses, bus-cycles, ref-cycles,
-    /// raw rNNNN (hex); modifiers :u, :k, :h. Default: perf stat's set
+    /// raw rNNNN (hex), PMU terms pmu/event=..,umask=../, hardware cache
+    /// events, tracepoints subsys:name (globs like 'sched:*' count every
+    /// match; `rprof list` shows them all); modifiers :u, :k, :h. Default: perf stat's set
     /// (task-clock, context-switches, cpu-migrations, page-faults, cycles,
     /// instructions, branches, branch-misses).
     #[arg(short = 'e', long = "event", value_name = "EVENTS")]
@@ -63,26 +66,8 @@ pub struct StatArgs {
     #[arg(short = 'A', long = "no-aggr")]
     pub no_aggr: bool,
 
-    /// Count these processes (comma-separated), all their threads.
-    #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]", conflicts_with_all = ["tid", "all_cpus"])]
-    pub pid: Option<String>,
-
-    /// Count these threads only (comma-separated).
-    #[arg(
-        short = 't',
-        long = "tid",
-        value_name = "TID[,TID...]",
-        conflicts_with = "all_cpus"
-    )]
-    pub tid: Option<String>,
-
-    /// Count every process on every CPU (system-wide).
-    #[arg(short = 'a', long = "all-cpus")]
-    pub all_cpus: bool,
-
-    /// Only these CPUs, e.g. `0-3,6` (system-wide).
-    #[arg(short = 'C', long = "cpu", value_name = "CPUS")]
-    pub cpu: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Write the counts to this file instead of standard error.
     #[arg(short = 'o', long = "output", value_name = "FILE")]

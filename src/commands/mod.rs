@@ -32,27 +32,25 @@ pub fn parse_number_list(flag: &str, text: &str) -> Result<Vec<u32>> {
 /// (`-a`/`-C`), else the launched command; a command with `-p`/`-t`/`-a`
 /// sets how long. `nothing` is the error when none was given.
 pub fn target_of(
-    pid: Option<&str>,
-    tid: Option<&str>,
-    system_wide: bool,
+    target: &crate::cli::TargetArgs,
     command: &[std::ffi::OsString],
     nothing: &str,
 ) -> Result<crate::record::Target> {
     use crate::record::Target;
     let argv = (!command.is_empty()).then(|| command.to_vec());
-    if let Some(pids) = pid {
+    if let Some(pids) = target.pid.as_deref() {
         return Ok(Target::Pids {
             pids: parse_number_list("-p", pids)?,
             argv,
         });
     }
-    if let Some(tids) = tid {
+    if let Some(tids) = target.tid.as_deref() {
         return Ok(Target::Tids {
             tids: parse_number_list("-t", tids)?,
             argv,
         });
     }
-    if system_wide {
+    if target.system_wide() {
         return Ok(Target::SystemWide { argv });
     }
     match argv {

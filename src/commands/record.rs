@@ -92,7 +92,11 @@ fn named_events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
     }
     let mut events = EventGroup::flatten(per_flag.into_iter().flatten().collect());
     for event in &mut events {
-        event.sampling = user_sampling.unwrap_or_else(|| event.default_sampling());
+        // An event's own period=/freq= terms win over -F/-c, as in perf.
+        event.sampling = event
+            .own_sampling
+            .or(user_sampling)
+            .unwrap_or_else(|| event.default_sampling());
         event.call_graph = call_graph;
     }
     Ok(events)
@@ -193,9 +197,7 @@ fn events(args: &RecordArgs) -> Result<Vec<EventSpec>> {
 
 fn target(args: &RecordArgs) -> Result<Target> {
     super::target_of(
-        args.pid.as_deref(),
-        args.tid.as_deref(),
-        args.all_cpus || args.cpu.is_some(),
+        &args.target,
         &args.command,
         "nothing to record: give a command, or -p PID, -t TID, or -a (e.g. `rprof record -g ./app args`)",
     )
@@ -237,7 +239,7 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
     Ok(RecordConfig {
         events: events(args)?,
         target: target(args)?,
-        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
+        cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
         output: output(&args.output, std::io::stdout().is_terminal())?,
         mmap_pages: args.mmap_pages,

@@ -12,9 +12,11 @@ use anyhow::{bail, Context, Result};
 
 use super::parse_number_list;
 use super::progress::TerminalProgress;
+use crate::abi::flag;
 use crate::aggregate::{self, EventId, Profile, ProfileOptions, SampleFilter};
 use crate::cli::args::{self, ReportArgs, ReportFormat};
-use crate::event::Unit;
+use crate::event::{is_off_cpu, Sampling, Unit};
+use crate::output::pprof::{Pprof, StartTimeSource};
 use crate::output::script::{write_script, ScriptEvents};
 use crate::output::{offcpu, text};
 use crate::output::{
@@ -340,6 +342,101 @@ fn flame_graph_titles(
     (title, details.join(" · "))
 }
 
+/// How each event of the profile was sampled (by event id), from the
+/// first attr of the event; for a wall profile, the cpu-clock attr.
+fn event_sampling(file: &PerfFile, profile: &Profile) -> Vec<Option<Sampling>> {
+    let (_, attr_event) = aggregate::file_events(file.attrs(), file.metadata());
+    (0..profile.events.len() as EventId)
+        .map(|event| {
+            let mut attrs = file
+                .attrs()
+                .iter()
+                .zip(&attr_event)
+                .filter(|(_, &e)| e == event)
+                .map(|(attr, _)| attr);
+            let attr = if profile.events[event as usize].name == aggregate::WALL_EVENT {
+                attrs.find(|a| !is_off_cpu(a))
+            } else {
+                attrs.next()
+            }?;
+            Some(if attr.is_freq() {
+                Sampling::Frequency(attr.sample_period_or_freq)
+            } else {
+                Sampling::Period(attr.sample_period_or_freq)
+            })
+        })
+        .collect()
+}
+
+/// The sample clock's reading at a known wall-clock time, from perf's
+/// HEADER_CLOCK_DATA, when the samples were timed by that clock:
+/// (wall-clock ns, clock ns).
+fn clock_data(file: &PerfFile) -> Option<(u64, u64)> {
+    let raw = file.feature(feature::CLOCK_DATA)?;
+    let u32_at = |at: usize| Some(u32::from_ne_bytes(raw.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_ne_bytes(raw.get(at..at + 8)?.try_into().ok()?));
+    let clockid = u32_at(4)?;
+    let timed_by_it = file
+        .attrs()
+        .iter()
+        .all(|a| a.has_flag(flag::USE_CLOCKID) && u32::try_from(a.clockid).ok() == Some(clockid));
+    (u32_at(0)? >= 1 && timed_by_it && !file.attrs().is_empty())
+        .then_some((u64_at(8)?, u64_at(16)?))
+}
+
+/// When the recording started (wall clock, ns since the epoch) and how
+/// that is known: perf's clock data when the file has it; else the file's
+/// modification time (or, for a stream, now) minus the recording's length.
+fn start_time(input: &Path, file: &PerfFile, profile: &Profile) -> Option<(i64, StartTimeSource)> {
+    let first = profile.stats.first_time?;
+    if let Some((wall, clock)) = clock_data(file) {
+        let start = i128::from(wall) + i128::from(first) - i128::from(clock);
+        return Some((i64::try_from(start).ok()?, StartTimeSource::ClockData));
+    }
+    let (end, source) = if input == Path::new("-") {
+        (SystemTime::now(), StartTimeSource::ReportTime)
+    } else {
+        let modified = std::fs::metadata(input).and_then(|m| m.modified()).ok()?;
+        (modified, StartTimeSource::FileTime)
+    };
+    let end = end.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_nanos();
+    let start = end.checked_sub(u128::from(profile.stats.duration_ns()))?;
+    Some((i64::try_from(start).ok()?, source))
+}
+
+/// pprof output: every event unless `--event` picks one.
+fn pprof_output(input: &Path, file: &PerfFile, profile: &Profile, event: Option<EventId>) -> Pprof {
+    let mut comments = Vec::new();
+    if !file.metadata().cmdline.is_empty() {
+        comments.push(format!("command: {}", file.metadata().cmdline.join(" ")));
+    }
+    if let Some(host) = &file.metadata().hostname {
+        comments.push(format!("host: {host}"));
+    }
+    if let Some(off_cpu) = &profile.stats.off_cpu {
+        comments.push(format!("off-CPU: {}", offcpu::sampling_statement(off_cpu)));
+    }
+    Pprof {
+        event,
+        sampling: event_sampling(file, profile),
+        start: start_time(input, file, profile),
+        comments,
+    }
+}
+
+/// Binary formats are not written to a terminal.
+fn check_binary_output(args: &ReportArgs, stdout_is_terminal: bool) -> Result<()> {
+    if effective_format(args)? == ReportFormat::Pprof && args.output.is_none() && stdout_is_terminal
+    {
+        bail!(
+            "--format pprof writes a gzip-compressed binary profile, not for a terminal: \
+             name a file with -o FILE (e.g. -o profile.pb.gz), or pipe it into another \
+             command or a file"
+        );
+    }
+    Ok(())
+}
+
 fn output_for(
     args: &ReportArgs,
     input: &Path,
@@ -352,6 +449,7 @@ fn output_for(
         ReportFormat::Script => {
             bail!("the script format is written from the records, not a profile")
         }
+        ReportFormat::Pprof => Box::new(pprof_output(input, file, profile, chosen)),
         ReportFormat::Folded => Box::new(Folded {
             event: single_event(input, profile, chosen),
         }),
@@ -404,6 +502,7 @@ fn output_for(
 pub fn run(args: &ReportArgs) -> Result<()> {
     let filter = filter(args)?;
     let input = input_path(args);
+    check_binary_output(args, io::stdout().is_terminal())?;
     let file = open_input(args, &input)?;
     if effective_format(args)? == ReportFormat::Script {
         return script(args, &file);
@@ -485,5 +584,26 @@ mod tests {
             "-i -: standard input is a terminal; pipe a recording into it"
         );
         assert!(check_stdin_input(false).is_ok());
+    }
+
+    #[test]
+    fn pprof_to_a_terminal_is_refused_but_a_file_or_pipe_is_not() {
+        use clap::Parser;
+        let args = |extra: &[&str]| {
+            let cli = crate::cli::args::Cli::try_parse_from(
+                ["rprof", "report", "--format", "pprof"].iter().chain(extra),
+            )
+            .unwrap();
+            match cli.command {
+                crate::cli::args::Command::Report(args) => args,
+                _ => unreachable!(),
+            }
+        };
+        let err = check_binary_output(&args(&[]), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-o FILE") && err.contains("pipe"), "{err}");
+        assert!(check_binary_output(&args(&[]), false).is_ok());
+        assert!(check_binary_output(&args(&["-o", "x.pb.gz"]), true).is_ok());
     }
 }

@@ -17,9 +17,7 @@ const MAX_REPEAT: u32 = 1_000_000;
 
 fn target(args: &StatArgs) -> Result<Target> {
     super::target_of(
-        args.pid.as_deref(),
-        args.tid.as_deref(),
-        args.all_cpus || args.cpu.is_some(),
+        &args.target,
         &args.command,
         "nothing to count: give a command, or -p PID, -t TID, or -a (e.g. `rprof stat -- ./app args`)",
     )
@@ -63,8 +61,8 @@ pub fn config(args: &StatArgs) -> Result<StatConfig> {
     Ok(StatConfig {
         groups,
         target,
-        cpus: args.cpu.as_deref().map(parse_cpu_list).transpose()?,
-        cpu_text: args.cpu.clone(),
+        cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
+        cpu_text: args.target.cpu.clone(),
         repeat: args.repeat,
         interval,
         per_cpu: args.no_aggr,

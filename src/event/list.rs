@@ -105,8 +105,8 @@ pub fn matches(filter: &str, name: &str) -> bool {
     }
 }
 
-/// Iterative glob with backtracking to the last `*`.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+/// Iterative glob with backtracking to the last `*` (case-sensitive).
+pub(super) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

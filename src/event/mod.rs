@@ -56,6 +56,14 @@ pub enum EventError {
     NoTracefs,
     #[error("unknown tracepoint '{name}' (not under {tracefs}/events); `rprof list TEXT` shows the tracepoints")]
     UnknownTracepoint { name: String, tracefs: String },
+    #[error("no tracepoint matches '{pattern}' under {tracefs}/events; `rprof list '{pattern}'` shows what matches")]
+    NoTracepointMatches { pattern: String, tracefs: String },
+    #[error("-e {event}: term '{term}' {why}")]
+    BadConfigTerm {
+        event: String,
+        term: String,
+        why: String,
+    },
     #[error("--filter {filter}: a filter applies to the tracepoint given by the -e just before it, and '{event}' is not one")]
     FilterWithoutTracepoint { filter: String, event: String },
 }
@@ -179,6 +187,9 @@ pub struct EventSpec {
     /// Ask for PERF_RECORD_SWITCH / SWITCH_CPU_WIDE records (`attr.context_switch`):
     /// the switch-in times that weight off-CPU samples.
     pub context_switch: bool,
+    /// `period=N` or `freq=HZ` in the event's own `/.../` terms: kept over
+    /// -F/-c, as perf does. Default None.
+    pub own_sampling: Option<Sampling>,
 }
 
 impl EventSpec {
@@ -201,6 +212,7 @@ impl EventSpec {
             trace_format: None,
             kernel_user_chain: false,
             context_switch: false,
+            own_sampling: None,
         }
     }
 

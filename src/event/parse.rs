@@ -7,8 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use super::hardware::{cache_config, lookup_named, parse_cache_event};
+use super::list::glob;
+use super::pmu::parse_number;
 use super::pmu::Pmu;
-use super::tracepoint::{find_tracefs, read_format, tracepoint_id, TRACEFS_CANDIDATES};
+use super::tracepoint::{
+    all_tracepoints, find_tracefs, read_format, tracepoint_id, TRACEFS_CANDIDATES,
+};
 use super::{CallGraph, EventError, EventGroup, EventSpec, Sampling};
 use crate::abi::event_type;
 
@@ -46,7 +50,7 @@ pub fn parse_event_list_in(
     let mut groups = Vec::new();
     for list in lists {
         for item in split_top_level(list)? {
-            groups.push(parse_item(item, sources)?);
+            groups.extend(parse_item(item, sources)?);
         }
     }
     Ok(groups)
@@ -99,12 +103,18 @@ fn split_top_level(list: &str) -> Result<Vec<&str>, EventError> {
     Ok(items)
 }
 
-/// One top-level item: a group `{a,b}:mods` or a lone event.
-fn parse_item(item: &str, sources: &EventSources) -> Result<EventGroup, EventError> {
+/// One top-level item: a group `{a,b}:mods`, or a lone event (several
+/// groups of one for a tracepoint wildcard).
+fn parse_item(item: &str, sources: &EventSources) -> Result<Vec<EventGroup>, EventError> {
     let Some(inner) = item.strip_prefix('{') else {
-        return Ok(EventGroup {
-            events: vec![parse_event(item, "", sources)?],
-        });
+        // A wildcard outside a group opens each match on its own.
+        let events = parse_event(item, "", sources)?;
+        return Ok(events
+            .into_iter()
+            .map(|event| EventGroup {
+                events: vec![event],
+            })
+            .collect());
     };
     let Some((body, after)) = inner.rsplit_once('}') else {
         return Err(EventError::Syntax {
@@ -120,11 +130,11 @@ fn parse_item(item: &str, sources: &EventSources) -> Result<EventGroup, EventErr
                 .into(),
         })?,
     };
-    let events = split_top_level(body)?
-        .into_iter()
-        .map(|member| parse_event(member, group_modifiers, sources))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventGroup { events })
+    let mut events = Vec::new();
+    for member in split_top_level(body)? {
+        events.extend(parse_event(member, group_modifiers, sources)?);
+    }
+    Ok(vec![EventGroup { events }])
 }
 
 /// What the modifier letters ask for.
@@ -199,48 +209,141 @@ fn spec(name: &str, kind: u32, config: u64) -> EventSpec {
     }
 }
 
+/// perf's config terms inside `/.../`: how an event is sampled and what it
+/// is called, as opposed to the PMU's format terms (what it counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ConfigTerms {
+    sampling: Option<Sampling>,
+    name: Option<String>,
+}
+
+/// Splits `period=N`, `freq=HZ` and `name=NAME` out of a term list; the
+/// rest (format terms, a PMU's named event) is returned for the PMU.
+fn split_config_terms(event: &str, terms: &str) -> Result<(String, ConfigTerms), EventError> {
+    let bad = |term: &str, why: &str| EventError::BadConfigTerm {
+        event: event.to_string(),
+        term: term.to_string(),
+        why: why.to_string(),
+    };
+    let mut config = ConfigTerms::default();
+    let mut rest = Vec::new();
+    for term in terms.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (key, value) = term.split_once('=').unwrap_or((term, ""));
+        let number = || {
+            parse_number(value.trim())
+                .filter(|&n| n > 0 && n < 1 << 63)
+                .ok_or_else(|| bad(term, "needs a number from 1 to 2^63-1"))
+        };
+        let sampling =
+            match key.trim() {
+                "period" => Sampling::Period(number()?),
+                "freq" => Sampling::Frequency(number()?),
+                "name" if !value.trim().is_empty() => {
+                    config.name = Some(value.trim().to_string());
+                    continue;
+                }
+                "name" => return Err(bad(term, "needs a name")),
+                "call-graph" | "stack-size" | "max-stack" => return Err(bad(
+                    term,
+                    "is not taken per event: -g or --call-graph sets the call chains of all events",
+                )),
+                _ => {
+                    rest.push(term);
+                    continue;
+                }
+            };
+        if config.sampling.replace(sampling).is_some() {
+            return Err(bad(term, "repeats period/freq: give one"));
+        }
+    }
+    Ok((rest.join(","), config))
+}
+
 fn parse_event(
     text: &str,
     group_modifiers: &str,
     sources: &EventSources,
-) -> Result<EventSpec, EventError> {
+) -> Result<Vec<EventSpec>, EventError> {
     let (name, modifiers) = split_modifiers(text);
-    let mut event = encode_name(name, sources)?;
-    // Group modifiers act as if appended to each member's own.
     let all = format!("{modifiers}{group_modifiers}");
-    Modifiers::parse(text, &all)?.apply(&mut event);
-    event.name = match group_modifiers {
-        "" => text.to_string(),
-        mods if modifiers.is_empty() && !name.contains('/') => format!("{text}:{mods}"),
-        mods => format!("{text}{mods}"),
-    };
-    if event.is_tracepoint() {
-        event.sampling = event.default_sampling();
+    let parsed_modifiers = Modifiers::parse(text, &all)?;
+    let (events, config) = encode_name(name, sources)?;
+    if config.name.is_some() && events.len() > 1 {
+        return Err(EventError::BadConfigTerm {
+            event: text.to_string(),
+            term: "name".into(),
+            why: "names one event, and this pattern matches several".into(),
+        });
     }
-    Ok(event)
+    let mut parsed = Vec::with_capacity(events.len());
+    for mut event in events {
+        parsed_modifiers.apply(&mut event);
+        // A wildcard's match stands where the pattern was.
+        let text = format!("{}{}", event.name, &text[name.len()..]);
+        event.name = match (&config.name, group_modifiers) {
+            (Some(own), _) => own.clone(),
+            (None, "") => text,
+            (None, mods) if modifiers.is_empty() && !name.contains('/') => format!("{text}:{mods}"),
+            (None, mods) => format!("{text}{mods}"),
+        };
+        if event.is_tracepoint() {
+            event.sampling = event.default_sampling();
+        }
+        event.own_sampling = config.sampling;
+        parsed.push(event);
+    }
+    Ok(parsed)
 }
 
-/// The event a name (without modifiers) stands for.
-fn encode_name(name: &str, sources: &EventSources) -> Result<EventSpec, EventError> {
-    if let Some((pmu, terms)) = name.split_once('/') {
-        let terms = terms.strip_suffix('/').ok_or_else(|| EventError::Syntax {
-            text: name.to_string(),
-            why: "a PMU event ends with '/' (e.g. cpu/event=0x3c,umask=0/)".into(),
-        })?;
-        return pmu_event(&sources.pmu_root, pmu, terms, name);
+/// The events a name (without modifiers) stands for (several for a
+/// tracepoint wildcard), each named as written or as matched, and the
+/// config terms given in its `/.../`.
+fn encode_name(
+    name: &str,
+    sources: &EventSources,
+) -> Result<(Vec<EventSpec>, ConfigTerms), EventError> {
+    let Some((prefix, terms)) = name.split_once('/') else {
+        return Ok((encode_plain(name, sources)?, ConfigTerms::default()));
+    };
+    let terms = terms.strip_suffix('/').ok_or_else(|| EventError::Syntax {
+        text: name.to_string(),
+        why: "a PMU event ends with '/' (e.g. cpu/event=0x3c,umask=0/)".into(),
+    })?;
+    let (pmu_terms, config) = split_config_terms(name, terms)?;
+    // `cpu-clock/period=1000/`: an event that is not a PMU, with config terms only.
+    if Pmu::open(&sources.pmu_root, prefix).is_none() && pmu_terms.is_empty() && !prefix.is_empty()
+    {
+        if let Ok(events) = encode_plain(prefix, sources) {
+            let events = events
+                .into_iter()
+                .map(|mut event| {
+                    event.name = format!("{}/{terms}/", event.name);
+                    event
+                })
+                .collect();
+            return Ok((events, config));
+        }
     }
+    let mut event = pmu_event(&sources.pmu_root, prefix, &pmu_terms, name)?;
+    event.name = name.to_string();
+    Ok((vec![event], config))
+}
+
+/// A name without `/.../`: generic, raw, cache, tracepoint (wildcards
+/// expanded) or a PMU's named event.
+fn encode_plain(name: &str, sources: &EventSources) -> Result<Vec<EventSpec>, EventError> {
     if let Some(named) = lookup_named(name) {
-        return Ok(spec(name, named.kind, named.config));
+        return Ok(vec![spec(name, named.kind, named.config)]);
     }
     if let Some(raw) = raw_config(name) {
-        return Ok(spec(name, event_type::RAW, raw));
+        return Ok(vec![spec(name, event_type::RAW, raw)]);
     }
     if let Some((cache, op, result)) = parse_cache_event(name) {
-        return Ok(spec(
+        return Ok(vec![spec(
             name,
             event_type::HW_CACHE,
             cache_config(cache, op, result),
-        ));
+        )]);
     }
     if let Some((subsys, event_name)) = name.split_once(':') {
         // `cycles:x`: a known event with a bad modifier, not a tracepoint.
@@ -257,23 +360,60 @@ fn encode_name(name: &str, sources: &EventSources) -> Result<EventSpec, EventErr
                 modifier,
             });
         }
-        let id = tracepoint_id(sources.tracefs.as_deref(), subsys, event_name)?;
-        let mut event = spec(name, event_type::TRACEPOINT, id);
-        event.trace_format = sources
-            .tracefs
-            .as_deref()
-            .and_then(|root| read_format(root, subsys, event_name));
-        return Ok(event);
+        if name.contains(['*', '?']) {
+            return tracepoint_matches(name, sources);
+        }
+        return Ok(vec![tracepoint(subsys, event_name, sources)?]);
     }
     // A PMU's named event given bare (`tsc` is `msr/tsc/`), as perf finds it.
     for pmu in Pmu::all(&sources.pmu_root) {
         if pmu.alias(name).is_some() {
-            return pmu_event(&sources.pmu_root, &pmu.name, name, name);
+            return Ok(vec![pmu_event(&sources.pmu_root, &pmu.name, name, name)?]);
         }
     }
     Err(EventError::UnknownEvent {
         name: name.to_string(),
     })
+}
+
+fn tracepoint(subsys: &str, name: &str, sources: &EventSources) -> Result<EventSpec, EventError> {
+    let id = tracepoint_id(sources.tracefs.as_deref(), subsys, name)?;
+    let mut event = spec(&format!("{subsys}:{name}"), event_type::TRACEPOINT, id);
+    event.trace_format = sources
+        .tracefs
+        .as_deref()
+        .and_then(|root| read_format(root, subsys, name));
+    Ok(event)
+}
+
+/// `sched:*`, `sched:sched_wak*`, `*:sys_enter_openat`: every tracepoint
+/// whose `subsys:name` the glob matches (case-sensitive, as tracefs is).
+fn tracepoint_matches(pattern: &str, sources: &EventSources) -> Result<Vec<EventSpec>, EventError> {
+    // The plain lookup says what is wrong when tracefs is missing.
+    let Some(root) = sources.tracefs.as_deref() else {
+        let (subsys, name) = pattern.split_once(':').unwrap_or((pattern, ""));
+        return Err(tracepoint_id(None, subsys, name)
+            .err()
+            .unwrap_or(EventError::UnknownEvent {
+                name: pattern.to_string(),
+            }));
+    };
+    let mut events = Vec::new();
+    for full in all_tracepoints(root) {
+        if !glob(pattern.as_bytes(), full.as_bytes()) {
+            continue;
+        }
+        if let Some((subsys, name)) = full.split_once(':') {
+            events.push(tracepoint(subsys, name, sources)?);
+        }
+    }
+    if events.is_empty() {
+        return Err(EventError::NoTracepointMatches {
+            pattern: pattern.to_string(),
+            tracefs: root.display().to_string(),
+        });
+    }
+    Ok(events)
 }
 
 /// `rNNNN`: hex digits only, as perf's lexer takes them.
@@ -484,5 +624,66 @@ mod tests {
             let _ = parse(&[text]);
         }
         assert_eq!(encoding(&one("cpu//")), (4, 0, 0, 0));
+    }
+
+    #[test]
+    fn config_terms_set_the_events_own_period_frequency_and_name() {
+        let clock = one("cpu-clock/period=100000/");
+        assert_eq!(encoding(&clock), (1, 0, 0, 0));
+        assert_eq!(clock.own_sampling, Some(Sampling::Period(100_000)));
+        assert_eq!(clock.name, "cpu-clock/period=100000/");
+        let faults = one("page-faults/freq=10/u");
+        assert_eq!(faults.own_sampling, Some(Sampling::Frequency(10)));
+        assert!(faults.exclude_kernel && !faults.exclude_user);
+        // Mixed with format terms: those still place bits; name= renames.
+        let pmu = one("cpu/event=0x3c,umask=1,period=0x10000,name=cycles_ring/");
+        assert_eq!(encoding(&pmu), (4, 0x13c, 0, 0));
+        assert_eq!(pmu.own_sampling, Some(Sampling::Period(0x10000)));
+        assert_eq!(pmu.name, "cycles_ring");
+        let trace = one("sched:sched_switch/period=2/");
+        assert_eq!(trace.kind, event_type::TRACEPOINT);
+        assert_eq!(trace.own_sampling, Some(Sampling::Period(2)));
+        // Without terms nothing is the event's own.
+        assert_eq!(one("cpu-clock").own_sampling, None);
+        for (text, want) in [
+            ("cpu-clock/period=0/", "from 1 to 2^63-1"),
+            ("cpu-clock/freq=x/", "from 1 to 2^63-1"),
+            ("cpu-clock/period=1,freq=2/", "repeats period/freq"),
+            ("cpu-clock/call-graph=dwarf/", "-g or --call-graph"),
+            ("cpu-clock/name=/", "needs a name"),
+            ("cpu-clock/event=1/", "unknown PMU 'cpu-clock'"),
+        ] {
+            let err = parse(&[text]).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn tracepoint_wildcards_open_every_match() {
+        let groups = parse(&["sched:*"]).unwrap();
+        let names: Vec<&str> = groups
+            .iter()
+            .map(|g| {
+                assert_eq!(g.events.len(), 1, "each match is a group of its own");
+                g.events[0].name.as_str()
+            })
+            .collect();
+        assert_eq!(names, ["sched:sched_process_exec", "sched:sched_switch"]);
+        assert_eq!(groups[1].events[0].config, 372);
+        let grouped = parse(&["{sched:sched_s*}:k"]).unwrap();
+        assert_eq!(grouped.len(), 1);
+        assert_eq!(grouped[0].events[0].name, "sched:sched_switch:k");
+        assert!(grouped[0].events[0].exclude_user);
+        let one_of = parse(&["*:sched_process_ex?c:u"]).unwrap();
+        assert_eq!(one_of[0].events[0].name, "sched:sched_process_exec:u");
+        let err = parse(&["sched:nothing*"]).unwrap_err().to_string();
+        assert!(
+            err.contains("no tracepoint matches 'sched:nothing*'"),
+            "{err}"
+        );
+        let err = parse(&["sched:*/name=x/"]).unwrap_err().to_string();
+        assert!(err.contains("matches several"), "{err}");
+        // Case matters, as in tracefs.
+        assert!(parse(&["SCHED:*"]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod folded;
 pub mod offcpu;
+pub mod pprof;
 pub mod script;
 pub mod svg;
 pub mod text;

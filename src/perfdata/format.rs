@@ -65,6 +65,9 @@ pub mod feature {
     pub const EVENT_DESC: u32 = 12;
     /// u32 version, type, level, ratio, mmap_len (`perf record -z`).
     pub const COMPRESSED: u32 = 27;
+    /// u32 version, u32 clockid, u64 wall-clock ns, u64 clockid ns: the
+    /// sample clock's reading at a known wall-clock time (`perf record -k`).
+    pub const CLOCK_DATA: u32 = 29;
     /// rprof's embedded symbol table. Far above perf's last feature (~32),
     /// below `HEADER_FEAT_BITS` (256): perf skips bits it does not know.
     pub const RPROF_SYMBOLS: u32 = 200;

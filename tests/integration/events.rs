@@ -200,6 +200,51 @@ fn several_events_keep_separate_totals_in_their_own_units() {
     assert_eq!(folded_faults, faults);
 }
 
+/// perf's per-event terms (`EVENT/period=N/`) and tracepoint wildcards
+/// (`sched:sched_process_*`): the period wins over -F for its event only,
+/// and every matching tracepoint is opened.
+#[test]
+fn per_event_periods_and_tracepoint_wildcards_reach_the_kernel() {
+    require_perf!();
+    let _serial = serial();
+    let dir = temp_dir("events-terms");
+    let work = fault_workload();
+    let data = recorded(
+        &dir,
+        "terms.data",
+        &[
+            "-F",
+            "999",
+            "-e",
+            "page-faults/period=1/",
+            "-e",
+            "minor-faults",
+            "-e",
+            "sched:sched_process_e*",
+            "--",
+            work.to_str().unwrap(),
+        ],
+    );
+    let top = report(&data, &["-n", "1"]);
+    let (samples, weight, _) = event_totals(&top, "page-faults/period=1/");
+    assert_eq!(samples, weight, "period=1: one fault per sample\n{top}");
+    assert!(
+        samples >= PAGES,
+        "{samples} samples for {PAGES} pages:\n{top}"
+    );
+    // minor-faults took -F 999: adaptive periods, far fewer samples.
+    let (minor_samples, minor_weight, _) = event_totals(&top, "minor-faults");
+    assert!(
+        minor_samples < samples / 4 && minor_weight > minor_samples,
+        "-F 999 applies to minor-faults only: {minor_samples} samples, {minor_weight} faults\n{top}"
+    );
+    // The launched command's exec and exit, one each.
+    for tracepoint in ["sched:sched_process_exec", "sched:sched_process_exit"] {
+        let (hits, _, _) = event_totals(&top, tracepoint);
+        assert!(hits >= 1, "{tracepoint}:\n{top}");
+    }
+}
+
 #[test]
 fn tracepoints_keep_raw_fields_and_filters_drop_what_they_exclude() {
     require_perf!();

@@ -12,6 +12,7 @@ mod model;
 mod mutations;
 mod offcpu;
 mod pipe;
+mod pprof;
 mod record_report;
 mod stat;
 mod symbolize;
