@@ -24,8 +24,8 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Inputs are recordings (rprof's or Linux perf's perf.data, pipe mode too) or \
-                  folded stacks, told apart by their content. Each side is normalised to its \
+    after_help = "Inputs are recordings (rprof's or Linux perf's perf.data, pipe mode too), \
+                  folded stacks or pprof profiles, told apart by their content. Each side is normalised to its \
                   own total (or, with --per-second, to BEFORE's weight per second), so the \
                   numbers are shares in points.\n\n\
                   The test: a recording is cut into time slices (grown until neighbouring \
@@ -33,7 +33,7 @@ pub enum DiffFormat {
                   is estimated per slice; Welch's t compares the sides; Benjamini-Hochberg \
                   keeps the false discovery rate at --alpha over all functions with at least \
                   --min-share. With several inputs per side (`rprof diff a1 a2 a3 -- b1 b2 b3`) \
-                  each input is one observation. One input without times (a folded file) on \
+                  each input is one observation. One input without times (folded, pprof) on \
                   a side gives shares and deltas but no verdicts. Method: docs/diff.md.\n\n\
                   Exit status: 0; 3 with --fail-on when a function's inclusive share grew \
                   significantly by more than PCT points; 2 for a malformed command line; 1 \

@@ -182,7 +182,7 @@ const DIFF_EXIT: &[&str] = &[
     "0 when the comparison was written; 3 with --fail-on PCT when any function's inclusive \
      share grew by more than PCT points and the growth is significant (a CI job gates on \
      it); 2 for a malformed command line; 1 for any other error, such as an input that is \
-     neither a recording nor folded stacks.",
+     not a recording, folded stacks or pprof.",
 ];
 
 const DIFF_NOTES: &[&str] = &[
@@ -195,7 +195,7 @@ const DIFF_NOTES: &[&str] = &[
      means, Welch's t compares the sides, and Benjamini-Hochberg keeps the false discovery \
      rate at --alpha over the functions with at least --min-share. With several inputs per \
      side each input is one observation. One input without sample times (folded stacks) on \
-     a side gets shares and deltas but no verdict. See docs/diff.md.",
+     a side (folded stacks, pprof) gets shares and deltas but no verdict. See docs/diff.md.",
 ];
 
 const REPORT_FILES: &[&str] = &[

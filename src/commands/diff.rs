@@ -13,6 +13,7 @@ use crate::diff::compare::DiffOptions;
 use crate::diff::input::{self, detect, Functions, Input, InputKind};
 use crate::diff::output::{self, SvgOptions};
 use crate::diff::{self as d, DiffError};
+use crate::output::pprof;
 use crate::perfdata::PerfFile;
 use crate::progress::NoProgress;
 
@@ -134,10 +135,17 @@ fn load(args: &DiffArgs, path: &Path, functions: &mut Functions) -> Result<Input
             let text = String::from_utf8_lossy(&bytes);
             input::load_folded(&name, &text, functions)?
         }
-        Some(InputKind::Pprof) => bail!(
-            "{name}: pprof input is not supported by this build yet; \
-             convert it to folded stacks (e.g. `go tool pprof -raw`) or compare recordings"
-        ),
+        Some(InputKind::Pprof) => {
+            let bytes = match whole {
+                Some(bytes) => bytes,
+                None => input::read_input(path)?,
+            };
+            let profile = pprof::decode(&bytes).map_err(|source| DiffError::Pprof {
+                name: name.clone(),
+                source,
+            })?;
+            input::from_pprof(&name, &profile, args.event.as_deref(), functions)?
+        }
         None => return Err(DiffError::Unknown(name).into()),
     };
     if loaded.stacks.is_empty() {

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use super::DiffError;
 use crate::aggregate::{EventId, Namer, Profile, StackId};
 use crate::output::folded::folded_frame_name;
+use crate::output::pprof;
 
 /// Index of a function name in a [`Functions`] table.
 pub type FuncId = u32;
@@ -294,6 +295,136 @@ pub fn from_profile(
     }
 }
 
+/// A pprof profile (profile.proto): one sample type (`--event` names its
+/// type, e.g. `cpu`, else `default_sample_type`, else the last, as `go tool
+/// pprof` picks); stacks root first from `location_id` (leaf first) and each
+/// location's `line[]` (innermost first; all but the last are inlined and
+/// get `_[i]`, as in rprof's folded output); the `comm` label, when samples
+/// have one (rprof's do), is the root frame. pprof has no sample times, so
+/// the input is untimed.
+pub fn from_pprof(
+    name: &str,
+    profile: &pprof::proto::Profile,
+    event: Option<&str>,
+    functions: &mut Functions,
+) -> Result<Input, DiffError> {
+    let string = |i: i64| -> &str {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| profile.string_table.get(i))
+            .map_or("", |s| s.as_str())
+    };
+    let types: Vec<(&str, &str)> = profile
+        .sample_type
+        .iter()
+        .map(|t| (string(t.r#type), string(t.unit)))
+        .collect();
+    let index = match event {
+        Some(wanted) => types
+            .iter()
+            .position(|(t, _)| *t == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = types.iter().map(|t| t.0).collect();
+                DiffError::NoSampleType {
+                    name: name.to_string(),
+                    wanted: wanted.to_string(),
+                    has: names.join(", "),
+                }
+            })?,
+        None => {
+            let default = string(profile.default_sample_type);
+            types
+                .iter()
+                .position(|(t, _)| profile.default_sample_type != 0 && *t == default)
+                .unwrap_or(types.len().saturating_sub(1))
+        }
+    };
+    let function_names: FxHashMap<u64, &str> = profile
+        .function
+        .iter()
+        .map(|f| (f.id, string(f.name)))
+        .collect();
+    // Kernel code gets `_[k]`, as in folded output.
+    let kernel: Vec<u64> = profile
+        .mapping
+        .iter()
+        .filter(|m| string(m.filename).starts_with("[kernel"))
+        .map(|m| m.id)
+        .collect();
+    // Per location: its frames, outermost first.
+    let mut locations: FxHashMap<u64, Vec<FuncId>> = FxHashMap::default();
+    for location in &profile.location {
+        let in_kernel = location.mapping_id != 0 && kernel.contains(&location.mapping_id);
+        let mut frames = Vec::with_capacity(location.line.len().max(1));
+        let last = location.line.len().saturating_sub(1);
+        for (i, line) in location.line.iter().enumerate().rev() {
+            let function = function_names.get(&line.function_id).copied().unwrap_or("");
+            let mut frame = if function.is_empty() {
+                format!("{:#x}", location.address)
+            } else {
+                function.replace(';', ":")
+            };
+            if i < last {
+                frame.push_str("_[i]");
+            } else if in_kernel {
+                frame.push_str("_[k]");
+            }
+            frames.push(functions.intern(&frame));
+        }
+        if frames.is_empty() {
+            frames.push(functions.intern(&format!("{:#x}", location.address)));
+        }
+        locations.insert(location.id, frames);
+    }
+    let unknown = functions.intern("[unknown]");
+    let mut collector = StackCollector::default();
+    let mut frames: Vec<FuncId> = Vec::new();
+    // A `samples` type counts samples; else count the pprof samples.
+    let count_index = types.iter().position(|(t, _)| *t == "samples");
+    let mut samples = 0u64;
+    for sample in &profile.sample {
+        let weight = sample
+            .value
+            .get(index)
+            .map_or(0, |&v| u64::try_from(v).unwrap_or(0));
+        if weight == 0 {
+            continue;
+        }
+        samples += count_index
+            .and_then(|i| sample.value.get(i))
+            .map_or(1, |&v| u64::try_from(v).unwrap_or(0));
+        frames.clear();
+        if let Some(comm) = sample.label.iter().find(|l| string(l.key) == "comm") {
+            frames.push(functions.intern(&string(comm.str).replace(';', ":")));
+        }
+        for id in sample.location_id.iter().rev() {
+            match locations.get(id) {
+                Some(location) => frames.extend_from_slice(location),
+                None => frames.push(unknown),
+            }
+        }
+        collector.add(&frames, None, weight);
+    }
+    let (event, unit) = types.get(index).copied().unwrap_or(("", ""));
+    let duration = u64::try_from(profile.duration_nanos).unwrap_or(0);
+    Ok(Input {
+        name: name.to_string(),
+        kind: InputKind::Pprof,
+        event: (!event.is_empty()).then(|| event.to_string()),
+        unit: match unit {
+            "" => "count".to_string(),
+            "nanoseconds" => "ns".to_string(),
+            unit => unit.to_string(),
+        },
+        samples: Some(samples),
+        duration_ns: (duration > 0).then_some(duration),
+        bucket_ns: None,
+        buckets: 0,
+        stacks: collector.finish(),
+        warnings: Vec::new(),
+    })
+}
+
 /// Reads a file or, for `-`, standard input, whole.
 pub fn read_input(path: &Path) -> Result<Vec<u8>, DiffError> {
     let read = if path == Path::new("-") {
@@ -341,6 +472,99 @@ mod tests {
         assert_eq!(input.warnings.len(), 1);
         assert!(!input.is_timed());
         assert!(load_folded("e", "junk\n", &mut functions).is_err());
+    }
+
+    #[test]
+    fn pprof_stacks_are_root_first_with_inline_frames_and_comm() {
+        use crate::output::pprof::proto;
+        let strings = [
+            "",
+            "samples",
+            "count",
+            "cpu",
+            "nanoseconds",
+            "main",
+            "f",
+            "g",
+            "comm",
+            "app",
+        ];
+        let profile = proto::Profile {
+            sample_type: vec![
+                proto::ValueType { r#type: 1, unit: 2 },
+                proto::ValueType { r#type: 3, unit: 4 },
+            ],
+            function: vec![
+                proto::Function {
+                    id: 1,
+                    name: 5,
+                    ..Default::default()
+                },
+                proto::Function {
+                    id: 2,
+                    name: 6,
+                    ..Default::default()
+                },
+                proto::Function {
+                    id: 3,
+                    name: 7,
+                    ..Default::default()
+                },
+            ],
+            location: vec![
+                proto::Location {
+                    id: 10,
+                    line: vec![proto::Line {
+                        function_id: 1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                // g inlined into f.
+                proto::Location {
+                    id: 11,
+                    line: vec![
+                        proto::Line {
+                            function_id: 3,
+                            ..Default::default()
+                        },
+                        proto::Line {
+                            function_id: 2,
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                },
+            ],
+            sample: vec![proto::Sample {
+                location_id: vec![11, 10],
+                value: vec![2, 500],
+                label: vec![proto::Label {
+                    key: 8,
+                    str: 9,
+                    ..Default::default()
+                }],
+            }],
+            string_table: strings.iter().map(|s| s.to_string()).collect(),
+            duration_nanos: 1_000_000_000,
+            default_sample_type: 3,
+            ..Default::default()
+        };
+        let mut functions = Functions::default();
+        let input = from_pprof("p", &profile, None, &mut functions).expect("pprof");
+        let names: Vec<&str> = input.stacks[0]
+            .frames
+            .iter()
+            .map(|&f| functions.name(f))
+            .collect();
+        assert_eq!(names, ["app", "main", "f", "g_[i]"]);
+        assert_eq!(input.stacks[0].weight, 500, "default sample type cpu");
+        assert_eq!(input.unit, "ns");
+        assert_eq!(input.samples, Some(2));
+        assert!(!input.is_timed());
+        let counts = from_pprof("p", &profile, Some("samples"), &mut functions).expect("samples");
+        assert_eq!(counts.total_weight(), 2);
+        assert!(from_pprof("p", &profile, Some("nope"), &mut functions).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! is more than noise.
 //!
 //! ```text
-//! input     recordings, folded stacks (pprof: one more loader) -> stacks of
+//! input     recordings, folded stacks, pprof -> stacks of
 //!           function names with weight per 10 ms time bucket
 //! stats     t distribution, Welch, Benjamini-Hochberg, batch means (pure)
 //! compare   shares per function, self and inclusive; slice-level tests
@@ -27,6 +27,18 @@ pub enum DiffError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("--event {wanted}: {name} has no such sample type (it has: {has})")]
+    NoSampleType {
+        name: String,
+        wanted: String,
+        has: String,
+    },
+    #[error("{name}: cannot read the pprof profile")]
+    Pprof {
+        name: String,
+        #[source]
+        source: crate::output::pprof::PprofError,
     },
     #[error("{0}: no stacks in it")]
     Empty(String),

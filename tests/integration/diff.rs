@@ -209,7 +209,7 @@ fn ab_shift_of_five_points_is_flagged_with_its_caller_and_nothing_else() {
 }
 
 #[test]
-fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
+fn folded_pprof_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
     require_perf!();
     let _guard = serial();
     let dir = temp_dir("diff-mixed");
@@ -220,18 +220,23 @@ fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
     for i in 0..4 {
         let a = dir.join(format!("a{i}.data"));
         record_shift(&a, "25", "0.7", "0");
-        let folded = dir.join(format!("a{i}.folded"));
+        // BEFORE: folded and pprof files in turn, made from the recordings.
+        let (format, converted) = if i % 2 == 0 {
+            ("folded", dir.join(format!("a{i}.folded")))
+        } else {
+            ("pprof", dir.join(format!("a{i}.pb.gz")))
+        };
         let run = rprof(&[
             "report",
             "-i",
             s(&a),
             "--format",
-            "folded",
+            format,
             "-o",
-            s(&folded),
+            s(&converted),
         ]);
         assert!(run.status.success(), "{}", text(&run.stderr));
-        before.push(folded);
+        before.push(converted);
         let b = dir.join(format!("b{i}.data"));
         record_shift(&b, "40", "0.7", "0");
         after.push(b);
@@ -248,7 +253,19 @@ fn folded_and_recordings_mix_and_several_inputs_per_side_are_replicates() {
         .as_str()
         .expect("note")
         .contains("no change is tested"));
-    // Four folded files against four recordings: the input is the unit.
+    // A pprof file against a recording: the same, and named alike.
+    let (_, json) = diff_json(&[s(&before[1]), s(&after[0])]);
+    assert_eq!(json["before"]["inputs"][0]["kind"], "pprof");
+    let hot = function(&json, "hot_leaf");
+    assert_eq!(hot["verdict"], "untested", "{hot}");
+    assert!(hot["delta_total"].as_f64().expect("delta") > 3.0, "{hot}");
+    assert!(
+        function(&json, "hot_caller")["before"]["total"]
+            .as_f64()
+            .expect("share")
+            > 15.0
+    );
+    // Folded and pprof files against four recordings: the input is the unit.
     let mut args: Vec<&str> = before.iter().map(|p| s(p)).collect();
     args.push("--");
     args.extend(after.iter().map(|p| s(p)));
