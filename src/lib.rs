@@ -13,6 +13,7 @@
 //!  -> aggregate interned stacks with explicit weights
 //!  -> output    top table, call trees, folded stacks, flame graph SVG
 //!
+//! diff       two profiles compared by share, with slice-level significance tests
 //! stat       counting runs (no sampling) printed like `perf stat`
 //! ```
 //!
