@@ -19,6 +19,9 @@ _rprof() {
             rprof,completions)
                 cmd="rprof__subcmd__completions"
                 ;;
+            rprof,diff)
+                cmd="rprof__subcmd__diff"
+                ;;
             rprof,help)
                 cmd="rprof__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _rprof() {
                 ;;
             rprof__subcmd__help,completions)
                 cmd="rprof__subcmd__help__subcmd__completions"
+                ;;
+            rprof__subcmd__help,diff)
+                cmd="rprof__subcmd__help__subcmd__diff"
                 ;;
             rprof__subcmd__help,help)
                 cmd="rprof__subcmd__help__subcmd__help"
@@ -59,7 +65,7 @@ _rprof() {
 
     case "${cmd}" in
         rprof)
-            opts="-h -V --help --version record report stat completions list help"
+            opts="-h -V --help --version record report stat diff completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -86,8 +92,58 @@ _rprof() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rprof__subcmd__diff)
+            opts="-o -h --format --output --event --min-share --min-effect --alpha --fail-on --per-second --title --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "top svg folded json" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-share)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-effect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alpha)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail-on)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --title)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rprof__subcmd__help)
-            opts="record report stat completions list help"
+            opts="record report stat diff completions list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,6 +157,20 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rprof__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

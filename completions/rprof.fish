@@ -29,6 +29,7 @@ complete -c rprof -n "__fish_rprof_needs_command" -s V -l version -d 'Print vers
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks, a flame graph or a pprof profile'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
+complete -c rprof -n "__fish_rprof_needs_command" -f -a "diff" -d 'Compare two profiles (recordings, folded stacks or pprof): what grew or shrank, and whether the change is more than noise'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
 complete -c rprof -n "__fish_rprof_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -88,11 +89,25 @@ complete -c rprof -n "__fish_rprof_using_subcommand stat" -s j -l json -d 'One J
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s A -l no-aggr -d 'One row per CPU instead of their sum (with -a or -C)'
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s a -l all-cpus -d 'Every process on every CPU (system-wide)'
 complete -c rprof -n "__fish_rprof_using_subcommand stat" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l format -d 'Output format' -r -f -a "top\t'Functions ranked by change: inclusive and self share before and after, delta, confidence interval, verdict'
+svg\t'Differential flame graph on AFTER\'s stacks, every frame coloured by the change of its inclusive share'
+folded\t'Differential folded stacks, `stack before after` (difffolded format)'
+json\t'Every function with its numbers (fields in docs/diff.md)'"
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -s o -l output -d 'Write to FILE instead of standard output' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l event -d 'The event to compare in recordings with several [default: the first]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l min-share -d 'Test only functions whose inclusive share, averaged over BEFORE and AFTER, is at least PCT points (smaller ones are listed in JSON, not tested)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l min-effect -d 'Flag only changes of an inclusive share larger than PCT points (a minimum-effect test: the null is |delta| <= PCT). One recording a side measures its own noise, not the variation between two runs of the same program, which is about a point; 0 tests against no change' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l alpha -d 'False discovery rate over the tested functions (Benjamini-Hochberg); intervals are at 1 - A' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l fail-on -d 'Exit with status 3 when any function\'s inclusive share grew significantly by more than PCT points' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l title -d 'Flame graph title' -r
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -l per-second -d 'Compare weight per second (both sides over BEFORE\'s total per second) instead of shares; needs inputs with durations'
+complete -c rprof -n "__fish_rprof_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rprof -n "__fish_rprof_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand list" -s h -l help -d 'Print help'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks, a flame graph or a pprof profile'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
-complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat completions list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "record" -d 'Record samples of a command, processes, threads or the whole system'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "report" -d 'Turn a recording (rprof\'s or Linux perf\'s) into a table, call tree, folded stacks, a flame graph or a pprof profile'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "stat" -d 'Count events (no sampling) over a command, processes or CPUs, like `perf stat`'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "diff" -d 'Compare two profiles (recordings, folded stacks or pprof): what grew or shrank, and whether the change is more than noise'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "list" -d 'List the events this machine offers for `record -e`: software, hardware (marked when the PMU is missing), hardware cache, PMU and tracepoint events'
+complete -c rprof -n "__fish_rprof_using_subcommand help; and not __fish_seen_subcommand_from record report stat diff completions list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

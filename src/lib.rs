@@ -13,6 +13,7 @@
 //!  -> aggregate interned stacks with explicit weights
 //!  -> output    top table, call trees, folded stacks, flame graph SVG
 //!
+//! diff       two profiles compared by share, with slice-level significance tests
 //! stat       counting runs (no sampling) printed like `perf stat`
 //! ```
 //!
@@ -24,6 +25,7 @@ pub mod abi;
 pub mod aggregate;
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod event;
 pub mod output;
 pub mod perfdata;

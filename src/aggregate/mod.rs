@@ -24,7 +24,7 @@ pub use model::{
 };
 pub use view::{
     frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack,
-    FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
+    Namer, FOLDED_RUN_NAME, FOLD_UNKNOWN_RUN,
 };
 
 use crate::abi::{event_type, software};

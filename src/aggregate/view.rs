@@ -110,7 +110,8 @@ impl Profile {
 }
 
 /// Turns locations into interned display frames, each location once.
-struct Namer<'p> {
+/// `diff` uses it to name stacks per time bucket.
+pub struct Namer<'p> {
     profile: &'p Profile,
     frames: Vec<FrameInfo>,
     /// Ids into `frames`, hashed by the frame: each frame stored once.
@@ -122,7 +123,7 @@ struct Namer<'p> {
 }
 
 impl<'p> Namer<'p> {
-    fn new(profile: &'p Profile) -> Namer<'p> {
+    pub fn new(profile: &'p Profile) -> Namer<'p> {
         Namer {
             profile,
             frames: Vec::new(),
@@ -169,8 +170,13 @@ impl<'p> Namer<'p> {
         self.expanded[id as usize] = Some((start as u32, self.expansions.len() as u32));
     }
 
+    /// A display frame named so far.
+    pub fn frame(&self, id: FrameId) -> &FrameInfo {
+        &self.frames[id as usize]
+    }
+
     /// A stack's display frames, leaf first, with long unnamed runs folded.
-    fn stack(&mut self, id: StackId) -> Rc<[FrameId]> {
+    pub fn stack(&mut self, id: StackId) -> Rc<[FrameId]> {
         if let Some(frames) = self.stacks.get(&id) {
             return Rc::clone(frames);
         }

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Record(args) => commands::record::run(args).map(|code| code.unwrap_or(0)),
         Command::Report(args) => commands::report::run(args).map(|()| 0),
         Command::Stat(args) => commands::stat::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::List(args) => commands::list::run(args).map(|()| 0),
         Command::Completions(args) => io::stdout()
             .write_all(&rprof::cli::completions::render(args.shell))

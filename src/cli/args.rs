@@ -25,6 +25,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Count events (no sampling) over a command, processes or CPUs, like `perf stat`.
     Stat(super::stat_args::StatArgs),
+    /// Compare two profiles (recordings, folded stacks or pprof): what grew or
+    /// shrank, and whether the change is more than noise.
+    Diff(super::diff_args::DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Install, e.g.:\n  rprof completions bash > /etc/bash_completion.d/rprof\n  \

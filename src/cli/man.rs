@@ -178,6 +178,26 @@ const RECORD_FILES: &[&str] = &[
      by root, the user or the profiled process's user).",
 ];
 
+const DIFF_EXIT: &[&str] = &[
+    "0 when the comparison was written; 3 with --fail-on PCT when any function's inclusive \
+     share grew by more than PCT points and the growth is significant (a CI job gates on \
+     it); 2 for a malformed command line; 1 for any other error, such as an input that is \
+     not a recording, folded stacks or pprof.",
+];
+
+const DIFF_NOTES: &[&str] = &[
+    "Shares, not counts, are compared: each side is normalised to its own total (with \
+     --per-second, both to BEFORE's weight per second), and changes are in points.",
+    "Samples are not independent (a function that runs in bursts fills neighbouring \
+     samples), so a recording is cut into time slices (10 ms buckets merged until the \
+     lag-1 autocorrelation of a function's slice shares is at most 0.2, keeping at least 10 \
+     slices), each function's inclusive share and its variance come from the slice batch \
+     means, Welch's t compares the sides, and Benjamini-Hochberg keeps the false discovery \
+     rate at --alpha over the functions with at least --min-share. With several inputs per \
+     side each input is one observation. One input without sample times (folded stacks) on \
+     a side (folded stacks, pprof) gets shares and deltas but no verdict. See docs/diff.md.",
+];
+
 const REPORT_FILES: &[&str] = &[
     "rprof.data: the recording read when -i is not given; -i - reads standard input. Linux \
      perf's perf.data files are read too.",
@@ -205,6 +225,10 @@ fn extra_sections(page: &str) -> Roff {
             section(&mut roff, "PERMISSIONS", PERMISSIONS);
             section(&mut roff, "EXIT STATUS", STAT_EXIT);
         }
+        "diff" => {
+            section(&mut roff, "NOTES", DIFF_NOTES);
+            section(&mut roff, "EXIT STATUS", DIFF_EXIT);
+        }
         "completions" => {
             section(
                 &mut roff,
@@ -222,6 +246,7 @@ fn extra_sections(page: &str) -> Roff {
                     RECORD_EXIT[0],
                     "rprof report: 0 on success, 1 on an error.",
                     STAT_EXIT[0],
+                    DIFF_EXIT[0],
                 ],
             );
             let files: Vec<&str> = RECORD_FILES.iter().chain(REPORT_FILES).copied().collect();
@@ -229,7 +254,7 @@ fn extra_sections(page: &str) -> Roff {
             section(
                 &mut roff,
                 "SEE ALSO",
-                &["rprof-record(1), rprof-report(1), rprof-stat(1), rprof-completions(1), perf(1)"],
+                &["rprof-record(1), rprof-report(1), rprof-diff(1), rprof-stat(1), rprof-completions(1), perf(1)"],
             );
         }
     }

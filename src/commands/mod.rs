@@ -2,6 +2,7 @@
 //! the stages, print. Errors are `anyhow` with context; the binary prints
 //! the chain.
 
+pub mod diff;
 pub mod list;
 pub mod progress;
 pub mod record;

@@ -63,7 +63,16 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter, progress: &dyn Progr
         filter: filter.clone(),
         ..ProfileOptions::default()
     };
-    let mut profile = aggregate::profile_file_with_progress(file, &options, progress);
+    load_profile_with(file, &options, progress)
+}
+
+/// [`load_profile`] with any profile options (`diff` asks for fine time buckets).
+pub fn load_profile_with(
+    file: &PerfFile,
+    options: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Profile {
+    let mut profile = aggregate::profile_file_with_progress(file, options, progress);
     let mut warnings = Vec::new();
     let mut table = match file
         .feature(feature::RPROF_SYMBOLS)

@@ -4,6 +4,7 @@
 
 mod cli;
 mod coexist;
+mod diff;
 mod dwarf;
 mod dwarf_truth;
 mod events;

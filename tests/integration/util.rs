@@ -77,7 +77,7 @@ pub fn workloads() -> &'static Workloads {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads");
         let work = dir.join("work");
         let dlwork = dir.join("libdlwork.so");
-        cc(&[&src.join("work.c")], &work, &["-ldl", "-pthread"]);
+        cc(&[&src.join("work.c")], &work, &["-ldl", "-pthread", "-lm"]);
         cc(&[&src.join("dlwork.c")], &dlwork, &["-shared", "-fPIC"]);
         Workloads { work, dlwork }
     })
@@ -96,7 +96,7 @@ pub fn workloads_no_fp() -> &'static Workloads {
             NO_FP_FLAGS,
             &[&src.join("work.c")],
             &work,
-            &["-ldl", "-pthread"],
+            &["-ldl", "-pthread", "-lm"],
         );
         cc_with(
             NO_FP_FLAGS,

@@ -17,11 +17,20 @@
  *                           (as JITs do) and runs it for SECS
  *   work loops N            fixed work: N rounds of burn_a + burn_b; prints
  *                           "ready PID", then "truth elapsed_ns=NS" (wall)
+ *   work shift PCT SECS BURST
+ *                           hot_leaf (called by hot_caller) takes PCT% of
+ *                           the steady work, 200 filler functions (each
+ *                           under half a percent) the rest, finely
+ *                           interleaved; burst_fn runs in 30 ms bursts at
+ *                           random times for about BURST% of the time
+ *                           (autocorrelated samples); prints "truth
+ *                           hot_leaf=NS fillers=NS burst_fn=NS"
  *   work callers SECS       alpha_work called from from_left and from_right
  *                           in a 2:1 split; prints "truth from_left=NS
  *                           from_right=NS" (alpha_work's time by caller)
  */
 #include <dlfcn.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +157,79 @@ static void callers(double secs) {
     printf("truth from_left=%lld from_right=%lld\n", left, right);
 }
 
+
+/* --- shift: a split set by an argument, plus random bursts --- */
+/* Each burner ends in a call (store_sink) so it is no leaf and keeps its
+ * frame pointer (see alpha_work): its caller stays in the stack. */
+
+/* ln(U) for U uniform in (0, 1]: minus an exponential variate. */
+static double ln_uniform(unsigned *seed) {
+    double u = (rand_r(seed) + 1.0) / ((double)RAND_MAX + 1.0);
+    return log(u);
+}
+
+#define LCG_BODY(m, c)                                         \
+    unsigned long x = sink;                                    \
+    for (long i = 0; i < n; i++) x = x * (m) + (c);            \
+    store_sink(x);                                             \
+    __asm__ volatile("" ::: "memory");
+
+__attribute__((noinline)) void hot_leaf(long n) { LCG_BODY(6364136223846793005UL, 1UL) }
+__attribute__((noinline)) void hot_caller(long n) {
+    hot_leaf(n);
+    __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void burst_fn(long n) { LCG_BODY(2862933555777941757UL, 7UL) }
+
+#define FILLER(k) \
+    __attribute__((noinline)) void filler_##k(long n) { LCG_BODY(6364136223846793005UL, 2UL * (k) + 3UL) }
+#define FILLERS10(t) FILLER(t##0) FILLER(t##1) FILLER(t##2) FILLER(t##3) FILLER(t##4) \
+    FILLER(t##5) FILLER(t##6) FILLER(t##7) FILLER(t##8) FILLER(t##9)
+FILLERS10(10) FILLERS10(11) FILLERS10(12) FILLERS10(13) FILLERS10(14)
+FILLERS10(15) FILLERS10(16) FILLERS10(17) FILLERS10(18) FILLERS10(19)
+FILLERS10(20) FILLERS10(21) FILLERS10(22) FILLERS10(23) FILLERS10(24)
+FILLERS10(25) FILLERS10(26) FILLERS10(27) FILLERS10(28) FILLERS10(29)
+#define REF10(t) filler_##t##0, filler_##t##1, filler_##t##2, filler_##t##3, filler_##t##4, \
+    filler_##t##5, filler_##t##6, filler_##t##7, filler_##t##8, filler_##t##9
+static void (*const fillers[200])(long) = {REF10(10), REF10(11), REF10(12), REF10(13), REF10(14),
+                                           REF10(15), REF10(16), REF10(17), REF10(18), REF10(19),
+                                           REF10(20), REF10(21), REF10(22), REF10(23), REF10(24),
+                                           REF10(25), REF10(26), REF10(27), REF10(28), REF10(29)};
+
+static void shift(double pct, double secs, double burst_pct) {
+    const long round = 40000;
+    long hot_n = (long)(pct * round / 100.0);
+    long fill_n = (long)((100.0 - pct) * round / 100.0 / 200.0);
+    long long hot = 0, fill = 0, burst = 0;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)(wall_s() * 1e6);
+    double burst_len = 0.030;
+    /* Mean gap between bursts so that bursts hold burst_pct of the time. */
+    double gap = burst_pct > 0 ? burst_len * (100.0 - burst_pct) / burst_pct : 0;
+    double now = wall_s(), end = now + secs;
+    double next_burst = burst_pct > 0 ? now - gap * ln_uniform(&seed) : end + 1;
+    while ((now = wall_s()) < end) {
+        if (now >= next_burst) {
+            long long t0 = thread_ns();
+            double stop = now + burst_len;
+            while (wall_s() < stop) burst_fn(20000);
+            burst += thread_ns() - t0;
+            next_burst = wall_s() - gap * ln_uniform(&seed);
+            continue;
+        }
+        /* Rounds of random length (0.5x to 1.5x), so a periodic sampler
+         * cannot lock onto their phase and favour one function. */
+        double scale = 0.5 + rand_r(&seed) / ((double)RAND_MAX + 1.0);
+        long long t0 = thread_ns();
+        hot_caller((long)(hot_n * scale));
+        long long t1 = thread_ns();
+        for (int k = 0; k < 200; k++) fillers[k]((long)(fill_n * scale));
+        long long t2 = thread_ns();
+        hot += t1 - t0;
+        fill += t2 - t1;
+    }
+    printf("truth hot_leaf=%lld fillers=%lld burst_fn=%lld\n", hot, fill, burst);
+}
+
 static void split(double secs) {
     long long a = 0, b = 0;
     double end = wall_s() + secs;
@@ -190,6 +272,8 @@ int main(int argc, char **argv) {
         pthread_join(thread, NULL);
     } else if (!strcmp(mode, "jit")) {
         return jit(atof(argv[2]));
+    } else if (!strcmp(mode, "shift") && argc >= 5) {
+        shift(atof(argv[2]), atof(argv[3]), atof(argv[4]));
     } else if (!strcmp(mode, "callers")) {
         callers(atof(argv[2]));
     } else if (!strcmp(mode, "loops")) {
