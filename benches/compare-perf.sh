@@ -43,7 +43,7 @@ cpu_of() { /usr/bin/time -f '%U %S' -o "$WORK_DIR/time" "$@" >/dev/null 2>&1 || 
 samples_of() { "$RPROF" report -i "$1" | sed -n 's/.*), \([0-9]*\) samples.*/\1/p'; }
 
 fp_section() {
-cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl -pthread
+cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -o "$WORK_DIR/work" tests/workloads/work.c -ldl -pthread -lm
 WORK="$WORK_DIR/work"
 
 echo "rprof vs perf: $RUNS runs each (medians), tests/workloads/work.c, -F $FREQ -g"
@@ -201,7 +201,7 @@ CPP
 # DWARF mode (--call-graph dwarf) on code built without frame pointers.
 dwarf_section() {
   local work=$WORK_DIR/work-nofp busy=$WORK_DIR/busy big=$WORK_DIR/big
-  cc -O2 -g -fomit-frame-pointer -o "$work" tests/workloads/work.c -ldl -pthread
+  cc -O2 -g -fomit-frame-pointer -o "$work" tests/workloads/work.c -ldl -pthread -lm
   cc -O2 -g -fomit-frame-pointer -o "$busy" tests/workloads/busy_threads.c -pthread
   # samply refuses to start while perf_event_paranoid > 1, even as root;
   # it is run in a private mount namespace where that file reads 1 (the

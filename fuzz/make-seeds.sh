@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 cargo build -q --manifest-path "$root/Cargo.toml" --bin rprof
 rprof=$root/target/debug/rprof
 cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer \
-    "$root/tests/workloads/work.c" -o "$tmp/work" -ldl -pthread
+    "$root/tests/workloads/work.c" -o "$tmp/work" -ldl -pthread -lm
 
 cd "$tmp"
 

@@ -409,7 +409,7 @@ fn code_only_debug_frame_describes_unwinds_also_from_a_separate_debug_file() {
     ]
     .concat();
     let inline = dir.join("work-debug-frame");
-    cc_with(&flags, &[&src], &inline, &["-ldl", "-pthread"]);
+    cc_with(&flags, &[&src], &inline, &["-ldl", "-pthread", "-lm"]);
     let share = rprof_dwarf_share_to_main(&dir, &inline);
     assert!(share >= 0.95, "only {:.1}% reach main", share * 100.0);
 
@@ -454,7 +454,7 @@ fn a_perf_dwarf_file_of_a_rebuilt_binary_is_unwound_with_the_recorded_build() {
     let dir = temp_dir("dwarf-rebuilt");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/work.c");
     let binary = dir.join("work-rebuilt");
-    cc_with(NO_FP_FLAGS, &[&src], &binary, &["-ldl", "-pthread"]);
+    cc_with(NO_FP_FLAGS, &[&src], &binary, &["-ldl", "-pthread", "-lm"]);
     let data = dir.join("rebuilt.data");
     let out = data.to_str().unwrap();
     // perf keeps a copy of each sampled binary in its build-id cache
@@ -466,7 +466,7 @@ fn a_perf_dwarf_file_of_a_rebuilt_binary_is_unwound_with_the_recorded_build() {
         &["-O1", "-g", "-fomit-frame-pointer"],
         &[&src],
         &binary,
-        &["-ldl", "-pthread"],
+        &["-ldl", "-pthread", "-lm"],
     );
     let folded = folded(&report(&["-i", out, "--format", "folded"]));
     let (share, total) = share_under_main(&folded, &["burn_a", "burn_b"]);
