@@ -44,15 +44,30 @@ pub enum PprofError {
     Gzip(#[source] io::Error),
     #[error("not a pprof profile (profile.proto): {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("the gzip stream inflates to more than {limit} bytes: not a profile rprof reads (a gzip bomb?)")]
+    TooLarge { limit: u64 },
 }
+
+/// The most a gzipped profile may inflate to: real profiles are megabytes,
+/// and a small file must not be able to claim all memory.
+pub const MAX_INFLATED_BYTES: u64 = 1 << 30;
 
 /// Reads a pprof profile: gzip-compressed (as on disk) or raw protobuf.
 pub fn decode(bytes: &[u8]) -> Result<proto::Profile, PprofError> {
+    decode_within(bytes, MAX_INFLATED_BYTES)
+}
+
+/// [`decode`], a gzip stream inflating to at most `limit` bytes.
+fn decode_within(bytes: &[u8], limit: u64) -> Result<proto::Profile, PprofError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut raw = Vec::new();
         GzDecoder::new(bytes)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut raw)
             .map_err(PprofError::Gzip)?;
+        if raw.len() as u64 > limit {
+            return Err(PprofError::TooLarge { limit });
+        }
         Ok(proto::Profile::decode(raw.as_slice())?)
     } else {
         Ok(proto::Profile::decode(bytes)?)

@@ -492,6 +492,14 @@ fn decode_reads_raw_protobuf_and_refuses_garbage() {
         decode(&[0xff, 0xff, 0xff]),
         Err(PprofError::Decode(_))
     ));
+    // A gzip stream that inflates past the limit is refused, not read.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &vec![0u8; 4096]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(matches!(
+        super::decode_within(&bomb, 1024),
+        Err(PprofError::TooLarge { limit: 1024 })
+    ));
 }
 
 #[test]
