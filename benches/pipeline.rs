@@ -56,15 +56,8 @@ const APP_START: u64 = 0x40_0000;
 /// Samples of the flame graph benches' recording.
 const FLAME_SAMPLES: u64 = 1_000_000;
 
-/// A recording of two processes with 16-deep user stacks over 64 distinct leaves.
-fn generated_recording() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rprof-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("bench.data");
-    let _ = std::fs::remove_file(&path);
-    let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
-    let mut writer =
-        PerfDataWriter::create(&path, &[AttrEntry { attr, ids: vec![1] }]).expect("create");
+/// The comm and executable mapping of the two generated processes (100, 200).
+fn write_processes(writer: &mut PerfDataWriter, sample_type: u64) {
     for pid in [100, 200] {
         let comm = Comm {
             pid,
@@ -73,7 +66,7 @@ fn generated_recording() -> PathBuf {
             ..Comm::default()
         };
         writer
-            .write_raw(&encode::comm(attr.sample_type, &comm))
+            .write_raw(&encode::comm(sample_type, &comm))
             .expect("write");
         let map = Mmap {
             cpumode: CpuMode::User,
@@ -86,9 +79,21 @@ fn generated_recording() -> PathBuf {
             ..Mmap::default()
         };
         writer
-            .write_raw(&encode::mmap2(attr.sample_type, &map))
+            .write_raw(&encode::mmap2(sample_type, &map))
             .expect("write");
     }
+}
+
+/// A recording of two processes with 16-deep user stacks over 64 distinct leaves.
+fn generated_recording() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rprof-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bench.data");
+    let _ = std::fs::remove_file(&path);
+    let attr = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
+    let mut writer =
+        PerfDataWriter::create(&path, &[AttrEntry { attr, ids: vec![1] }]).expect("create");
+    write_processes(&mut writer, attr.sample_type);
     for i in 0..samples() {
         let leaf = APP_START + (i % 64) * 0x40;
         let mut callchain = vec![rprof::abi::context::USER, leaf];
@@ -139,30 +144,7 @@ fn generated_flame_recording() -> PathBuf {
         build_id: None,
         pid: None,
     };
-    for pid in [100, 200] {
-        let comm = Comm {
-            pid,
-            tid: pid,
-            comm: format!("app{pid}"),
-            ..Comm::default()
-        };
-        writer
-            .write_raw(&encode::comm(attr.sample_type, &comm))
-            .expect("write");
-        let map = Mmap {
-            cpumode: CpuMode::User,
-            pid,
-            tid: pid,
-            start: APP_START,
-            len: 0x10_0000,
-            filename: module.path.clone(),
-            prot: rprof::perfdata::records::PROT_READ | rprof::perfdata::records::PROT_EXEC,
-            ..Mmap::default()
-        };
-        writer
-            .write_raw(&encode::mmap2(attr.sample_type, &map))
-            .expect("write");
-    }
+    write_processes(&mut writer, attr.sample_type);
     for i in 0..FLAME_SAMPLES {
         let pid = if (i / 7) % 2 == 0 { 100 } else { 200 };
         let callchain = flame_callchain(i);
