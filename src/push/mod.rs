@@ -378,18 +378,35 @@ impl Sender {
                     }
                 }
             };
-            let profile = match state.spool.read(seq) {
+            // Marked in flight, the file stays put while read unlocked.
+            state.in_flight = Some(seq);
+            let path = state.spool.file_of(seq);
+            drop(state);
+
+            let profile = match spool::read_file(&path) {
                 Ok(profile) => profile,
                 Err(e) => {
-                    // Unreadable now is unreadable later: do not block the queue.
-                    state.spool.remove(seq);
-                    state.stats.rejected += 1;
+                    let mut state = self.shared.lock();
+                    state.in_flight = None;
                     state.stats.last_error = Some(e.to_string());
+                    match e {
+                        // Garbage now is garbage later (and a vanished file
+                        // is gone): do not block the queue on it.
+                        PushError::Corrupt { .. } => {
+                            state.spool.remove(seq);
+                            state.stats.rejected += 1;
+                        }
+                        PushError::Spool { source, .. }
+                            if source.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            state.spool.remove(seq);
+                        }
+                        // EIO, EMFILE...: maybe passing; try again later.
+                        _ => not_before = Some(Instant::now() + backoff.next_delay()),
+                    }
                     continue;
                 }
             };
-            state.in_flight = Some(seq);
-            drop(state);
 
             let outcome = self.send(&profile);
 

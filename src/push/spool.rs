@@ -204,17 +204,14 @@ impl Spool {
     }
 
     /// Reads a spooled profile back.
+    #[cfg(test)]
     pub fn read(&self, seq: u64) -> Result<IntervalProfile, PushError> {
-        let path = self.path(seq);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| spool_err(&self.dir, "cannot open a spooled profile", e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| spool_err(&self.dir, "cannot read a spooled profile", e))?;
-        parse(&bytes).ok_or(PushError::Corrupt { path })
+        read_file(&self.path(seq))
+    }
+
+    /// Where profile `seq` is, for [`read_file`] without holding the spool.
+    pub fn file_of(&self, seq: u64) -> PathBuf {
+        self.path(seq)
     }
 
     /// Forgets and deletes a profile (sent, rejected, dropped or corrupt).
@@ -226,6 +223,22 @@ impl Spool {
         // Already gone is fine: the goal is that it is gone.
         let _ = fs::remove_file(self.path(seq));
     }
+}
+
+/// Reads a spooled profile file, not following a symlink.
+pub(crate) fn read_file(path: &Path) -> Result<IntervalProfile, PushError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| spool_err(dir, "cannot open a spooled profile", e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| spool_err(dir, "cannot read a spooled profile", e))?;
+    parse(&bytes).ok_or_else(|| PushError::Corrupt {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Writes a new file 0600, failing on anything already there (a symlink

@@ -161,3 +161,24 @@ fn the_config_debug_output_redacts_credentials() {
     config.auth = Some(Auth::Bearer("SECRET".into()));
     assert!(!format!("{config:?}").contains("SECRET"));
 }
+
+#[test]
+fn a_corrupt_spool_file_is_rejected_and_the_rest_still_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("00000000000000000000.prof"),
+        b"not a spooled profile",
+    )
+    .unwrap();
+    let transport = Scripted::default();
+    let pusher = Pusher::with_transport(config(dir.path()), Box::new(transport.clone())).unwrap();
+    pusher.submit(profile(1)).unwrap();
+    let stats = wait_for(&pusher, |s| s.sent == 1);
+    assert_eq!(
+        (stats.sent, stats.rejected, stats.spooled_now),
+        (1, 1, 0),
+        "{stats:?}"
+    );
+    assert!(stats.last_error.unwrap().contains("corrupt"));
+    assert_eq!(transport.bodies.lock().unwrap().len(), 1);
+}

@@ -380,3 +380,23 @@ fn a_server_error_is_retried_until_it_recovers() {
     let stats = pusher.shutdown(Duration::from_secs(5));
     assert_eq!((stats.sent, stats.rejected), (1, 0));
 }
+
+#[test]
+fn an_https_url_speaks_tls_and_a_plain_server_is_retried_not_fatal() {
+    let receiver = Receiver::start();
+    let spool = spool_dir("push-tls");
+    let mut tls = config(&receiver, PushFormat::Pyroscope, &spool);
+    tls.url = receiver.url().replace("http://", "https://");
+    let pusher = Pusher::start(tls).unwrap();
+    pusher.submit(interval(0)).unwrap();
+    let stats = wait_stats(&pusher, "a failed TLS handshake", |s| s.retries >= 1);
+    assert_eq!(stats.sent, 0);
+    let error = stats.last_error.unwrap();
+    assert!(error.starts_with("https://127.0.0.1:"), "{error}");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing is sent in clear text"
+    );
+    let stats = pusher.shutdown(Duration::ZERO);
+    assert_eq!(stats.spooled_now, 1, "kept for a retry");
+}
