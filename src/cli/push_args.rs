@@ -309,6 +309,20 @@ mod tests {
     }
 
     #[test]
+    fn the_flags_fit_beside_record_flags() {
+        // What the merge will do: no id or flag may clash.
+        #[derive(Parser, Debug)]
+        struct Record {
+            #[command(flatten)]
+            record: crate::cli::RecordArgs,
+            #[command(flatten)]
+            push: PushArgs,
+        }
+        use clap::CommandFactory;
+        Record::command().debug_assert();
+    }
+
+    #[test]
     fn sizes_parse_with_binary_units() {
         for (text, bytes) in [
             ("1000", 1000),
