@@ -400,3 +400,36 @@ fn an_https_url_speaks_tls_and_a_plain_server_is_retried_not_fatal() {
     let stats = pusher.shutdown(Duration::ZERO);
     assert_eq!(stats.spooled_now, 1, "kept for a retry");
 }
+
+#[test]
+fn submit_returns_while_the_server_hangs_on_a_request() {
+    let receiver = Receiver::start();
+    receiver.set_stall(true);
+    let spool = spool_dir("push-hang");
+    let mut config = config(&receiver, PushFormat::Pyroscope, &spool);
+    config.timeout = Duration::from_secs(20);
+    let pusher = Pusher::start(config).unwrap();
+    pusher.submit(interval(0)).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while receiver.attempts() == 0 {
+        assert!(Instant::now() < deadline, "the first request never came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A request hangs (for up to 20 s); submitting only touches the disk.
+    let started = Instant::now();
+    for n in 1..4 {
+        pusher.submit(interval(n)).unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "submit waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pusher.stats().spooled_now, 4);
+    receiver.set_stall(false);
+    let received = receiver.wait_for(4, WAIT);
+    let order: Vec<u64> = received.iter().map(|r| interval_of(&r.profile)).collect();
+    assert_eq!(order, [0, 1, 2, 3]);
+    let stats = pusher.shutdown(Duration::from_secs(5));
+    assert_eq!((stats.sent, stats.retries), (4, 0));
+}

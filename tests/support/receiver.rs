@@ -55,6 +55,8 @@ struct State {
     down: bool,
     /// Close each connection without answering.
     refuse: bool,
+    /// Hold each request unanswered until this is cleared.
+    stall: bool,
     /// Answer this status (and record nothing) when set.
     status: Option<u16>,
     received: Vec<Received>,
@@ -126,6 +128,12 @@ impl Receiver {
     /// Refusing: every connection is closed without an answer.
     pub fn set_refuse(&self, refuse: bool) {
         self.shared.lock().refuse = refuse;
+    }
+
+    /// Stalled: requests are read but left unanswered until un-stalled
+    /// (a server that hangs).
+    pub fn set_stall(&self, stall: bool) {
+        self.shared.lock().stall = stall;
     }
 
     /// Answer `status` to every request (200: back to normal).
@@ -257,9 +265,13 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         return Ok(()); // Dropped unanswered.
     }
     let request = read_request(&stream)?;
+    shared.lock().attempts += 1;
+    let hung = Instant::now();
+    while shared.lock().stall && hung.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (down, status) = {
-        let mut state = shared.lock();
-        state.attempts += 1;
+        let state = shared.lock();
         (state.down, state.status)
     };
     if down {
