@@ -1,11 +1,14 @@
 //! Generates the pprof types (`rprof::output::pprof::proto`) from
-//! `proto/profile.proto`. protox compiles the schema in Rust, so a build
-//! needs no `protoc`.
+//! `proto/profile.proto` and Parca's WriteRaw messages
+//! (`rprof::push::parca_proto`) from `proto/parca_profilestore.proto`.
+//! protox compiles the schemas in Rust, so a build needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const SCHEMA: &str = "proto/profile.proto";
-    println!("cargo:rerun-if-changed={SCHEMA}");
-    let descriptors = protox::compile([SCHEMA], ["proto"])?;
+    const SCHEMAS: [&str; 2] = ["proto/profile.proto", "proto/parca_profilestore.proto"];
+    for schema in SCHEMAS {
+        println!("cargo:rerun-if-changed={schema}");
+    }
+    let descriptors = protox::compile(SCHEMAS, ["proto"])?;
     prost_build::Config::new().compile_fds(descriptors)?;
     Ok(())
 }

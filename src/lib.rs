@@ -15,6 +15,7 @@
 //!
 //! diff       two profiles compared by share, with slice-level significance tests
 //! stat       counting runs (no sampling) printed like `perf stat`
+//! push       interval profiles spooled on disk and sent to Pyroscope or Parca
 //! ```
 //!
 //! `commands` glues the stages together for each subcommand; `src/bin/rprof.rs`
@@ -32,6 +33,7 @@ pub mod perfdata;
 pub mod process;
 pub mod procfs;
 pub mod progress;
+pub mod push;
 pub mod record;
 pub mod stat;
 pub mod symbolize;

@@ -14,6 +14,7 @@ mod mutations;
 mod offcpu;
 mod pipe;
 mod pprof;
+mod push;
 mod record_report;
 mod stat;
 mod symbolize;

@@ -16,7 +16,7 @@ use crate::util::*;
 
 /// Whether `go tool pprof` can run: tests skip without it, unless
 /// RPROF_REQUIRE_PERF is set (CI), where a missing `go` fails.
-fn go_pprof_available() -> bool {
+pub(crate) fn go_pprof_available() -> bool {
     let ok = Command::new("go")
         .args(["tool", "pprof", "-h"])
         .stdout(Stdio::null())
@@ -41,7 +41,7 @@ macro_rules! require_go_pprof {
 }
 
 /// `go tool pprof ARGS`, which must succeed; its stdout.
-fn go_pprof(args: &[&str]) -> String {
+pub(crate) fn go_pprof(args: &[&str]) -> String {
     let output = Command::new("go")
         .arg("tool")
         .arg("pprof")
