@@ -236,8 +236,12 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
             args.mmap_pages
         );
     }
+    let mut events = events(args)?;
+    for event in &mut events {
+        event.cgroup = args.label_cgroup;
+    }
     Ok(RecordConfig {
-        events: events(args)?,
+        events,
         target: target(args)?,
         cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,

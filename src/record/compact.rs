@@ -36,7 +36,8 @@ const REENCODED: u64 = sample::IDENTIFIER
     | sample::PERIOD
     | sample::CALLCHAIN
     | sample::REGS_USER
-    | sample::STACK_USER;
+    | sample::STACK_USER
+    | sample::CGROUP;
 
 /// Records unwound together (on all cores) and written as one round.
 const BATCH: usize = 4096;
@@ -227,6 +228,7 @@ fn without_copies<'a>(sample: &'a Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
         user_regs: None,
         user_stack: Cow::Borrowed(&[]),
         raw: Cow::Borrowed(&sample.raw),
+        cgroup: sample.cgroup,
     }
 }
 
