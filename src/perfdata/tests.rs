@@ -1874,6 +1874,55 @@ fn reads_a_linux_perf_record_file() {
 }
 
 #[test]
+fn reads_a_linux_perf_all_cgroups_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let path_str = path.to_str().unwrap();
+    let args = [
+        "record",
+        "-q",
+        "--all-cgroups",
+        "-g",
+        "-o",
+        path_str,
+        "--",
+        "sh",
+        "-c",
+        BUSY_LOOP,
+    ];
+    let Some(output) = run_perf(&args) else {
+        return;
+    };
+    assert_success(&output, "perf record --all-cgroups");
+    let file = PerfFile::open(&path).unwrap();
+    assert_ne!(file.attrs()[0].sample_type & sample::CGROUP, 0);
+    check_busy_loop_recording(&file, &path);
+    let (records, _) = file.read_records();
+    // perf synthesizes the existing cgroups; every sample names one of them.
+    let named: std::collections::HashSet<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Cgroup(c) => Some(c.id),
+            _ => None,
+        })
+        .collect();
+    let sampled: Vec<Option<u64>> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s.cgroup),
+            _ => None,
+        })
+        .collect();
+    assert!(!sampled.is_empty());
+    assert!(
+        sampled
+            .iter()
+            .all(|id| id.is_some_and(|id| named.contains(&id))),
+        "cgroups named: {named:?}"
+    );
+}
+
+#[test]
 fn reads_a_compressed_linux_perf_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("perf.data");
