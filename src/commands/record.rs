@@ -537,6 +537,22 @@ mod tests {
     }
 
     #[test]
+    fn label_cgroup_applies_to_every_event() {
+        let cfg = config(&parse(&["-e", "cpu-clock,page-faults", "--", "true"])).unwrap();
+        assert!(cfg.events.iter().all(|e| !e.cgroup));
+        let cfg = config(&parse(&[
+            "--label-cgroup",
+            "-e",
+            "cpu-clock,page-faults",
+            "--",
+            "true",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.events.len(), 2);
+        assert!(cfg.events.iter().all(|e| e.cgroup));
+    }
+
+    #[test]
     fn off_cpu_samples_switches_and_wall_adds_cpu_clock() {
         let cfg = config(&parse(&["--off-cpu", "-g", "--", "true"])).unwrap();
         assert_eq!(cfg.events.len(), 1);

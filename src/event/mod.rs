@@ -494,6 +494,23 @@ mod tests {
     }
 
     #[test]
+    fn label_cgroup_samples_ids_and_asks_the_first_event_for_cgroup_records() {
+        let mut cpu = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
+        assert_eq!(cpu.to_attr().sample_type & sample::CGROUP, 0);
+        assert!(!cpu.to_attr().has_flag(flag::CGROUP));
+        cpu.cgroup = true;
+        let faults = EventSpec {
+            name: "page-faults".into(),
+            config: software::PAGE_FAULTS,
+            ..cpu.clone()
+        };
+        let attrs = recording_attrs(&[cpu, faults]);
+        assert!(attrs.iter().all(|a| a.sample_type & sample::CGROUP != 0));
+        assert!(attrs[0].has_flag(flag::CGROUP));
+        assert!(!attrs[1].has_flag(flag::CGROUP), "one copy of each record");
+    }
+
+    #[test]
     fn several_events_carry_identifiers_and_one_set_of_side_band_records() {
         let cpu = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
         let single = recording_attrs(std::slice::from_ref(&cpu));

@@ -297,6 +297,25 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_ids_survive_the_rewrite() {
+        let mut entry = dwarf_entry();
+        entry.attr.sample_type |= sample::CGROUP;
+        assert!(wanted(std::slice::from_ref(&entry)));
+        let attr = compact_attrs(std::slice::from_ref(&entry))[0].attr;
+        assert_ne!(attr.sample_type & sample::CGROUP, 0);
+        let sample = Sample {
+            cgroup: Some(4242),
+            callchain: vec![0x40_1000].into(),
+            ..Sample::default()
+        };
+        let kept = without_copies(&sample, &[0x40_1000, 0x40_2000]);
+        assert_eq!(kept.cgroup, Some(4242));
+        // Encoded last, where the kernel puts it after the fields kept.
+        let bytes = encode::sample(attr.sample_type, &kept);
+        assert_eq!(bytes[bytes.len() - 8..], 4242u64.to_ne_bytes());
+    }
+
+    #[test]
     fn frame_pointer_recordings_and_unknown_fields_are_left_alone() {
         let fp = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
         assert!(!wanted(&[AttrEntry {
