@@ -427,14 +427,13 @@ fn write_initial_records(
     if what.cgroups {
         synthesize_cgroups(sample_type, &mut buf, warnings);
     }
-    let data_mappings = what.data_mappings;
     let pids = match &plan.synth {
         Synth::Nothing => Vec::new(),
         Synth::Processes(pids) => pids.clone(),
         Synth::All => synth::all_pids(),
     };
     for pid in pids {
-        let alive = synth::synthesize_process(sample_type, pid, data_mappings, &mut buf);
+        let alive = synth::synthesize_process(sample_type, pid, what.data_mappings, &mut buf);
         if !alive && plan.synth != Synth::All {
             warnings.push(format!(
                 "process {pid} exited before its mappings could be read"

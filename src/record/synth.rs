@@ -1,7 +1,8 @@
 //! Records synthesized from /proc for what already runs when recording
 //! starts (COMM, FORK for threads, MMAP2 for executable mappings), the
-//! kernel's own map, and (`--label-cgroup`) the cgroups that exist. Encoded with the attr's `sample_type` so the
-//! `sample_id_all` trailer matches the kernel's records; time 0.
+//! kernel's own map, and (`--label-cgroup`) the cgroups that exist.
+//! Encoded with the attr's `sample_type` so the `sample_id_all` trailer
+//! matches the kernel's records; time 0.
 
 use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
@@ -249,6 +250,11 @@ pub(crate) fn synthesize_cgroups(
             };
             if !meta.is_dir() || meta.dev() != top.dev() {
                 continue;
+            }
+            // Memory too stays bounded, however wide a directory is.
+            if walk.written + pending.len() >= limit {
+                walk.truncated = true;
+                break;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             pending.push((entry.path(), format!("{relative}/{name}"), meta.ino()));
