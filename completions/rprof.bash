@@ -269,7 +269,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -e -g -p -t -a -C -o -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --no-embed-symbols --help"
+            opts="-F -c -e -g -p -t -a -C -o -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --label-cgroup --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -50,6 +50,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Every process on every CPU (system-wide)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu -d 'Off-CPU profile: sample the stacks where threads switch out and weight each by the time until the thread runs again (unit off-cpu/nanoseconds). Preempted switch-outs (the thread was still runnable) are left out; a thread still blocked when the recording stops counts until the end. Use with -g or --call-graph dwarf'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l wall -d 'Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in one profile, in nanoseconds, so `top` shows wall time per function'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l label-cgroup -d 'Label each sample with its task\'s cgroup (e.g. `/system.slice/nginx.service`), to tell containers and services apart in the pprof output (label `cgroup`). Needs Linux 5.7 or later'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F

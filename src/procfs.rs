@@ -132,6 +132,76 @@ pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
     Ok(cpus)
 }
 
+/// A cgroup file system mount (from `/proc/self/mountinfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// Where it is mounted: `/sys/fs/cgroup`.
+    pub mountpoint: std::path::PathBuf,
+    /// The hierarchy path mounted there (`/` unless a container mounts a
+    /// subtree): the kernel's cgroup paths start from the hierarchy's root.
+    pub root: String,
+}
+
+/// The mount of the hierarchy whose ids PERF_SAMPLE_CGROUP reports: the
+/// perf_event controller's, a cgroup v1 mount with `perf_event` among its
+/// options when there is one, else cgroup v2 (where the controller always
+/// is). perf looks for the same (`cgroupfs_find_mountpoint`).
+pub fn perf_event_cgroup_mount(mountinfo: &str) -> Option<CgroupMount> {
+    let mut v2 = None;
+    for line in mountinfo.lines() {
+        // `id parent dev root mountpoint options [optional...] - fstype source superoptions`
+        let Some((before, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = before.split(' ').collect();
+        let after: Vec<&str> = after.split(' ').collect();
+        let (Some(root), Some(mountpoint), Some(&fstype)) =
+            (fields.get(3), fields.get(4), after.first())
+        else {
+            continue;
+        };
+        let mount = CgroupMount {
+            mountpoint: unescape_mount_field(mountpoint).into(),
+            root: unescape_mount_field(root),
+        };
+        match fstype {
+            "cgroup" => {
+                let options = after.get(2).copied().unwrap_or_default();
+                if options.split(',').any(|o| o == "perf_event") {
+                    return Some(mount);
+                }
+            }
+            "cgroup2" if v2.is_none() => v2 = Some(mount),
+            _ => {}
+        }
+    }
+    v2
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\NNN` (octal).
+fn unescape_mount_field(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            let d = std::str::from_utf8(d).ok()?;
+            u8::from_str_radix(d, 8).ok()
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +300,33 @@ mod tests {
             None
         );
         assert_eq!(find_text_address("garbage\n\n".as_bytes()), None);
+    }
+
+    #[test]
+    fn cgroup_mount_prefers_a_v1_perf_event_hierarchy_then_v2() {
+        let hybrid = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime shared:9 - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let v2 = perf_event_cgroup_mount(hybrid).unwrap();
+        assert_eq!(
+            v2.mountpoint,
+            std::path::Path::new("/sys/fs/cgroup/unified")
+        );
+        assert_eq!(v2.root, "/");
+        let with_v1 = format!(
+            "{hybrid}50 31 0:40 /kube/pod\\0401 /sys/fs/cgroup/perf\\040event rw - cgroup cgroup rw,perf_event\n"
+        );
+        let v1 = perf_event_cgroup_mount(&with_v1).unwrap();
+        assert_eq!(
+            v1.mountpoint,
+            std::path::Path::new("/sys/fs/cgroup/perf event")
+        );
+        assert_eq!(v1.root, "/kube/pod 1");
+        assert_eq!(
+            perf_event_cgroup_mount("1 0 0:1 / / rw - ext4 /dev/sda rw\n"),
+            None
+        );
     }
 }

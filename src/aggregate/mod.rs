@@ -19,8 +19,8 @@ use rustc_hash::{FxHashMap, FxHasher};
 use crate::progress::{NoProgress, Progress};
 
 pub use model::{
-    Event, EventId, Location, LocationId, MappingRange, Module, ModuleId, OffCpuStats, Profile,
-    RecordingStats, StackId, StackSample, Thread, ThreadId, TimeBuckets,
+    Cgroup, CgroupId, Event, EventId, Location, LocationId, MappingRange, Module, ModuleId,
+    OffCpuStats, Profile, RecordingStats, StackId, StackSample, Thread, ThreadId, TimeBuckets,
 };
 pub use view::{
     frame_infos, module_display_name, CodeKind, FrameId, FrameInfo, NamedProfile, NamedStack,
@@ -209,8 +209,8 @@ fn hash_frames(frames: impl Iterator<Item = ModuleAddr>) -> u64 {
     hasher.finish()
 }
 
-/// Key of [`StackSample`]s while building.
-type SampleKey = (EventId, StackId, ThreadId, u32);
+/// Key of [`StackSample`]s while building: event, stack, thread, bucket, cgroup.
+type SampleKey = (EventId, StackId, ThreadId, u32, Option<CgroupId>);
 
 /// Builds a [`Profile`] from records given in time order.
 pub struct ProfileBuilder {
@@ -229,6 +229,11 @@ pub struct ProfileBuilder {
     thread_index: FxHashMap<Thread, ThreadId>,
     /// The last thread id handed out per tid, with the name it had.
     thread_cache: FxHashMap<u32, (Rc<str>, u32, ThreadId)>,
+    /// Kernel ids of the cgroups samples ran in, by [`CgroupId`], and the
+    /// paths CGROUP records gave (every cgroup the recording names).
+    cgroup_index: FxHashMap<u64, CgroupId>,
+    cgroups: Vec<u64>,
+    cgroup_paths: FxHashMap<u64, String>,
     samples: FxHashMap<SampleKey, (u64, u64)>,
     stats: RecordingStats,
     // perf 6.x writes both the ring's LOST records and, at the end, a
@@ -266,6 +271,9 @@ impl ProfileBuilder {
             threads: Vec::new(),
             thread_index: FxHashMap::default(),
             thread_cache: FxHashMap::default(),
+            cgroup_index: FxHashMap::default(),
+            cgroups: Vec::new(),
+            cgroup_paths: FxHashMap::default(),
             samples: FxHashMap::default(),
             stats: RecordingStats::default(),
             lost_in_ring: 0,
@@ -361,6 +369,10 @@ impl ProfileBuilder {
             Record::Lost(l) => self.lost_in_ring = self.lost_in_ring.saturating_add(l.lost),
             Record::LostSamples(l) => self.lost_samples = self.lost_samples.saturating_add(l.lost),
             Record::Throttle(t) if !t.unthrottle => self.stats.throttled += 1,
+            Record::Cgroup(c) => {
+                // A path the kernel gave later (a new cgroup) wins.
+                self.cgroup_paths.insert(c.id, c.path.clone());
+            }
             Record::Exit(t) if t.pid == t.tid => {
                 self.unwinder.forget(t.pid);
                 self.model.apply(record);
@@ -426,7 +438,8 @@ impl ProfileBuilder {
         let thread = self.thread_of(sample.pid, sample.tid, comm);
         let bucket = sample.time.saturating_sub(origin) / self.options.time_bucket_ns.max(1);
         let bucket = u32::try_from(bucket).unwrap_or(u32::MAX);
-        let key = (event, stack, thread, bucket);
+        let cgroup = sample.cgroup.map(|id| self.cgroup_of(id));
+        let key = (event, stack, thread, bucket, cgroup);
         if let Some(tracker) = self.off_cpu.as_mut() {
             if switched_out {
                 // Its weight is the time until the thread runs again.
@@ -554,6 +567,13 @@ impl ProfileBuilder {
         id
     }
 
+    fn cgroup_of(&mut self, id: u64) -> CgroupId {
+        *self.cgroup_index.entry(id).or_insert_with(|| {
+            self.cgroups.push(id);
+            (self.cgroups.len() - 1) as CgroupId
+        })
+    }
+
     fn thread_of(&mut self, pid: u32, tid: u32, comm: Rc<str>) -> ThreadId {
         if let Some((name, cached_pid, id)) = self.thread_cache.get(&tid) {
             if Rc::ptr_eq(name, &comm) && *cached_pid == pid {
@@ -607,17 +627,26 @@ impl ProfileBuilder {
             .samples
             .into_iter()
             .map(
-                |((event, stack, thread, bucket), (count, weight))| StackSample {
+                |((event, stack, thread, bucket, cgroup), (count, weight))| StackSample {
                     event,
                     stack,
                     thread,
+                    cgroup,
                     bucket,
                     count,
                     weight,
                 },
             )
             .collect();
-        samples.sort_unstable_by_key(|s| (s.event, s.stack, s.thread, s.bucket));
+        samples.sort_unstable_by_key(|s| (s.event, s.stack, s.thread, s.cgroup, s.bucket));
+        let cgroups = self
+            .cgroups
+            .iter()
+            .map(|&id| Cgroup {
+                id,
+                path: self.cgroup_paths.remove(&id),
+            })
+            .collect();
         let mut stats = self.stats;
         stats.lost = self.lost_in_ring.max(self.lost_samples);
         Profile {
@@ -626,6 +655,7 @@ impl ProfileBuilder {
             locations,
             stacks: self.stacks,
             threads: self.threads,
+            cgroups,
             samples,
             time: TimeBuckets {
                 origin_ns: stats.first_time.unwrap_or(0),

@@ -8,7 +8,8 @@
 //!  ├─ locations  (module, module-relative address) -> frames, innermost first
 //!  ├─ stacks     location ids, leaf first (interned)
 //!  ├─ threads    (pid, tid, comm) (interned)
-//!  └─ samples    (event, stack, thread, time bucket) -> count, weight
+//!  ├─ cgroups    (kernel id, path) of recordings with cgroup ids (interned)
+//!  └─ samples    (event, stack, thread, cgroup, time bucket) -> count, weight
 //! ```
 //!
 //! Memory grows with what is unique (stacks, addresses, threads, busy time
@@ -23,6 +24,7 @@ pub type ModuleId = u32;
 pub type LocationId = u32;
 pub type StackId = u32;
 pub type ThreadId = u32;
+pub type CgroupId = u32;
 
 /// One event of the recording (one `perf_event_attr`, or several with the
 /// same name).
@@ -79,12 +81,26 @@ pub struct Thread {
     pub comm: String,
 }
 
-/// All samples that share an event, stack, thread and time bucket.
+/// A cgroup samples ran in (recordings with PERF_SAMPLE_CGROUP: `record
+/// --label-cgroup`, `perf record --all-cgroups`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    /// The kernel's cgroup id (on 64-bit: the directory's inode number).
+    pub id: u64,
+    /// From the hierarchy's root (`/system.slice/nginx.service`), when a
+    /// CGROUP record named the id.
+    pub path: Option<String>,
+}
+
+/// All samples that share an event, stack, thread, cgroup and time bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackSample {
     pub event: EventId,
     pub stack: StackId,
     pub thread: ThreadId,
+    /// The task's cgroup; `None` when the recording has no cgroup ids (a
+    /// thread can change cgroups, so this is per sample, not per thread).
+    pub cgroup: Option<CgroupId>,
     /// `(time - Profile::time.origin_ns) / Profile::time.bucket_ns`.
     pub bucket: u32,
     pub count: u64,
@@ -166,7 +182,9 @@ pub struct Profile {
     /// Location ids, leaf first.
     pub stacks: Vec<Box<[LocationId]>>,
     pub threads: Vec<Thread>,
-    /// Sorted by (event, stack, thread, bucket).
+    /// Empty unless the samples carry cgroup ids.
+    pub cgroups: Vec<Cgroup>,
+    /// Sorted by (event, stack, thread, cgroup, bucket).
     pub samples: Vec<StackSample>,
     pub time: TimeBuckets,
     pub stats: RecordingStats,
@@ -190,11 +208,15 @@ impl Profile {
         &self.threads[id as usize]
     }
 
+    pub fn cgroup(&self, id: CgroupId) -> &Cgroup {
+        &self.cgroups[id as usize]
+    }
+
     pub fn stack(&self, id: StackId) -> &[LocationId] {
         &self.stacks[id as usize]
     }
 
-    /// Samples of one event, in (stack, thread, bucket) order.
+    /// Samples of one event, in (stack, thread, cgroup, bucket) order.
     pub fn samples_of(&self, event: EventId) -> &[StackSample] {
         let start = self.samples.partition_point(|s| s.event < event);
         let end = self.samples.partition_point(|s| s.event <= event);

@@ -227,8 +227,8 @@ mod tests {
         }
     }
 
-    const KEY: SampleKey = (0, 1, 2, 0);
-    const OTHER: SampleKey = (0, 3, 2, 0);
+    const KEY: SampleKey = (0, 1, 2, 0, None);
+    const OTHER: SampleKey = (0, 3, 2, 0, None);
 
     /// A blocked interval of `tid` from `out` to `back`, its stack sampled
     /// (1 in `period`) when `key` is given.
@@ -280,7 +280,7 @@ mod tests {
         }
         // Thread 9: 300 ns at KEY' and 100 ns at OTHER, each sampled (1 in
         // 1), and 600 ns unsampled: the 1,000 ns split 3:1.
-        let key9 = (0, 1, 4, 0);
+        let key9 = (0, 1, 4, 0, None);
         block(&mut t, 9, Some(key9), 100, 400, 1);
         block(&mut t, 9, Some(OTHER), 500, 600, 1);
         block(&mut t, 9, None, 700, 1_300, 1);

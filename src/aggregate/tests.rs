@@ -535,3 +535,68 @@ fn exited_threads_never_start_an_off_cpu_interval() {
     );
     assert_eq!(profile.events[0].weight, 0);
 }
+
+/// `sample` in the cgroup of kernel id `cgroup`.
+fn in_cgroup(record: Record<'static>, cgroup: u64) -> Record<'static> {
+    let Record::Sample(mut s) = record else {
+        unreachable!()
+    };
+    s.cgroup = Some(cgroup);
+    Record::Sample(s)
+}
+
+#[test]
+fn samples_are_grouped_per_cgroup_and_named_by_cgroup_records() {
+    let cgroup = |id, path: &str| {
+        Record::Cgroup(crate::perfdata::CgroupRecord {
+            id,
+            path: path.into(),
+            ..Default::default()
+        })
+    };
+    let stack = [APP + 0x10, APP + 0x100];
+    let profile = build(
+        vec![cpu_clock()],
+        &[
+            app_mmap(7),
+            cgroup(100, "/a"),
+            // The same thread and stack in two cgroups (it moved): two samples.
+            in_cgroup(sample(0, 7, 1, 10, &stack), 100),
+            in_cgroup(sample(0, 7, 2, 10, &stack), 200),
+            in_cgroup(sample(0, 7, 3, 10, &stack), 100),
+            // Named after its samples (records are in time order, the
+            // kernel's CGROUP record of a new cgroup may come late).
+            cgroup(200, "/b"),
+            // A cgroup no record names keeps its id only.
+            in_cgroup(sample(0, 7, 4, 10, &stack), 300),
+        ],
+    );
+    let by_cgroup: Vec<(Option<&str>, u64, u64)> = profile
+        .samples
+        .iter()
+        .map(|s| {
+            let cgroup = profile.cgroup(s.cgroup.unwrap());
+            (cgroup.path.as_deref(), s.count, s.weight)
+        })
+        .collect();
+    assert_eq!(
+        by_cgroup,
+        [(Some("/a"), 2, 20), (Some("/b"), 1, 10), (None, 1, 10)]
+    );
+    assert_eq!(profile.cgroups.len(), 3);
+    assert_eq!(profile.cgroups[2].id, 300);
+    assert_eq!(profile.events[0].samples, 4);
+
+    // Without cgroup ids: no cgroups, one sample as before.
+    let plain = build(
+        vec![cpu_clock()],
+        &[
+            app_mmap(7),
+            sample(0, 7, 1, 10, &stack),
+            sample(0, 7, 2, 10, &stack),
+        ],
+    );
+    assert!(plain.cgroups.is_empty());
+    assert_eq!(plain.samples.len(), 1);
+    assert_eq!(plain.samples[0].cgroup, None);
+}

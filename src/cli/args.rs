@@ -207,6 +207,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "N")]
     pub off_cpu_every: Option<u64>,
 
+    /// Label each sample with its task's cgroup (e.g.
+    /// `/system.slice/nginx.service`), to tell containers and services apart
+    /// in the pprof output (label `cgroup`). Needs Linux 5.7 or later.
+    #[arg(long)]
+    pub label_cgroup: bool,
+
     /// Do not embed symbols in the file (the report then reads this machine's binaries).
     #[arg(long)]
     pub no_embed_symbols: bool,

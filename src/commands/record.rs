@@ -236,8 +236,12 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
             args.mmap_pages
         );
     }
+    let mut events = events(args)?;
+    for event in &mut events {
+        event.cgroup = args.label_cgroup;
+    }
     Ok(RecordConfig {
-        events: events(args)?,
+        events,
         target: target(args)?,
         cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
@@ -530,6 +534,22 @@ mod tests {
             output(Path::new("./-"), true).unwrap(),
             RecordOutput::File("./-".into())
         );
+    }
+
+    #[test]
+    fn label_cgroup_applies_to_every_event() {
+        let cfg = config(&parse(&["-e", "cpu-clock,page-faults", "--", "true"])).unwrap();
+        assert!(cfg.events.iter().all(|e| !e.cgroup));
+        let cfg = config(&parse(&[
+            "--label-cgroup",
+            "-e",
+            "cpu-clock,page-faults",
+            "--",
+            "true",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.events.len(), 2);
+        assert!(cfg.events.iter().all(|e| e.cgroup));
     }
 
     #[test]

@@ -190,6 +190,10 @@ pub struct EventSpec {
     /// `period=N` or `freq=HZ` in the event's own `/.../` terms: kept over
     /// -F/-c, as perf does. Default None.
     pub own_sampling: Option<Sampling>,
+    /// `record --label-cgroup`: each sample carries its task's cgroup id
+    /// (PERF_SAMPLE_CGROUP), and the kernel reports new cgroups'
+    /// paths (`attr.cgroup`). Default false.
+    pub cgroup: bool,
 }
 
 impl EventSpec {
@@ -213,6 +217,7 @@ impl EventSpec {
             kernel_user_chain: false,
             context_switch: false,
             own_sampling: None,
+            cgroup: false,
         }
     }
 
@@ -302,6 +307,10 @@ impl EventSpec {
         if self.exclude_hv {
             flags |= flag::EXCLUDE_HV;
         }
+        if self.cgroup {
+            sample_type |= sample::CGROUP;
+            flags |= flag::CGROUP;
+        }
         flags |= u64::from(self.precise_ip.min(3)) << flag::PRECISE_IP_SHIFT;
         // A tracepoint's fields are its raw data.
         if self.is_tracepoint() {
@@ -333,7 +342,8 @@ impl EventSpec {
 /// every record carries PERF_SAMPLE_IDENTIFIER, so a reader can tell which
 /// event a sample belongs to (as perf does).
 pub fn recording_attrs(events: &[EventSpec]) -> Vec<EventAttr> {
-    let side_band = flag::MMAP | flag::MMAP2 | flag::COMM | flag::COMM_EXEC | flag::TASK;
+    let side_band =
+        flag::MMAP | flag::MMAP2 | flag::COMM | flag::COMM_EXEC | flag::TASK | flag::CGROUP;
     events
         .iter()
         .enumerate()
@@ -481,6 +491,23 @@ mod tests {
         let fp = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer).to_attr();
         assert_eq!((fp.sample_regs_user, fp.sample_stack_user), (0, 0));
         assert_eq!(fp.sample_type & (sample::REGS_USER | sample::STACK_USER), 0);
+    }
+
+    #[test]
+    fn label_cgroup_samples_ids_and_asks_the_first_event_for_cgroup_records() {
+        let mut cpu = EventSpec::cpu_clock(Sampling::Frequency(999), CallGraph::FramePointer);
+        assert_eq!(cpu.to_attr().sample_type & sample::CGROUP, 0);
+        assert!(!cpu.to_attr().has_flag(flag::CGROUP));
+        cpu.cgroup = true;
+        let faults = EventSpec {
+            name: "page-faults".into(),
+            config: software::PAGE_FAULTS,
+            ..cpu.clone()
+        };
+        let attrs = recording_attrs(&[cpu, faults]);
+        assert!(attrs.iter().all(|a| a.sample_type & sample::CGROUP != 0));
+        assert!(attrs[0].has_flag(flag::CGROUP));
+        assert!(!attrs[1].has_flag(flag::CGROUP), "one copy of each record");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! sample_type   samples/count, then one weight per event in its unit:
 //!               cpu/nanoseconds (cpu-clock), <event>/nanoseconds (task-clock),
 //!               off-cpu/nanoseconds, wall/nanoseconds, <event>/count
-//! sample        one per (event, stack, thread), time buckets merged; a sample
-//!               of one event has 0 in the other events' columns; labels pid,
-//!               tid (num), comm (process name), thread_comm, and event when
-//!               the profile has several
+//! sample        one per (event, stack, thread, cgroup), time buckets merged;
+//!               a sample of one event has 0 in the other events' columns; labels pid,
+//!               tid (num), comm (process name), thread_comm, event when
+//!               the profile has several, and with cgroup ids (`record
+//!               --label-cgroup`) cgroup (path) or else cgroup_id (num)
 //! mapping       one per binary (module): the kernel and JIT maps too
 //! location      one per (module, address), address in the process (AVMA),
 //!               line[] innermost first (inlined callees, then their caller)
@@ -27,7 +28,7 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use super::Output;
-use crate::aggregate::{Event, EventId, Location, Profile, ThreadId, WALL_EVENT};
+use crate::aggregate::{Cgroup, Event, EventId, Location, Profile, ThreadId, WALL_EVENT};
 use crate::event::{Sampling, Unit, OFF_CPU_EVENT};
 use crate::process::ModuleKind;
 
@@ -223,7 +224,7 @@ impl Pprof {
         }
         let default_sample_type = sample_type.get(1).map_or(0, |t| t.r#type);
 
-        // Samples: runs of one (stack, thread) merged over time buckets.
+        // Samples: runs of one (stack, thread, cgroup) merged over time buckets.
         let several = events.len() > 1;
         let event_key = strings.get("event");
         let mut labels: Vec<Option<Vec<proto::Label>>> = vec![None; profile.threads.len()];
@@ -232,9 +233,9 @@ impl Pprof {
         let mut samples = Vec::new();
         for (column, &event) in events.iter().enumerate() {
             let event_name = strings.get(&profile.event(event).name);
-            let runs = profile
-                .samples_of(event)
-                .chunk_by(|a, b| a.stack == b.stack && a.thread == b.thread);
+            let runs = profile.samples_of(event).chunk_by(|a, b| {
+                a.stack == b.stack && a.thread == b.thread && a.cgroup == b.cgroup
+            });
             for run in runs {
                 let (stack, thread) = (run[0].stack, run[0].thread);
                 let count = run.iter().fold(0u64, |n, s| n.saturating_add(s.count));
@@ -257,6 +258,9 @@ impl Pprof {
                         str: event_name,
                         ..proto::Label::default()
                     });
+                }
+                if let Some(cgroup) = run[0].cgroup {
+                    label.push(cgroup_label(profile.cgroup(cgroup), &mut strings));
                 }
                 samples.push(proto::Sample {
                     location_id: locations.iter().map(|&l| u64::from(l) + 1).collect(),
@@ -517,6 +521,24 @@ fn thread_labels(
         text(strings, "comm", process),
         text(strings, "thread_comm", &thread.comm),
     ]
+}
+
+/// `cgroup` = the cgroup's path, or `cgroup_id` = the kernel's id (a
+/// number) when no CGROUP record named it.
+fn cgroup_label(cgroup: &Cgroup, strings: &mut Strings) -> proto::Label {
+    match &cgroup.path {
+        Some(path) => proto::Label {
+            key: strings.get("cgroup"),
+            str: strings.get(path),
+            ..proto::Label::default()
+        },
+        None => proto::Label {
+            key: strings.get("cgroup_id"),
+            // pprof numbers are i64; ids above 2^63 keep their bits.
+            num: cgroup.id as i64,
+            ..proto::Label::default()
+        },
+    }
 }
 
 /// A location's lines, innermost first; each named frame is one line. An

@@ -550,6 +550,7 @@ pub(crate) mod tests {
             event: 0,
             stack,
             thread: 0,
+            cgroup: None,
             bucket: 0,
             count,
             weight,
@@ -581,6 +582,7 @@ pub(crate) mod tests {
                 tid: 1,
                 comm: "app".into(),
             }],
+            cgroups: Vec::new(),
             samples: vec![sample(0, 6, 60), sample(1, 4, 40)],
             time: TimeBuckets {
                 origin_ns: 0,
@@ -646,6 +648,7 @@ pub(crate) mod tests {
             event: 1,
             stack: 1,
             thread: 0,
+            cgroup: None,
             bucket: 0,
             count: 3,
             weight: 3,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::borrow::Cow;
 
 use super::records::{
-    Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle, UserRegs,
-    PROT_EXEC, PROT_READ,
+    CgroupRecord, Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle,
+    UserRegs, PROT_EXEC, PROT_READ,
 };
 use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{flag, sample, EventAttr};
@@ -250,7 +250,32 @@ fn decode_sample<'b>(
     }
     skip_branches(&mut c, attr)?;
     user_regs_and_stack(&mut c, attr, &mut s)?;
+    if has(sample::CGROUP) {
+        s.cgroup = Some(cgroup_id(&mut c, attr)?);
+    }
     Some(s)
+}
+
+/// The fields between STACK_USER and CGROUP, skipped, then the cgroup id.
+/// (AUX, though bit 20, is written last, after the page sizes.)
+fn cgroup_id(c: &mut Cursor<'_>, attr: &EventAttr) -> Option<u64> {
+    let has = |bit: u64| attr.sample_type & bit != 0;
+    let fixed = [
+        sample::WEIGHT | sample::WEIGHT_STRUCT, // one u64 either way
+        sample::DATA_SRC,
+        sample::TRANSACTION,
+    ];
+    c.skip(8 * fixed.iter().filter(|&&bits| has(bits)).count())?;
+    if has(sample::REGS_INTR) {
+        let abi = c.u64()?;
+        if abi != 0 {
+            c.skip(8 * attr.sample_regs_intr.count_ones() as usize)?;
+        }
+    }
+    if has(sample::PHYS_ADDR) {
+        c.skip(8)?;
+    }
+    c.u64()
 }
 
 /// perf's rule: without PERF_SAMPLE_PERIOD a sample weighs the attr's fixed
@@ -361,6 +386,11 @@ fn decode_non_sample(
         record_type::SWITCH | record_type::SWITCH_CPU_WIDE => Record::Switch(Switch {
             out: misc & misc::SWITCH_OUT != 0,
             preempted: misc & misc::SWITCH_OUT_PREEMPT != 0,
+            sample_id,
+        }),
+        record_type::CGROUP => Record::Cgroup(CgroupRecord {
+            id: c.u64()?,
+            path: c_string(c.bytes(c.remaining())?),
             sample_id,
         }),
         _ => Record::Other { kind },

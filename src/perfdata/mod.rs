@@ -22,7 +22,8 @@ pub use order::Ordered;
 pub use pipe::PipeWriter;
 pub use reader::{Metadata, PerfFile, ReadError, Records};
 pub use records::{
-    Comm, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle, UserRegs, REGS_ABI_64,
+    CgroupRecord, Comm, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle,
+    UserRegs, REGS_ABI_64,
 };
 pub use writer::{DataSink, FeatureData, PerfDataWriter, WriteError};
 

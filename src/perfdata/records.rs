@@ -57,6 +57,10 @@ pub struct Sample<'a> {
     /// PERF_SAMPLE_RAW bytes (a tracepoint's fields), as the kernel wrote
     /// them, its padding to 8 bytes included; empty when not sampled.
     pub raw: Cow<'a, [u8]>,
+    /// The id of the task's cgroup (PERF_SAMPLE_CGROUP; the perf_event
+    /// controller's hierarchy, cgroup v2 on current systems); `None` when
+    /// not sampled. [`CgroupRecord`]s name the ids.
+    pub cgroup: Option<u64>,
 }
 
 /// `PERF_SAMPLE_REGS_ABI_64`: the registers are those of a 64-bit process.
@@ -209,6 +213,17 @@ pub struct Switch {
     pub sample_id: SampleId,
 }
 
+/// `PERF_RECORD_CGROUP` (`attr.cgroup`): a cgroup's id and path, emitted by
+/// the kernel when the cgroup is created and synthesized by the recorder
+/// for those that existed at the start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CgroupRecord {
+    pub id: u64,
+    /// From the hierarchy's root: `/`, `/system.slice/nginx.service`.
+    pub path: String,
+    pub sample_id: SampleId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
     /// Context switches (`attr.context_switch`).
@@ -221,6 +236,7 @@ pub enum Record<'a> {
     Lost(Lost),
     LostSamples(Lost),
     Throttle(Throttle),
+    Cgroup(CgroupRecord),
     FinishedRound,
     /// Any record type rprof does not interpret; kept so counts add up.
     Other {
@@ -241,6 +257,7 @@ impl Record<'_> {
             Record::LostSamples(l) => Record::LostSamples(l),
             Record::Throttle(t) => Record::Throttle(t),
             Record::Switch(s) => Record::Switch(s),
+            Record::Cgroup(c) => Record::Cgroup(c),
             Record::FinishedRound => Record::FinishedRound,
             Record::Other { kind } => Record::Other { kind },
         }
@@ -256,6 +273,7 @@ impl Record<'_> {
             Record::Lost(l) | Record::LostSamples(l) => l.sample_id.time,
             Record::Throttle(t) => Some(t.time),
             Record::Switch(s) => s.sample_id.time,
+            Record::Cgroup(c) => c.sample_id.time,
             Record::FinishedRound | Record::Other { .. } => None,
         }
     }

@@ -732,6 +732,92 @@ fn every_sample_field_is_walked_in_kernel_order() {
 }
 
 #[test]
+fn cgroup_id_is_found_after_the_fields_before_it() {
+    // Everything the kernel writes between STACK_USER and CGROUP.
+    let sample_type = SAMPLE_TYPE
+        | sample::WEIGHT
+        | sample::DATA_SRC
+        | sample::TRANSACTION
+        | sample::REGS_INTR
+        | sample::PHYS_ADDR
+        | sample::CGROUP
+        | sample::DATA_PAGE_SIZE;
+    let mut attr = cpu_clock_attr(sample_type);
+    attr.sample_regs_intr = 0b110; // two registers
+    let mut s = sample_at(5, 3);
+    s.cgroup = Some(0x1_0000_0123);
+    let mut between = ByteWriter::default();
+    between.u64(7).u64(8).u64(9); // weight, data_src, transaction
+    between.u64(2).u64(0xa).u64(0xb); // regs_intr: abi, two registers
+    between.u64(0xbeef); // phys_addr
+                         // DATA_PAGE_SIZE follows the cgroup: each record grows by 8 bytes.
+    let with_page_size = |mut record: Vec<u8>| {
+        record.extend(4096u64.to_ne_bytes());
+        let size = record.len() as u16;
+        record[6..8].copy_from_slice(&size.to_ne_bytes());
+        record
+    };
+    let mut data = with_page_size(encode_sample(sample_type, &s, &[], &between.buf));
+    // Kernel threads have no interrupt registers: abi 0, none follow.
+    let mut kthread = sample_at(6, 3);
+    kthread.cgroup = Some(1);
+    let mut no_regs = ByteWriter::default();
+    no_regs.u64(7).u64(8).u64(9).u64(0).u64(0xbeef);
+    data.extend(with_page_size(encode_sample(
+        sample_type,
+        &kthread,
+        &[],
+        &no_regs.buf,
+    )));
+
+    let bytes = file_with(&[(attr, vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    let cgroups: Vec<Option<u64>> = records
+        .iter()
+        .map(|r| match r {
+            Record::Sample(s) => s.cgroup,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(cgroups[0], Some(0x1_0000_0123), "{warnings:?}");
+    assert_eq!(records[0], Record::Sample(s));
+    assert_eq!(cgroups.get(1), Some(&Some(1)), "{warnings:?}");
+}
+
+#[test]
+fn cgroup_records_decode_and_round_trip() {
+    let c = CgroupRecord {
+        id: 4242,
+        path: "/system.slice/nginx.service".into(),
+        sample_id: SampleId {
+            pid: Some(0),
+            tid: Some(0),
+            time: Some(77),
+            id: None,
+            cpu: Some(2),
+        },
+    };
+    let mut data = encode::cgroup(SAMPLE_TYPE, &c);
+    assert_eq!(data.len() % 8, 0);
+    // As the kernel writes it: id, path padded to 8, then the trailer.
+    let mut body = ByteWriter::default();
+    body.u64(4242).padded_c_string("/", 8);
+    data.extend(raw_record(record_type::CGROUP, 0, &body.buf, 78));
+    let bytes = file_with(&[(cpu_clock_attr(SAMPLE_TYPE), vec![])], &data);
+    let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records[0], Record::Cgroup(c));
+    let Record::Cgroup(root) = &records[1] else {
+        panic!("{:?}", records[1]);
+    };
+    assert_eq!(
+        (root.id, root.path.as_str(), root.sample_id.time),
+        (4242, "/", Some(78))
+    );
+    assert_eq!(records[1].time(), Some(78));
+}
+
+#[test]
 fn sample_too_short_for_its_layout_is_skipped_with_warning() {
     let mut data = encode_sample(SAMPLE_TYPE, &sample_at(1, 1), &[], &[]);
     // Claim a call chain far longer than the record.
@@ -1785,6 +1871,55 @@ fn reads_a_linux_perf_record_file() {
     let file = PerfFile::open(&path).unwrap();
     assert!(!file.is_pipe_mode());
     check_busy_loop_recording(&file, &path);
+}
+
+#[test]
+fn reads_a_linux_perf_all_cgroups_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("perf.data");
+    let path_str = path.to_str().unwrap();
+    let args = [
+        "record",
+        "-q",
+        "--all-cgroups",
+        "-g",
+        "-o",
+        path_str,
+        "--",
+        "sh",
+        "-c",
+        BUSY_LOOP,
+    ];
+    let Some(output) = run_perf(&args) else {
+        return;
+    };
+    assert_success(&output, "perf record --all-cgroups");
+    let file = PerfFile::open(&path).unwrap();
+    assert_ne!(file.attrs()[0].sample_type & sample::CGROUP, 0);
+    check_busy_loop_recording(&file, &path);
+    let (records, _) = file.read_records();
+    // perf synthesizes the existing cgroups; every sample names one of them.
+    let named: std::collections::HashSet<u64> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Cgroup(c) => Some(c.id),
+            _ => None,
+        })
+        .collect();
+    let sampled: Vec<Option<u64>> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sample(s) => Some(s.cgroup),
+            _ => None,
+        })
+        .collect();
+    assert!(!sampled.is_empty());
+    assert!(
+        sampled
+            .iter()
+            .all(|id| id.is_some_and(|id| named.contains(&id))),
+        "cgroups named: {named:?}"
+    );
 }
 
 #[test]

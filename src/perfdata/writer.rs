@@ -553,7 +553,7 @@ fn truncate_str(s: &str, max: usize) -> &str {
 /// `sample_id_all`. Trailer fields left `None` are written as the record's
 /// own pid/tid/time where it has them, else 0.
 pub mod encode {
-    use super::super::records::{Comm, CpuMode, Mmap, Sample, SampleId, TaskEvent};
+    use super::super::records::{CgroupRecord, Comm, CpuMode, Mmap, Sample, SampleId, TaskEvent};
     use super::truncate_str;
     use crate::abi::cursor::ByteWriter;
     use crate::abi::sample;
@@ -666,12 +666,24 @@ pub mod encode {
             w.u32(s.raw.len() as u32).bytes(&s.raw);
         }
         w.bytes(extra);
+        // What `extra` may hold ends before CGROUP (REGS_INTR, PHYS_ADDR).
+        if has(sample::CGROUP) {
+            w.u64(s.cgroup.unwrap_or(0));
+        }
         let mut out = ByteWriter::default();
         out.u32(record_type::SAMPLE)
             .u16(cpumode_bits(s.cpumode))
             .u16(8 + w.buf.len() as u16)
             .bytes(&w.buf);
         out.buf
+    }
+
+    /// PERF_RECORD_CGROUP, as the kernel writes it (path NUL-padded to 8).
+    pub fn cgroup(sample_type: u64, c: &CgroupRecord) -> Vec<u8> {
+        let mut body = ByteWriter::default();
+        body.u64(c.id)
+            .padded_c_string(truncate_str(&c.path, MAX_FILENAME), 8);
+        finish(record_type::CGROUP, 0, body, sample_type, &c.sample_id)
     }
 
     pub fn finished_round() -> Vec<u8> {

@@ -36,7 +36,8 @@ const REENCODED: u64 = sample::IDENTIFIER
     | sample::PERIOD
     | sample::CALLCHAIN
     | sample::REGS_USER
-    | sample::STACK_USER;
+    | sample::STACK_USER
+    | sample::CGROUP;
 
 /// Records unwound together (on all cores) and written as one round.
 const BATCH: usize = 4096;
@@ -227,6 +228,7 @@ fn without_copies<'a>(sample: &'a Sample<'_>, chain: &'a [u64]) -> Sample<'a> {
         user_regs: None,
         user_stack: Cow::Borrowed(&[]),
         raw: Cow::Borrowed(&sample.raw),
+        cgroup: sample.cgroup,
     }
 }
 
@@ -292,6 +294,25 @@ mod tests {
         assert_eq!(attr.sample_type & trailer, entry.attr.sample_type & trailer);
         assert!(attr.has_flag(flag::SAMPLE_ID_ALL));
         assert_eq!(compact[0].ids, vec![7]);
+    }
+
+    #[test]
+    fn cgroup_ids_survive_the_rewrite() {
+        let mut entry = dwarf_entry();
+        entry.attr.sample_type |= sample::CGROUP;
+        assert!(wanted(std::slice::from_ref(&entry)));
+        let attr = compact_attrs(std::slice::from_ref(&entry))[0].attr;
+        assert_ne!(attr.sample_type & sample::CGROUP, 0);
+        let sample = Sample {
+            cgroup: Some(4242),
+            callchain: vec![0x40_1000].into(),
+            ..Sample::default()
+        };
+        let kept = without_copies(&sample, &[0x40_1000, 0x40_2000]);
+        assert_eq!(kept.cgroup, Some(4242));
+        // Encoded last, where the kernel puts it after the fields kept.
+        let bytes = encode::sample(attr.sample_type, &kept);
+        assert_eq!(bytes[bytes.len() - 8..], 4242u64.to_ne_bytes());
     }
 
     #[test]

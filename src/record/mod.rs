@@ -192,11 +192,15 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         }
     }
     let data_mappings = session.attrs[0].has_flag(flag::MMAP_DATA);
+    let cgroups = session.attrs[0].has_flag(flag::CGROUP);
     write_initial_records(
         &mut *writer,
         &plan,
         sample_type,
-        data_mappings,
+        InitialRecords {
+            data_mappings,
+            cgroups,
+        },
         &mut warnings,
     )?;
 
@@ -401,23 +405,35 @@ fn clamp_frequency(event: &mut EventSpec, max_rate: Option<u64>) -> Option<Strin
     }
 }
 
-/// The kernel map, then (attach modes) what already runs; its data
-/// mappings too when the events ask the kernel for them (DWARF mode).
+/// What the records written at the start describe besides the kernel map.
+#[derive(Debug, Clone, Copy)]
+struct InitialRecords {
+    /// Data mappings too (the events ask the kernel for them: DWARF mode).
+    data_mappings: bool,
+    /// The existing cgroups (`--label-cgroup`: the events ask for new ones).
+    cgroups: bool,
+}
+
+/// The kernel map, then (attach modes) what already runs, and the cgroups
+/// that exist.
 fn write_initial_records(
     writer: &mut dyn DataSink,
     plan: &Plan,
     sample_type: u64,
-    data_mappings: bool,
+    what: InitialRecords,
     warnings: &mut Vec<String>,
 ) -> Result<(), RecordError> {
     let mut buf = synth::kernel_mmap(sample_type);
+    if what.cgroups {
+        synthesize_cgroups(sample_type, &mut buf, warnings);
+    }
     let pids = match &plan.synth {
         Synth::Nothing => Vec::new(),
         Synth::Processes(pids) => pids.clone(),
         Synth::All => synth::all_pids(),
     };
     for pid in pids {
-        let alive = synth::synthesize_process(sample_type, pid, data_mappings, &mut buf);
+        let alive = synth::synthesize_process(sample_type, pid, what.data_mappings, &mut buf);
         if !alive && plan.synth != Synth::All {
             warnings.push(format!(
                 "process {pid} exited before its mappings could be read"
@@ -427,6 +443,30 @@ fn write_initial_records(
     buf.extend(encode::finished_round());
     writer.write_raw(&buf)?;
     Ok(())
+}
+
+/// CGROUP records for the cgroups of the perf_event hierarchy; what fails
+/// becomes a warning (samples then carry ids without paths).
+fn synthesize_cgroups(sample_type: u64, buf: &mut Vec<u8>, warnings: &mut Vec<String>) {
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|info| crate::procfs::perf_event_cgroup_mount(&info));
+    let Some(mount) = mount else {
+        warnings.push(
+            "--label-cgroup: no cgroup file system is mounted, so existing cgroups are \
+             labelled by id (`cgroup_id`), not path"
+                .into(),
+        );
+        return;
+    };
+    let walk = synth::synthesize_cgroups(
+        sample_type,
+        &mount.mountpoint,
+        &mount.root,
+        synth::MAX_CGROUPS,
+        buf,
+    );
+    warnings.extend(walk.warnings(&mount.mountpoint));
 }
 
 fn plan_program(target: &Target) -> String {

@@ -1,11 +1,14 @@
 //! Records synthesized from /proc for what already runs when recording
-//! starts (COMM, FORK for threads, MMAP2 for executable mappings), and the
-//! kernel's own map. Encoded with the attr's `sample_type` so the
-//! `sample_id_all` trailer matches the kernel's records; time 0.
+//! starts (COMM, FORK for threads, MMAP2 for executable mappings), the
+//! kernel's own map, and (`--label-cgroup`) the cgroups that exist.
+//! Encoded with the attr's `sample_type` so the `sample_id_all` trailer
+//! matches the kernel's records; time 0.
 
 use std::io::BufReader;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
-use crate::perfdata::records::{Comm, CpuMode, Mmap, SampleId, TaskEvent};
+use crate::perfdata::records::{CgroupRecord, Comm, CpuMode, Mmap, SampleId, TaskEvent};
 use crate::perfdata::writer::encode;
 use crate::procfs::{find_text_address, parse_maps_line, MapsLine};
 use crate::record::target::list_threads;
@@ -153,4 +156,192 @@ pub(crate) fn all_pids() -> Vec<u32> {
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// The most cgroups described at the start: hosts have thousands; far more
+/// means something walks where it should not, and the file stays bounded.
+pub(crate) const MAX_CGROUPS: usize = 100_000;
+
+/// What describing the existing cgroups came to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct CgroupWalk {
+    pub written: usize,
+    /// Stopped at the limit: cgroups left undescribed.
+    pub truncated: bool,
+    /// Directories that could not be read (the first error, and how many).
+    pub unreadable: Option<(String, usize)>,
+}
+
+impl CgroupWalk {
+    /// What the user should hear about the walk under `mountpoint`.
+    pub fn warnings(&self, mountpoint: &Path) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.truncated {
+            warnings.push(format!(
+                "more than {MAX_CGROUPS} cgroups under {}: the others are labelled by id \
+                 (`cgroup_id`), not path",
+                mountpoint.display()
+            ));
+        }
+        if let Some((first, count)) = &self.unreadable {
+            warnings.push(format!(
+                "{count} cgroup directories could not be read ({first}): their samples are \
+                 labelled by id, not path"
+            ));
+        }
+        warnings
+    }
+}
+
+/// Appends a CGROUP record for every cgroup under `mountpoint` (the
+/// directory tree of a cgroup file system), as perf does at the start: each
+/// directory's id is its inode number (the kernfs node id on 64-bit), its
+/// path `root` plus the path below the mount. Symbolic links and other
+/// file systems mounted inside are not followed; at most `limit` records.
+pub(crate) fn synthesize_cgroups(
+    sample_type: u64,
+    mountpoint: &Path,
+    root: &str,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> CgroupWalk {
+    let mut walk = CgroupWalk::default();
+    let Ok(top) = std::fs::symlink_metadata(mountpoint) else {
+        walk.unreadable = Some((format!("cannot read {}", mountpoint.display()), 1));
+        return walk;
+    };
+    let root = root.trim_end_matches('/');
+    // (directory, its cgroup path, its inode); depth first.
+    let mut pending: Vec<(PathBuf, String, u64)> =
+        vec![(mountpoint.to_path_buf(), String::new(), top.ino())];
+    while let Some((dir, relative, ino)) = pending.pop() {
+        if walk.written == limit {
+            walk.truncated = true;
+            break;
+        }
+        let path = match format!("{root}{relative}") {
+            empty if empty.is_empty() => "/".to_string(),
+            path => path,
+        };
+        out.extend(encode::cgroup(
+            sample_type,
+            &CgroupRecord {
+                id: ino,
+                path,
+                sample_id: id(0, 0),
+            },
+        ));
+        walk.written += 1;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Removed since its parent was listed: nothing to describe.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                let first = format!("{}: {e}", dir.display());
+                let (_, count) = walk.unreadable.get_or_insert((first, 0));
+                *count += 1;
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            // DirEntry metadata does not follow symbolic links.
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if !meta.is_dir() || meta.dev() != top.dev() {
+                continue;
+            }
+            // Memory too stays bounded, however wide a directory is.
+            if walk.written + pending.len() >= limit {
+                walk.truncated = true;
+                break;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            pending.push((entry.path(), format!("{relative}/{name}"), meta.ino()));
+        }
+    }
+    walk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::record_type;
+
+    /// (id, path) of CGROUP records encoded without a trailer.
+    fn cgroup_records(mut bytes: &[u8]) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        while bytes.len() >= 8 {
+            let kind = u32::from_ne_bytes(bytes[..4].try_into().unwrap());
+            let size = u16::from_ne_bytes(bytes[6..8].try_into().unwrap()) as usize;
+            assert_eq!(kind, record_type::CGROUP);
+            assert_eq!(size % 8, 0);
+            let id = u64::from_ne_bytes(bytes[8..16].try_into().unwrap());
+            let path = crate::abi::cursor::c_string(&bytes[16..size]);
+            out.push((id, path));
+            bytes = &bytes[size..];
+        }
+        out.sort();
+        out
+    }
+
+    fn ino(path: &Path) -> u64 {
+        std::fs::symlink_metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn cgroup_tree_is_described_by_inode_and_path_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path();
+        std::fs::create_dir_all(top.join("system.slice/nginx.service")).unwrap();
+        std::fs::create_dir_all(top.join("user.slice")).unwrap();
+        std::fs::write(top.join("cgroup.procs"), "1\n").unwrap();
+        // A link back up must not be walked (it would loop).
+        std::os::unix::fs::symlink(top, top.join("user.slice/loop")).unwrap();
+        let mut out = Vec::new();
+        let walk = synthesize_cgroups(0, top, "/", 100, &mut out);
+        assert_eq!(
+            walk,
+            CgroupWalk {
+                written: 4,
+                ..CgroupWalk::default()
+            }
+        );
+        let mut expected = vec![
+            (ino(top), "/".to_string()),
+            (ino(&top.join("system.slice")), "/system.slice".into()),
+            (
+                ino(&top.join("system.slice/nginx.service")),
+                "/system.slice/nginx.service".into(),
+            ),
+            (ino(&top.join("user.slice")), "/user.slice".into()),
+        ];
+        expected.sort();
+        assert_eq!(cgroup_records(&out), expected);
+
+        // A container's mount of a subtree: paths from the hierarchy root.
+        let mut out = Vec::new();
+        synthesize_cgroups(0, &top.join("system.slice"), "/kube/pod", 100, &mut out);
+        let paths: Vec<String> = cgroup_records(&out).into_iter().map(|r| r.1).collect();
+        assert_eq!(paths, ["/kube/pod", "/kube/pod/nginx.service"]);
+    }
+
+    #[test]
+    fn cgroup_walk_stops_at_its_limit_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..10 {
+            std::fs::create_dir(dir.path().join(format!("c{i}"))).unwrap();
+        }
+        let mut out = Vec::new();
+        let walk = synthesize_cgroups(0, dir.path(), "/", 4, &mut out);
+        assert_eq!((walk.written, walk.truncated), (4, true));
+        assert_eq!(cgroup_records(&out).len(), 4);
+        let warnings = walk.warnings(dir.path());
+        assert!(warnings[0].starts_with("more than"), "{warnings:?}");
+
+        let missing = dir.path().join("gone");
+        let walk = synthesize_cgroups(0, &missing, "/", 4, &mut Vec::new());
+        assert_eq!(walk.written, 0);
+        assert!(walk.warnings(&missing)[0].contains("could not be read"));
+    }
 }

@@ -194,6 +194,12 @@ fn invalid_attr_hint(attr: &EventAttr, max_rate: Option<u64>, max_stack: Option<
             );
         }
     }
+    // PERF_SAMPLE_CGROUP and attr.cgroup came with Linux 5.7.
+    if attr.sample_type & crate::abi::sample::CGROUP != 0 {
+        return "--label-cgroup needs Linux 5.7 or later (PERF_SAMPLE_CGROUP); on an older \
+                kernel leave it out"
+            .into();
+    }
     "check the sampling flags (-F or -c) and -g; the event's fields follow".into()
 }
 
@@ -351,6 +357,10 @@ mod tests {
         let attr = EventSpec::cpu_clock(Sampling::Frequency(99), CallGraph::FramePointer).to_attr();
         assert!(invalid_attr_hint(&attr, Some(25_000), Some(64)).starts_with("-g"));
         assert!(invalid_attr_hint(&attr, Some(25_000), Some(127)).contains("-F or -c"));
+        let mut cgroup = EventSpec::cpu_clock(Sampling::Frequency(99), CallGraph::None);
+        cgroup.cgroup = true;
+        let hint = invalid_attr_hint(&cgroup.to_attr(), Some(25_000), Some(127));
+        assert!(hint.starts_with("--label-cgroup needs Linux 5.7"), "{hint}");
     }
 
     #[test]

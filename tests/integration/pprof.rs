@@ -587,3 +587,219 @@ fn pprof_is_never_written_to_a_terminal() {
         "{stderr}"
     );
 }
+
+/// A cgroup made for one test in the perf_event hierarchy (cgroup v2 on
+/// current systems), removed on drop once its processes are gone.
+struct TestCgroup {
+    dir: PathBuf,
+    /// As the kernel names it: from the hierarchy's root.
+    path: String,
+}
+
+impl TestCgroup {
+    /// `None` when no cgroup can be made here (no cgroup file system, or
+    /// not writable: not root, a read-only container mount).
+    fn create(name: &str) -> Option<TestCgroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = rprof::procfs::perf_event_cgroup_mount(&info)?;
+        let dir = mount.mountpoint.join(name);
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).ok()?;
+        let path = format!("{}/{name}", mount.root.trim_end_matches('/'));
+        Some(TestCgroup { dir, path })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // The last process may still be exiting: rmdir says EBUSY until then.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("could not remove {}", self.dir.display());
+    }
+}
+
+/// The string value of label `key`, or its number.
+fn label<'p>(p: &'p proto::Profile, sample: &proto::Sample, key: &str) -> Option<&'p str> {
+    sample
+        .label
+        .iter()
+        .find(|l| p.string_table[l.key as usize] == key && l.str != 0)
+        .map(|l| p.string_table[l.str as usize].as_str())
+}
+
+fn num_label(p: &proto::Profile, sample: &proto::Sample, key: &str) -> Option<i64> {
+    sample
+        .label
+        .iter()
+        .find(|l| p.string_table[l.key as usize] == key && l.str == 0)
+        .map(|l| l.num)
+}
+
+#[test]
+fn label_cgroup_names_each_workloads_cgroup_with_its_share_of_cpu_time() {
+    require_perf!();
+    let _guard = serial();
+    let _kernel = KernelWide::system_wide();
+    let pid = std::process::id();
+    let made = (
+        TestCgroup::create(&format!("rprof-test-{pid}-a")),
+        TestCgroup::create(&format!("rprof-test-{pid}-b")),
+    );
+    let (Some(a), Some(b)) = made else {
+        assert!(
+            std::env::var_os("RPROF_REQUIRE_PERF").is_none(),
+            "cannot create a cgroup under the cgroup file system, but RPROF_REQUIRE_PERF is set"
+        );
+        eprintln!("skipped: cannot create cgroups here (cgroup v2 not mounted or not writable)");
+        return;
+    };
+    let dir = temp_dir("pprof-cgroup");
+    // `work split` in each cgroup, side by side: each shell moves itself
+    // in, then becomes the workload, so all of its CPU time is in there.
+    let script = dir.join("two-cgroups.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         in_cgroup() { sh -c 'echo $$ > \"$1/cgroup.procs\" && echo pid $$ && shift && exec \"$@\"' sh \"$@\"; }\n\
+         in_cgroup \"$2\" \"$1\" split 1.6 > \"$4/a.out\" &\n\
+         in_cgroup \"$3\" \"$1\" split 0.8 > \"$4/b.out\" &\n\
+         wait\n",
+    )
+    .unwrap();
+    let data = dir.join("cgroup.data");
+    let pprof = dir.join("cgroup.pb.gz");
+    let run = rprof(&[
+        "record",
+        "-a",
+        "--label-cgroup",
+        "-o",
+        path(&data),
+        "--",
+        "sh",
+        path(&script),
+        path(&workloads().work),
+        path(&a.dir),
+        path(&b.dir),
+        path(&dir),
+    ]);
+    assert!(run.status.success(), "record failed: {}", text(&run.stderr));
+    let report = rprof(&[
+        "report",
+        "-i",
+        path(&data),
+        "--format",
+        "pprof",
+        "-o",
+        path(&pprof),
+    ]);
+    assert!(report.status.success(), "{}", text(&report.stderr));
+
+    // Each workload's pid and the CPU time it measured itself.
+    let measured = |file: &str| -> (i64, f64) {
+        let out = std::fs::read_to_string(dir.join(file)).unwrap();
+        let pid = out
+            .lines()
+            .find_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid line in {file}: {out}"));
+        (pid, truth(&out).iter().map(|(_, ns)| ns).sum())
+    };
+    let ((pid_a, truth_a), (pid_b, truth_b)) = (measured("a.out"), measured("b.out"));
+    assert!(truth_a > 0.0 && truth_b > 0.0, "{truth_a} {truth_b}");
+
+    let p = decode(&std::fs::read(&pprof).unwrap()).unwrap();
+    let mut weight = std::collections::HashMap::<&str, i64>::new();
+    let mut cgroups_of_pid = std::collections::HashMap::<i64, HashSet<&str>>::new();
+    for sample in &p.sample {
+        let pid = num_label(&p, sample, "pid").unwrap();
+        let cgroup = label(&p, sample, "cgroup");
+        let ours = cgroup.is_some_and(|c| c == a.path || c == b.path);
+        // Other tests on the host may run `work` too: the workloads are
+        // told by their pids. Before its exec, each was a shell still in
+        // the parent cgroup: its samples with the name `work` count.
+        if pid != pid_a && pid != pid_b {
+            assert!(!ours, "pid {pid} is not in {cgroup:?}");
+            continue;
+        }
+        if label(&p, sample, "thread_comm") != Some("work") {
+            continue;
+        }
+        let cgroup = cgroup.unwrap_or_else(|| {
+            panic!(
+                "a work sample without a cgroup path (id {:?})",
+                num_label(&p, sample, "cgroup_id")
+            )
+        });
+        *weight.entry(cgroup).or_default() += sample.value[1];
+        cgroups_of_pid.entry(pid).or_default().insert(cgroup);
+    }
+    // Each workload's samples carry its own cgroup, and only that one.
+    let only = |pid: i64| {
+        cgroups_of_pid
+            .get(&pid)
+            .map(|c| c.iter().copied().collect::<Vec<_>>())
+    };
+    assert_eq!(
+        only(pid_a),
+        Some(vec![a.path.as_str()]),
+        "{cgroups_of_pid:?}"
+    );
+    assert_eq!(
+        only(pid_b),
+        Some(vec![b.path.as_str()]),
+        "{cgroups_of_pid:?}"
+    );
+    let (wa, wb) = (
+        weight.get(a.path.as_str()).copied().unwrap_or(0) as f64,
+        weight.get(b.path.as_str()).copied().unwrap_or(0) as f64,
+    );
+    assert!(wa > 0.0 && wb > 0.0, "{weight:?} ({} {})", a.path, b.path);
+    let (share, truth_share) = (
+        100.0 * wa / (wa + wb),
+        100.0 * truth_a / (truth_a + truth_b),
+    );
+    assert!(
+        (share - truth_share).abs() <= 5.0,
+        "cgroup a has {share:.1}% of the work samples, its workload measured {truth_share:.1}% \
+         ({weight:?})"
+    );
+    // Each cgroup's weight is its workload's CPU time, roughly.
+    for (measured, truth) in [(wa, truth_a), (wb, truth_b)] {
+        assert!(
+            (measured / truth - 1.0).abs() <= 0.15,
+            "{measured} ns sampled, {truth} ns measured"
+        );
+    }
+
+    // The reference reader sees the labels too.
+    if go_pprof_available() {
+        let tags = go_pprof(&["-tags", path(&pprof)]);
+        assert!(tags.contains("cgroup: Total"), "{tags}");
+        assert!(tags.contains(&a.path) && tags.contains(&b.path), "{tags}");
+    }
+    // And Linux perf names the cgroups of rprof's file (run under the lock
+    // this test holds: taking the shared one would wait for ourselves).
+    let perf_runs =
+        run_linux_perf_holding(&_kernel, ["--version"]).is_ok_and(|o| o.status.success());
+    assert!(
+        perf_runs || std::env::var_os("RPROF_REQUIRE_PERF").is_none(),
+        "Linux perf is not installed but RPROF_REQUIRE_PERF is set"
+    );
+    if perf_runs {
+        let by_cgroup = perf_succeeded(
+            run_linux_perf_holding(
+                &_kernel,
+                ["report", "-i", path(&data), "--sort", "cgroup", "--stdio"],
+            ),
+            "perf report --sort cgroup",
+        );
+        assert!(
+            by_cgroup.contains(&a.path) && by_cgroup.contains(&b.path),
+            "{by_cgroup}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::aggregate::{
-    MappingRange, Module, OffCpuStats, RecordingStats, StackSample, Thread, TimeBuckets,
+    Cgroup, MappingRange, Module, OffCpuStats, RecordingStats, StackSample, Thread, TimeBuckets,
 };
 use crate::process::ModuleRef;
 use crate::symbolize::Frame;
@@ -43,6 +43,7 @@ fn sample(
         event,
         stack,
         thread,
+        cgroup: None,
         bucket,
         count,
         weight,
@@ -120,6 +121,7 @@ fn profile() -> Profile {
                 comm: "app".into(),
             },
         ],
+        cgroups: Vec::new(),
         samples: vec![
             sample(0, 0, 1, 0, 2, 20),
             sample(0, 0, 1, 1, 4, 40),
@@ -291,6 +293,48 @@ fn samples_merge_time_buckets_per_stack_and_thread_with_labels() {
         label_str(&p, main_thread, "thread_comm").as_deref(),
         Some("app")
     );
+}
+
+#[test]
+fn samples_of_each_cgroup_are_apart_and_labelled_with_its_path_or_id() {
+    let profile_without_cgroups = profile();
+    let mut profile = profile();
+    profile.cgroups = vec![
+        Cgroup {
+            id: 100,
+            path: Some("/system.slice/nginx.service".into()),
+        },
+        Cgroup {
+            id: 1 << 40,
+            path: None,
+        },
+    ];
+    // (stack 0, tid 8) in bucket 0 ran in one cgroup, in bucket 1 in the
+    // other: two samples now, not one.
+    profile.samples[0].cgroup = Some(0);
+    profile.samples[1].cgroup = Some(1);
+    for s in &mut profile.samples[2..] {
+        s.cgroup = Some(0);
+    }
+    let p = encode(&Pprof::default(), &profile);
+    check_invariants(&p);
+    assert_eq!(p.sample.len(), 5);
+    let (a, b) = (&p.sample[0], &p.sample[1]);
+    assert_eq!((a.value[1], b.value[1]), (20, 40));
+    assert_eq!(
+        label_str(&p, a, "cgroup").as_deref(),
+        Some("/system.slice/nginx.service")
+    );
+    assert_eq!(label_num(&p, a, "cgroup_id"), None);
+    assert_eq!(label_str(&p, b, "cgroup"), None);
+    assert_eq!(label_num(&p, b, "cgroup_id"), Some(1 << 40));
+    // Without cgroup ids, no cgroup labels.
+    let plain = encode(&Pprof::default(), &profile_without_cgroups);
+    assert!(plain
+        .sample
+        .iter()
+        .all(|s| label_str(&plain, s, "cgroup").is_none()
+            && label_num(&plain, s, "cgroup_id").is_none()));
 }
 
 #[test]
