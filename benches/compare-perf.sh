@@ -6,6 +6,8 @@
 #   bash benches/compare-perf.sh dwarf [RUNS]    # DWARF mode only (< 5 min)
 #   bash benches/compare-perf.sh stat [RUNS]     # rprof stat vs perf stat (seconds)
 #   bash benches/compare-perf.sh offcpu [RUNS]   # off-CPU recording overhead
+#   bash benches/compare-perf.sh continuous [MIN] # always-on: -a -g at 19 and 99 Hz,
+#                                                 # rotating every 60 s and pushing (MIN minutes each)
 # Needs: perf (linux-perf), gcc, g++, python3, /usr/bin/time (package time);
 # installs inferno's CLIs with cargo if missing. The DWARF section also
 # uses perf 6.12 (unpacked into /opt/perf-6.12, see perf612 below) and
@@ -14,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECTION=all
-case ${1:-} in fp | dwarf | stat | offcpu | all) SECTION=$1; shift ;; esac
+case ${1:-} in fp | dwarf | stat | offcpu | continuous | all) SECTION=$1; shift ;; esac
 RUNS=${1:-5}
 FREQ=999
 SECS=3
@@ -375,10 +377,77 @@ stat_section() {
   echo "page-faults of 4000 touched pages (median of 5): perf $perf_faults  rprof $rprof_faults  ratio $(ratio "$rprof_faults" "$perf_faults")  (target within 0.98-1.02)"
 }
 
+# Always-on recording: `rprof record -a -g --rotate 60s --push` (to a local
+# Pyroscope-style receiver) beside `perf record -a -g --switch-output=60s`,
+# both running at the same time for MIN minutes at 19 Hz, then at 99 Hz.
+# Prints each profiler's CPU (share of one core, after the first minute),
+# its RSS at the end of minute 2 and at the end (growth), and how long after
+# each interval's end its profile arrived.
+continuous_section() {
+  local minutes=${1:-10} hz
+  local receiver="$WORK_DIR/receiver.py" port_file="$WORK_DIR/port" log="$WORK_DIR/arrivals"
+  cat > "$receiver" <<'PY'
+import http.server, sys, time, urllib.parse
+class Ingest(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+        with open(sys.argv[2], "a") as log:
+            log.write("%.3f %s %d\n" % (time.time(), query.get("until", "0"), len(body)))
+        self.send_response(200); self.end_headers()
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Ingest)
+open(sys.argv[1], "w").write(str(server.server_port))
+server.serve_forever()
+PY
+  python3 "$receiver" "$port_file" "$log" &
+  local receiver_pid=$!
+  until [ -s "$port_file" ]; do sleep 0.1; done
+  local url="http://127.0.0.1:$(cat "$port_file")"
+  # CPU ticks (user + system) and RSS (kB) of a pid.
+  ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  rss_of() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+  local hz_ticks
+  hz_ticks=$(getconf CLK_TCK)
+  echo "always-on, system-wide -g, rotating every 60 s, $minutes min per rate (rprof and perf at the same time)"
+  for hz in 19 99; do
+    : > "$log"
+    rm -rf "$WORK_DIR/rot" "$WORK_DIR/spool"; mkdir -p "$WORK_DIR/perf-rot"
+    "$RPROF" record -a -F "$hz" -g --rotate 60s --keep 3 -o "$WORK_DIR/rot/" \
+      --push "$url" --label service_name=bench --spool-dir "$WORK_DIR/spool" 2> "$WORK_DIR/rprof.err" &
+    local rprof_pid=$!
+    (cd "$WORK_DIR/perf-rot" && exec perf record -q -a -F "$hz" -g --switch-output=60s --switch-max-files=3 -o p.data) 2> "$WORK_DIR/perf.err" &
+    local perf_pid=$!
+    sleep 60
+    local r0 p0 t0
+    r0=$(ticks_of "$rprof_pid"); p0=$(ticks_of "$perf_pid"); t0=$(now_ns)
+    sleep 60
+    local rprof_rss2 perf_rss2
+    rprof_rss2=$(rss_of "$rprof_pid"); perf_rss2=$(rss_of "$perf_pid")
+    sleep $(( (minutes - 2) * 60 ))
+    local r1 p1 t1 rprof_rss perf_rss
+    r1=$(ticks_of "$rprof_pid"); p1=$(ticks_of "$perf_pid"); t1=$(now_ns)
+    rprof_rss=$(rss_of "$rprof_pid"); perf_rss=$(rss_of "$perf_pid")
+    kill -TERM "$rprof_pid"; kill -INT "$perf_pid"
+    wait "$rprof_pid" || true; wait "$perf_pid" || true
+    local secs rprof_pct perf_pct lag pushed
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print (b - a) / 1e9}')
+    rprof_pct=$(awk -v d=$(( r1 - r0 )) -v s="$secs" -v h="$hz_ticks" 'BEGIN {printf "%.2f", 100 * d / h / s}')
+    perf_pct=$(awk -v d=$(( p1 - p0 )) -v s="$secs" -v h="$hz_ticks" 'BEGIN {printf "%.2f", 100 * d / h / s}')
+    pushed=$(wc -l < "$log")
+    lag=$(awk '$2 > 0 {print $1 - $2}' "$log" | sort -n | tail -1)
+    echo "-F $hz: CPU (% of one core, minutes 2-$minutes): perf $perf_pct  rprof $rprof_pct  ratio $(ratio "$rprof_pct" "$perf_pct")  (target rprof <= 1)"
+    echo "-F $hz: RSS (MB) after 2 min -> after $minutes min: perf $(( perf_rss2 / 1024 )) -> $(( perf_rss / 1024 ))  rprof $(( rprof_rss2 / 1024 )) -> $(( rprof_rss / 1024 ))"
+    echo "-F $hz: rprof pushed $pushed profiles; latest arrival after its interval's end: ${lag:-n/a} s (target <= 2)"
+  done
+  kill "$receiver_pid" 2>/dev/null || true
+}
+
 case $SECTION in
   stat) stat_section ;;
   fp) fp_section ;;
   dwarf) dwarf_section ;;
   offcpu) offcpu_section ;;
+  continuous) continuous_section "$RUNS" ;;
   all) fp_section; echo; dwarf_section; echo; stat_section; echo; offcpu_section ;;
 esac

@@ -473,6 +473,25 @@ fn pprof_output(input: &Path, file: &PerfFile, profile: &Profile, event: Option<
     }
 }
 
+/// A recording as gzipped pprof, as `--format pprof` writes it, timed from
+/// `start` (wall clock): continuous mode turns each interval into the
+/// profile it pushes.
+pub fn pprof_of_recording(path: &Path, start: SystemTime) -> Result<Vec<u8>> {
+    let file = PerfFile::open(path)?;
+    let profile = load_profile(&file, &SampleFilter::default(), &NoProgress);
+    let mut pprof = pprof_output(path, &file, &profile, None);
+    let start_ns = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    if let Some(ns) = start_ns {
+        pprof.start = Some((ns, StartTimeSource::IntervalStart));
+    }
+    let mut out = Vec::new();
+    pprof.write(&profile, &mut out)?;
+    Ok(out)
+}
+
 /// Binary formats are not written to a terminal.
 fn check_binary_output(args: &ReportArgs, stdout_is_terminal: bool) -> Result<()> {
     if effective_format(args)? == ReportFormat::Pprof && args.output.is_none() && stdout_is_terminal

@@ -86,6 +86,9 @@ pub enum StartTimeSource {
     FileTime,
     /// The time the report read a stream, minus the recording's duration.
     ReportTime,
+    /// The wall-clock start of a rotated interval, taken by `record` as it
+    /// began the file (continuous mode's pushes).
+    IntervalStart,
 }
 
 impl StartTimeSource {
@@ -98,6 +101,7 @@ impl StartTimeSource {
             StartTimeSource::ReportTime => {
                 "the time the stream was read minus its duration (approximate)"
             }
+            StartTimeSource::IntervalStart => "the wall clock when the interval's file began",
         }
     }
 }
