@@ -13,7 +13,9 @@ use crate::event::{
     parse_event_list, CallGraph, EventError, EventGroup, EventSpec, Sampling,
     DEFAULT_DWARF_STACK_BYTES, MAX_DWARF_STACK_BYTES,
 };
-use crate::record::{self, RecordConfig, RecordOutcome, RecordOutput, Target};
+use crate::record::{
+    self, FinishedInterval, IntervalSink, RecordConfig, RecordOutcome, RecordOutput, Target,
+};
 
 /// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
 const MAX_MMAP_PAGES: usize = 1 << 20;
@@ -236,18 +238,27 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
             args.mmap_pages
         );
     }
+    let output = output(&args.output, std::io::stdout().is_terminal())?;
+    if args.rotate.is_some() && output == RecordOutput::Stdout {
+        bail!("--rotate writes one file per interval, not a stream: give a directory with -o DIR/ instead of -o -");
+    }
+    if args.keep == Some(0) {
+        bail!("--keep 0 would delete every file; give at least 1");
+    }
     Ok(RecordConfig {
         events: events(args)?,
         target: target(args)?,
         cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
-        output: output(&args.output, std::io::stdout().is_terminal())?,
+        output,
         mmap_pages: args.mmap_pages,
         embed_symbols: !args.no_embed_symbols,
         // Lossy: a non-UTF-8 path must not stop a recording over its header.
         cmdline: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
+        rotate: args.rotate,
+        keep: args.keep,
     })
 }
 
@@ -291,22 +302,71 @@ pub fn summary_line(outcome: &RecordOutcome, destination: &str) -> String {
         (Some(unwound), true) => format!("{unwound} and symbols embedded in {finish_ms} ms"),
         (Some(unwound), false) => format!("{unwound} in {finish_ms} ms; symbols not embedded"),
     };
+    let written = match &outcome.rotation {
+        Some(r) => {
+            let deleted = if r.deleted > 0 {
+                format!(", {} old ones deleted (--keep)", r.deleted)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} files ({}) written to {}{deleted}; intervals finished in {} ms at most",
+                r.files,
+                human_bytes(outcome.file_size),
+                r.dir.display(),
+                r.max_finish.as_millis()
+            )
+        }
+        None => format!(
+            "{} written to {destination}",
+            human_bytes(outcome.file_size)
+        ),
+    };
     format!(
-        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \
+        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {written}; \
          rprof CPU {:.1} ms = {:.1}% of the recording; {symbols} ]",
         outcome.samples,
         outcome.lost,
-        human_bytes(outcome.file_size),
-        destination,
         outcome.profiler_cpu.as_secs_f64() * 1e3,
         overhead,
+    )
+}
+
+/// `-v` with `--rotate`: a line per finished interval file.
+struct IntervalProgress {
+    verbose: bool,
+}
+
+impl IntervalSink for IntervalProgress {
+    fn finished(&mut self, interval: &FinishedInterval) {
+        if self.verbose {
+            eprintln!("{}", interval_line(interval));
+        }
+    }
+}
+
+fn interval_line(interval: &FinishedInterval) -> String {
+    let secs = interval
+        .end
+        .duration_since(interval.start)
+        .unwrap_or_default()
+        .as_secs_f64();
+    format!(
+        "rprof: interval {}: {} samples, {} lost, {secs:.2} s -> {}",
+        interval.sequence,
+        interval.samples,
+        interval.lost,
+        interval.path.display()
     )
 }
 
 /// Runs `rprof record`; returns the launched command's exit code, if any.
 pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
     let config = config(args)?;
-    let outcome = record::run(&config, &TerminalProgress::on_stderr())?;
+    let mut progress = IntervalProgress {
+        verbose: args.verbose,
+    };
+    let outcome = record::run_with_sink(&config, &TerminalProgress::on_stderr(), &mut progress)?;
     eprintln!("{}", summary_line(&outcome, &config.output.describe()));
     if outcome.throttle_events > 0 {
         eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);

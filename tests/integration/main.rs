@@ -15,6 +15,7 @@ mod offcpu;
 mod pipe;
 mod pprof;
 mod record_report;
+mod rotate;
 mod stat;
 mod symbolize;
 mod util;
