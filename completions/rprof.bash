@@ -269,7 +269,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -e -g -p -t -a -C -o -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --no-embed-symbols --help"
+            opts="-F -c -e -g -p -t -a -C -o -v -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --rotate --keep --verbose --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -340,6 +340,14 @@ _rprof() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rotate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
