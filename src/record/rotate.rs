@@ -9,24 +9,26 @@
 //! temporary name, renames it into place and tells the [`IntervalSink`].
 //! A sample is in exactly one file: the one its drain was written to.
 //!
-//! Finishing runs on the recording thread. It costs tens of milliseconds
-//! once the symbol cache is warm (the first interval pays for every
-//! module), while a 128-page ring holds about 1700 call-chain samples per
-//! CPU: seconds of data at -F 99, so nothing is lost at the rates
-//! continuous recording uses. A finish slower than that shows up in the
-//! `lost` counts (the kernel reports what it drops), never silently; the
-//! summary and `-v` show how long finishing took.
+//! Finishing runs on a worker thread ([`Finisher`]), one interval after
+//! another, while the recording thread goes on draining into the next
+//! file: a finish takes tens of milliseconds with a warm symbol cache and
+//! far more for the first interval, and with `--call-graph dwarf` at the
+//! default rate a 128-page ring fills in about 20 ms, so finishing on the
+//! recording thread lost samples. The sink is still called on the
+//! recording thread (after the next drain once a file is done), in order.
 
 use std::collections::HashSet;
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::session::RecordSink;
 use super::target::{Plan, Synth};
 use super::{synth, unwind_stacks, with_symbols, RecordError};
-use crate::perfdata::writer::{encode, AttrEntry, DataSink, FeatureData, PerfDataWriter};
+use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
 use crate::perfdata::{UnwoundStacks, WriteError};
 use crate::progress::NoProgress;
 use crate::symbolize::{CacheLimits, SymbolCache, SymbolizeOptions};
@@ -301,7 +303,7 @@ pub struct RotationSummary {
 
 /// The interval being written.
 struct Current {
-    writer: Box<dyn DataSink>,
+    writer: PerfDataWriter,
     temp: PathBuf,
     path: PathBuf,
     start: SystemTime,
@@ -329,16 +331,13 @@ pub(crate) struct RotatorSetup<'a> {
 pub(crate) struct Rotator<'s> {
     layout: OutputLayout,
     rotation: Rotation,
-    keep: Option<usize>,
     entries: Vec<AttrEntry>,
-    host: FeatureData,
-    embed_symbols: bool,
     sample_type: u64,
     data_mappings: bool,
     /// What the first file describes, and what every later one does.
     first: Describe,
     later: Describe,
-    symbols: SymbolCache,
+    finisher: Finisher,
     sink: &'s mut dyn IntervalSink,
     current: Option<Current>,
     next_sequence: u64,
@@ -375,17 +374,21 @@ impl<'s> Rotator<'s> {
                 all_symbols_embedded: true,
                 ..RotationSummary::default()
             },
+            finisher: Finisher::start(FinishContext {
+                layout: setup.layout.clone(),
+                keep: setup.keep,
+                entries: setup.entries.clone(),
+                host: setup.host,
+                embed_symbols: setup.embed_symbols,
+                symbols: SymbolCache::new(SymbolizeOptions::default(), CacheLimits::default()),
+            })?,
             layout: setup.layout,
             rotation: setup.rotation,
-            keep: setup.keep,
             entries: setup.entries,
-            host: setup.host,
-            embed_symbols: setup.embed_symbols,
             sample_type: setup.sample_type,
             data_mappings: setup.data_mappings,
             first,
             later,
-            symbols: SymbolCache::new(SymbolizeOptions::default(), CacheLimits::default()),
             sink,
             current: None,
             warnings: Vec::new(),
@@ -410,7 +413,7 @@ impl<'s> Rotator<'s> {
         }
         let writer = PerfDataWriter::create(&temp, &self.entries)?;
         self.current = Some(Current {
-            writer: Box::new(writer),
+            writer,
             temp,
             path,
             start,
@@ -448,96 +451,58 @@ impl<'s> Rotator<'s> {
         }
     }
 
-    /// Opens the next file, then finishes the previous one.
+    /// Opens the next file, then hands the previous one to the finisher.
     fn rotate(&mut self) -> Result<(), RecordError> {
         let end = SystemTime::now();
         let previous = self.current.take();
         self.open_next()?;
         self.describe_processes(false)?;
         if let Some(previous) = previous {
-            self.finish(previous, end)?;
+            self.finisher.send(previous, end)?;
         }
         Ok(())
     }
 
-    /// Finishes a file like a one-shot recording, renames it into place,
-    /// applies `--keep` and tells the sink.
-    fn finish(&mut self, mut current: Current, end: SystemTime) -> Result<(), RecordError> {
-        let started = Instant::now();
-        let mut warnings = Vec::new();
-        current.writer.mark_data_complete()?;
-        let (mut writer, rewritten) = unwind_stacks(
-            Some(&current.temp),
-            &self.entries,
-            current.writer,
-            &NoProgress,
-            &mut warnings,
-        );
-        let symbols = &mut self.symbols;
-        let mut features = with_symbols(
-            self.embed_symbols,
-            self.host.clone(),
-            &mut *writer,
-            &NoProgress,
-            &mut warnings,
-            &mut |requests| symbols.symbolize(requests, &NoProgress),
-        );
-        let unwound = rewritten.as_ref().map(|r| r.stats);
-        features.rprof_unwound = unwound;
-        self.summary.all_symbols_embedded &=
-            !self.embed_symbols || features.rprof_symbols.is_some();
-        let size = writer.finish(&features);
-        let size = match rewritten {
-            Some(rewritten) => rewritten.replace_output(size)?,
-            None => size?,
-        };
-        std::fs::rename(&current.temp, &current.path).map_err(|source| {
-            RecordError::Write(WriteError::Io {
-                path: current.path.clone(),
-                source,
-            })
-        })?;
-        if let Some(keep) = self.keep {
-            self.summary.deleted += self.layout.prune(keep).len() as u64;
-        }
-        let took = started.elapsed();
-        let summary = &mut self.summary;
-        summary.files += 1;
-        summary.bytes += size;
-        summary.samples += current.samples;
-        summary.lost += current.lost;
-        summary.max_finish = summary.max_finish.max(took);
-        summary.total_finish += took;
-        if let Some(u) = unwound {
-            let total = summary.unwound.get_or_insert_with(UnwoundStacks::default);
-            total.unwound += u.unwound;
-            total.truncated += u.truncated;
-            total.stack_bytes += u.stack_bytes;
-            total.dropped_bytes += u.dropped_bytes;
-            total.kept_bytes += u.kept_bytes;
-        }
-        // Every interval would repeat the same symbol problems.
-        for warning in warnings {
-            if self.seen_warnings.insert(warning.clone()) {
-                self.warnings.push(warning);
+    /// Takes in what the finisher finished (all of it, when `wait`):
+    /// counts it and tells the sink, in order.
+    fn collect(&mut self, wait: bool) -> Result<(), RecordError> {
+        while let Some(done) = self.finisher.next(wait)? {
+            let summary = &mut self.summary;
+            summary.files += 1;
+            summary.bytes += done.size;
+            summary.samples += done.interval.samples;
+            summary.lost += done.interval.lost;
+            summary.deleted += done.deleted;
+            summary.max_finish = summary.max_finish.max(done.took);
+            summary.total_finish += done.took;
+            summary.all_symbols_embedded &= done.symbols_embedded;
+            if let Some(u) = done.unwound {
+                let total = summary.unwound.get_or_insert_with(UnwoundStacks::default);
+                total.unwound += u.unwound;
+                total.truncated += u.truncated;
+                total.stack_bytes += u.stack_bytes;
+                total.dropped_bytes += u.dropped_bytes;
+                total.kept_bytes += u.kept_bytes;
             }
+            // Every interval would repeat the same symbol problems.
+            for warning in done.warnings {
+                if self.seen_warnings.insert(warning.clone()) {
+                    self.warnings.push(warning);
+                }
+            }
+            self.sink.finished(&done.interval);
         }
-        self.sink.finished(&FinishedInterval {
-            path: current.path,
-            start: current.start,
-            end,
-            samples: current.samples,
-            lost: current.lost,
-            sequence: current.sequence,
-        });
         Ok(())
     }
 
-    /// Finishes the last file: the recording is over.
+    /// Finishes the last file and waits for every file to be finished:
+    /// the recording is over.
     pub fn finish_last(mut self) -> Result<(RotationSummary, Vec<String>), RecordError> {
         if let Some(current) = self.current.take() {
-            self.finish(current, SystemTime::now())?;
+            self.finisher.send(current, SystemTime::now())?;
         }
+        self.finisher.close();
+        self.collect(true)?;
         Ok((self.summary, self.warnings))
     }
 
@@ -553,6 +518,167 @@ impl<'s> Rotator<'s> {
         if let Some(current) = self.current.take() {
             drop(current.writer);
             let _ = std::fs::remove_file(&current.temp);
+        }
+    }
+}
+
+/// What finishing a file needs; owned by the finisher's thread.
+struct FinishContext {
+    layout: OutputLayout,
+    keep: Option<usize>,
+    entries: Vec<AttrEntry>,
+    host: FeatureData,
+    embed_symbols: bool,
+    /// Kept across intervals: each resolves only addresses not seen before.
+    symbols: SymbolCache,
+}
+
+/// One finished file, reported back to the recording thread.
+struct Done {
+    interval: FinishedInterval,
+    size: u64,
+    took: Duration,
+    deleted: u64,
+    symbols_embedded: bool,
+    unwound: Option<UnwoundStacks>,
+    warnings: Vec<String>,
+}
+
+impl FinishContext {
+    /// Finishes a file like a one-shot recording, renames it into place
+    /// and applies `--keep`.
+    fn finish(&mut self, mut current: Current, end: SystemTime) -> Result<Done, RecordError> {
+        let started = Instant::now();
+        let mut warnings = Vec::new();
+        current.writer.mark_data_complete()?;
+        let (mut writer, rewritten) = unwind_stacks(
+            Some(&current.temp),
+            &self.entries,
+            Box::new(current.writer),
+            &NoProgress,
+            &mut warnings,
+        );
+        let symbols = &mut self.symbols;
+        let mut features = with_symbols(
+            self.embed_symbols,
+            self.host.clone(),
+            &mut *writer,
+            &NoProgress,
+            &mut warnings,
+            &mut |requests| symbols.symbolize(requests, &NoProgress),
+        );
+        let unwound = rewritten.as_ref().map(|r| r.stats);
+        features.rprof_unwound = unwound;
+        let symbols_embedded = !self.embed_symbols || features.rprof_symbols.is_some();
+        let size = writer.finish(&features);
+        let size = match rewritten {
+            Some(rewritten) => rewritten.replace_output(size)?,
+            None => size?,
+        };
+        std::fs::rename(&current.temp, &current.path).map_err(|source| {
+            RecordError::Write(WriteError::Io {
+                path: current.path.clone(),
+                source,
+            })
+        })?;
+        let deleted = self
+            .keep
+            .map_or(0, |keep| self.layout.prune(keep).len() as u64);
+        Ok(Done {
+            interval: FinishedInterval {
+                path: current.path,
+                start: current.start,
+                end,
+                samples: current.samples,
+                lost: current.lost,
+                sequence: current.sequence,
+            },
+            size,
+            took: started.elapsed(),
+            deleted,
+            symbols_embedded,
+            unwound,
+            warnings,
+        })
+    }
+}
+
+/// The worker thread that finishes interval files, one after another.
+struct Finisher {
+    jobs: Option<Sender<(Current, SystemTime)>>,
+    done: Receiver<Result<Done, RecordError>>,
+    thread: Option<JoinHandle<()>>,
+    /// Files sent and not yet reported back.
+    pending: usize,
+}
+
+impl Finisher {
+    fn start(mut context: FinishContext) -> Result<Finisher, RecordError> {
+        let (jobs, inbox) = channel::<(Current, SystemTime)>();
+        let (outbox, done) = channel();
+        let thread = std::thread::Builder::new()
+            .name("rprof-finish".into())
+            .spawn(move || {
+                for (current, end) in inbox {
+                    if outbox.send(context.finish(current, end)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| RecordError::Other(format!("cannot start a thread: {e}")))?;
+        Ok(Finisher {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            pending: 0,
+        })
+    }
+
+    fn send(&mut self, current: Current, end: SystemTime) -> Result<(), RecordError> {
+        let gone = || RecordError::Other("the interval finisher stopped".into());
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send((current, end))
+            .map_err(|_| gone())?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// No more files: the thread ends once it finished the last one.
+    fn close(&mut self) {
+        self.jobs = None;
+    }
+
+    /// The next finished file: waiting for it with `wait`, else only if
+    /// one is ready. None when nothing is (or, waiting, nothing is pending).
+    fn next(&mut self, wait: bool) -> Result<Option<Done>, RecordError> {
+        if self.pending == 0 {
+            return Ok(None);
+        }
+        let received = if wait {
+            self.done.recv().ok()
+        } else {
+            self.done.try_recv().ok()
+        };
+        match received {
+            Some(done) => {
+                self.pending -= 1;
+                done.map(Some)
+            }
+            None if wait => Err(RecordError::Other(
+                "the interval finisher stopped (a panic?)".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -578,6 +704,7 @@ impl RecordSink for Rotator<'_> {
     }
 
     fn between_drains(&mut self, switch: bool) -> Result<(), RecordError> {
+        self.collect(false)?;
         let due = switch
             || self
                 .current

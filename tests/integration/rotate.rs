@@ -321,3 +321,44 @@ fn rotate_to_standard_output_is_refused() {
         text(&run.stderr)
     );
 }
+
+#[test]
+fn dwarf_intervals_are_each_unwound_and_symbolized() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("rotate-dwarf");
+    let run = rprof_command()
+        .args(["record", "--call-graph", "dwarf", "--rotate", "300ms", "-o"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&workloads_no_fp().work)
+        .args(["split", "1.2"])
+        .output()
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("user stacks unwound"), "{stderr}");
+    let files = interval_files(&dir);
+    assert!(files.len() >= 3, "{stderr}");
+    let mut total = 0;
+    for file in &files {
+        total += samples(file).len() as u64;
+        let data = PerfFile::open(file).unwrap();
+        assert!(
+            data.feature(feature::RPROF_UNWOUND).is_some(),
+            "{}: stacks not unwound",
+            file.display()
+        );
+        let folded = folded_of(file);
+        let to_main = folded
+            .lines()
+            .filter(|l| l.contains(";main;") && l.contains("burn_"))
+            .count();
+        assert!(
+            to_main > 0,
+            "{}: nothing unwound to main:\n{folded}",
+            file.display()
+        );
+    }
+    assert_eq!(total, summary_samples(&stderr));
+}
