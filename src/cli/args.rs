@@ -174,8 +174,9 @@ pub struct RecordArgs {
 
     /// Continuous recording: write one complete recording per interval,
     /// ending after a time (`60s`, `5m`, `1h`, `500ms`) or once the file
-    /// holds SIZE bytes of records (`100M`, `1G`). -o then names a
-    /// directory (`-o DIR/`, created 0700 if missing) or a file prefix;
+    /// holds SIZE bytes of records (`100M`, `1G`; M is MiB, m minutes).
+    /// -o then names a directory (`-o DIR/`, created 0700 if missing) or a
+    /// file prefix;
     /// files are `rprof-YYYYmmddTHHMMSSZ-NNNN.data` (UTC start, sequence),
     /// each renamed into place once finished. SIGHUP starts a new file.
     #[arg(long, value_name = "TIME|SIZE")]

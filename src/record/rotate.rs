@@ -17,7 +17,7 @@
 //! recording thread lost samples. The sink is still called on the
 //! recording thread (after the next drain once a file is done), in order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -314,6 +314,68 @@ struct Current {
     bytes: u64,
 }
 
+/// What the record stream said about each process (its COMM and mapping
+/// records since its last exec), replayed at the start of every file: a
+/// process that exits right after a boundary has samples in the new file
+/// but is gone from /proc by the time that file describes what runs.
+/// Bounded: a process's records past [`StreamProcesses::MAX_BYTES`] are
+/// dropped (it is then described by /proc alone), and an exited process
+/// is forgotten.
+#[derive(Debug, Default)]
+struct StreamProcesses {
+    by_pid: HashMap<u32, Vec<u8>>,
+}
+
+impl StreamProcesses {
+    const MAX_BYTES: usize = 256 << 10;
+
+    /// Walks whole records (a drain) by their 8-byte headers.
+    fn scan(&mut self, mut bytes: &[u8]) {
+        use crate::abi::{misc, record_type};
+        let u32_at = |b: &[u8], at: usize| {
+            b.get(at..at + 4)
+                .map(|v| u32::from_ne_bytes(v.try_into().expect("4 bytes")))
+        };
+        while bytes.len() >= 8 {
+            let kind = u32_at(bytes, 0).unwrap_or(0);
+            let flags = u16::from_ne_bytes([bytes[4], bytes[5]]);
+            let size = usize::from(u16::from_ne_bytes([bytes[6], bytes[7]]));
+            if size < 8 || size > bytes.len() {
+                return;
+            }
+            let record = &bytes[..size];
+            bytes = &bytes[size..];
+            let Some(pid) = u32_at(record, 8) else {
+                continue;
+            };
+            match kind {
+                record_type::COMM | record_type::MMAP | record_type::MMAP2 if pid != u32::MAX => {
+                    let kept = self.by_pid.entry(pid).or_default();
+                    if kind == record_type::COMM && flags & misc::COMM_EXEC != 0 {
+                        kept.clear();
+                    }
+                    if kept.len() + size <= Self::MAX_BYTES {
+                        kept.extend_from_slice(record);
+                    }
+                }
+                // EXIT: pid, ppid, tid; the process ends with its main thread.
+                record_type::EXIT if u32_at(record, 16) == Some(pid) => {
+                    self.by_pid.remove(&pid);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn replay(&self, out: &mut Vec<u8>) {
+        let mut pids: Vec<&u32> = self.by_pid.keys().collect();
+        pids.sort_unstable();
+        for pid in pids {
+            out.extend_from_slice(&self.by_pid[pid]);
+        }
+    }
+}
+
 /// What a [`Rotator`] needs from the recording.
 pub(crate) struct RotatorSetup<'a> {
     pub layout: OutputLayout,
@@ -337,6 +399,7 @@ pub(crate) struct Rotator<'s> {
     /// What the first file describes, and what every later one does.
     first: Describe,
     later: Describe,
+    stream: StreamProcesses,
     finisher: Finisher,
     sink: &'s mut dyn IntervalSink,
     current: Option<Current>,
@@ -389,6 +452,7 @@ impl<'s> Rotator<'s> {
             data_mappings: setup.data_mappings,
             first,
             later,
+            stream: StreamProcesses::default(),
             sink,
             current: None,
             warnings: Vec::new(),
@@ -430,6 +494,7 @@ impl<'s> Rotator<'s> {
     pub fn describe_processes(&mut self, first: bool) -> Result<(), RecordError> {
         let describe = if first { &self.first } else { &self.later };
         let mut buf = synth::kernel_mmap(self.sample_type);
+        self.stream.replay(&mut buf);
         for pid in describe.pids() {
             synth::synthesize_process(self.sample_type, pid, self.data_mappings, &mut buf);
         }
@@ -685,6 +750,7 @@ impl Drop for Finisher {
 
 impl RecordSink for Rotator<'_> {
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        self.stream.scan(bytes);
         let current = self.current_mut()?;
         current.bytes += bytes.len() as u64;
         current.writer.write_raw(bytes)?;
@@ -828,6 +894,49 @@ mod tests {
         assert_eq!(left.len(), 5, "{left:?}");
         assert!(left.contains(&names[1]) && left.contains(&names[3]));
         assert!(left.contains(&"notes.txt".to_string()));
+    }
+
+    #[test]
+    fn the_stream_s_processes_are_replayed_until_they_exit_or_exec() {
+        let record = |kind: u32, flags: u16, words: &[u32]| {
+            let mut r = kind.to_ne_bytes().to_vec();
+            r.extend(flags.to_ne_bytes());
+            r.extend(((8 + 4 * words.len()) as u16).to_ne_bytes());
+            words.iter().for_each(|w| r.extend(w.to_ne_bytes()));
+            r
+        };
+        use crate::abi::{misc, record_type};
+        let comm = record(record_type::COMM, 0, &[7, 7, 0x6b726f77, 0]);
+        let map = record(record_type::MMAP2, 0, &[7, 7, 1, 2]);
+        let kernel = record(record_type::MMAP, 0, &[u32::MAX, 0, 1, 2]);
+        let other = record(record_type::MMAP2, 0, &[9, 9, 1, 2]);
+        let sample = record(record_type::SAMPLE, 0, &[7, 7]);
+        let mut stream = StreamProcesses::default();
+        stream.scan(
+            &[
+                comm.clone(),
+                sample.clone(),
+                map.clone(),
+                kernel,
+                other.clone(),
+            ]
+            .concat(),
+        );
+        let mut out = Vec::new();
+        stream.replay(&mut out);
+        assert_eq!(out, [comm.clone(), map.clone(), other.clone()].concat());
+        // exec: what came before is no longer mapped.
+        let exec = record(record_type::COMM, misc::COMM_EXEC, &[7, 7, 0x6e657771, 0]);
+        // A thread's exit is not the process's.
+        let thread_exit = record(record_type::EXIT, 0, &[9, 1, 10, 1]);
+        stream.scan(&[exec.clone(), thread_exit].concat());
+        let mut out = Vec::new();
+        stream.replay(&mut out);
+        assert_eq!(out, [exec, other].concat());
+        let exit = record(record_type::EXIT, 0, &[9, 1, 9, 1]);
+        // A torn tail is ignored.
+        stream.scan(&[exit, map[..6].to_vec()].concat());
+        assert_eq!(stream.by_pid.len(), 1);
     }
 
     #[test]
