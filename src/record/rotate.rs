@@ -367,6 +367,12 @@ impl StreamProcesses {
         }
     }
 
+    /// Forgets processes no longer in /proc.
+    fn forget_gone(&mut self) {
+        self.by_pid
+            .retain(|pid, _| Path::new(&format!("/proc/{pid}")).exists());
+    }
+
     fn replay(&self, out: &mut Vec<u8>) {
         let mut pids: Vec<&u32> = self.by_pid.keys().collect();
         pids.sort_unstable();
@@ -495,6 +501,9 @@ impl<'s> Rotator<'s> {
         let describe = if first { &self.first } else { &self.later };
         let mut buf = synth::kernel_mmap(self.sample_type);
         self.stream.replay(&mut buf);
+        // Replayed once after it went: enough for its last samples. Also
+        // bounds the map when an EXIT record was lost.
+        self.stream.forget_gone();
         for pid in describe.pids() {
             synth::synthesize_process(self.sample_type, pid, self.data_mappings, &mut buf);
         }
