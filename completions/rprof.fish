@@ -43,16 +43,28 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -s t -l tid -d 'Thes
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s C -l cpu -d 'Only these CPUs, e.g. `0-3,6` (system-wide unless -p or -t is given)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l duration -d 'Stop after this many seconds (fractions allowed)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s o -l output -d 'Output file, a regular file path (an existing one is kept as FILE.old), or `-` for a pipe-mode stream on standard output (`perf record -o -`\'s format; a launched command\'s output then goes to standard error)' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l rotate -d 'Continuous recording: write one complete recording per interval, ending after a time (`60s`, `5m`, `1h`, `500ms`) or once the file holds SIZE bytes of records (`100M`, `1G`; M is MiB, m minutes). -o then names a directory (`-o DIR/`, created 0700 if missing) or a file prefix; files are `rprof-YYYYmmddTHHMMSSZ-NNNN.data` (UTC start, sequence), each renamed into place once finished. SIGHUP starts a new file' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l keep -d 'With --rotate: keep only the newest N interval files in the directory, deleting older ones (only names rprof gives them)' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push -d 'Send each interval\'s profile (needs --rotate) to this server: a Pyroscope base URL (http://pyroscope:4040) or a Parca one (http://parca:7070). Profiles wait in the spool while the server is unreachable. Without --keep, the 10 newest interval files are kept' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-format -d 'The server\'s protocol [default: pyroscope]' -r -f -a "pyroscope\t'Grafana Pyroscope: HTTP /ingest, format=pprof'
+parca\t'Parca: ProfileStoreService/WriteRaw over gRPC-Web'"
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l label -d 'Series labels K=V, comma-separated; repeatable. service_name defaults to the recorded command\'s name' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l spool-dir -d 'Where profiles wait to be sent [default: /var/spool/rprof as root, else $XDG_STATE_HOME/rprof/spool or ~/.local/state/rprof/spool]' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l spool-max -d 'The spool\'s size cap (K, M, G: KiB, MiB, GiB); past it the oldest profiles are dropped [default: 256M]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-token-file -d 'Read a bearer token from FILE (else $RPROF_PUSH_TOKEN)' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-basic-auth-file -d 'Read `user:password` for basic auth from FILE (else $RPROF_PUSH_USER and $RPROF_PUSH_PASSWORD)' -r -F
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-timeout -d 'Give up one request after SECS seconds (it is retried) [default: 10]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-freq -d 'With --off-cpu/--wall: sample switch-outs at most about HZ times a second per thread (per CPU with -a); the kernel then samples the stacks of 1 in N switches. Every switch is still timed: each thread\'s off-CPU total is measured and shared between its sampled stacks [default: 1000]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-every -d 'With --off-cpu/--wall: sample the stack of every Nth switch-out instead (1: all)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s g -d 'Record call chains (frame pointers); same as --call-graph fp'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s a -l all-cpus -d 'Every process on every CPU (system-wide)'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s v -l verbose -d 'Print a line per finished interval file (with --rotate)'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu -d 'Off-CPU profile: sample the stacks where threads switch out and weight each by the time until the thread runs again (unit off-cpu/nanoseconds). Preempted switch-outs (the thread was still runnable) are left out; a thread still blocked when the recording stops counts until the end. Use with -g or --call-graph dwarf'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l wall -d 'Wall-clock profile: cpu-clock samples (-F/-c) and off-CPU time in one profile, in nanoseconds, so `top` shows wall time per function'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l label-cgroup -d 'Label each sample with its task\'s cgroup (e.g. `/system.slice/nginx.service`), to tell containers and services apart in the pprof output (label `cgroup`). Needs Linux 5.7 or later'
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l no-embed-symbols -d 'Do not embed symbols in the file (the report then reads this machine\'s binaries)'
-complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help'
+complete -c rprof -n "__fish_rprof_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rprof -n "__fish_rprof_using_subcommand report" -s i -l input -d 'Input file (rprof\'s or Linux perf\'s perf.data), or `-` for standard input [default: rprof.data]' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand report" -l format -d 'Output format' -r -f -a "top\t'Table of functions with self and total share'
 tree\t'Call tree under each function, like `perf report -g` (see --order)'

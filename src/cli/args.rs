@@ -92,11 +92,12 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Stopping: Ctrl-C, SIGTERM or SIGHUP end the recording and finish the file. \
+    after_help = "Stopping: Ctrl-C, SIGTERM or SIGHUP end the recording and finish the file \
+                  (with --rotate, SIGHUP starts a new file instead). \
                   If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of \
                   samples, the report warns that it is unfinished, and a command rprof \
                   launched is killed too.\n\n\
-                  Examples:\n  rprof record -g ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5\n  rprof record -o - -a --duration 5 | rprof report -i -"
+                  Examples:\n  rprof record -g ./app args\n  rprof record -p 1234 -F 99 -g --duration 10\n  rprof record -a -g -- sleep 5\n  rprof record -o - -a --duration 5 | rprof report -i -\n  rprof record -a -F 19 -g --rotate 60s --keep 60 -o /var/lib/rprof/"
 )]
 pub struct RecordArgs {
     /// Sampling frequency in Hz per CPU, or `max` (default 4000; clamped to
@@ -170,6 +171,28 @@ pub struct RecordArgs {
         default_value = "rprof.data"
     )]
     pub output: PathBuf,
+
+    /// Continuous recording: write one complete recording per interval,
+    /// ending after a time (`60s`, `5m`, `1h`, `500ms`) or once the file
+    /// holds SIZE bytes of records (`100M`, `1G`; M is MiB, m minutes).
+    /// -o then names a directory (`-o DIR/`, created 0700 if missing) or a
+    /// file prefix;
+    /// files are `rprof-YYYYmmddTHHMMSSZ-NNNN.data` (UTC start, sequence),
+    /// each renamed into place once finished. SIGHUP starts a new file.
+    #[arg(long, value_name = "TIME|SIZE")]
+    pub rotate: Option<crate::record::Rotation>,
+
+    /// With --rotate: keep only the newest N interval files in the
+    /// directory, deleting older ones (only names rprof gives them).
+    #[arg(long, value_name = "N", requires = "rotate")]
+    pub keep: Option<usize>,
+
+    /// Print a line per finished interval file (with --rotate).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub push: crate::cli::PushArgs,
 
     /// Ring buffer size per CPU in pages (a power of two). Without root, it
     /// is shrunk (with a warning) to fit the locked-memory limit.
@@ -288,7 +311,7 @@ impl PerfOnlyRecordFlags {
             (
                 self.switch_output.is_some(),
                 "--switch-output",
-                "file rotation is not available yet; record in intervals with --duration",
+                "use --rotate TIME|SIZE (one complete file per interval; SIGHUP starts a new one)",
             ),
             (
                 self.cgroup.is_some(),

@@ -30,9 +30,10 @@ impl From<PushFormatArg> for PushFormat {
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Pushing profiles")]
 pub struct PushArgs {
-    /// Send each interval's profile to this server: a Pyroscope base URL
-    /// (http://pyroscope:4040) or a Parca one (http://parca:7070). Profiles
-    /// wait in the spool while the server is unreachable.
+    /// Send each interval's profile (needs --rotate) to this server: a
+    /// Pyroscope base URL (http://pyroscope:4040) or a Parca one
+    /// (http://parca:7070). Profiles wait in the spool while the server is
+    /// unreachable. Without --keep, the 10 newest interval files are kept.
     #[arg(long = "push", value_name = "URL")]
     pub push: Option<String>,
 

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod list;
 pub mod progress;
+pub mod push_sink;
 pub mod record;
 pub mod report;
 pub mod stat;

@@ -8,12 +8,15 @@ use anyhow::{bail, Result};
 
 use super::parse_cpu_list;
 use super::progress::TerminalProgress;
+use super::push_sink::PushSink;
 use crate::cli::RecordArgs;
 use crate::event::{
     parse_event_list, CallGraph, EventError, EventGroup, EventSpec, Sampling,
     DEFAULT_DWARF_STACK_BYTES, MAX_DWARF_STACK_BYTES,
 };
-use crate::record::{self, RecordConfig, RecordOutcome, RecordOutput, Target};
+use crate::record::{
+    self, FinishedInterval, IntervalSink, RecordConfig, RecordOutcome, RecordOutput, Target,
+};
 
 /// The largest ring per CPU rprof accepts (`-m`): 2^20 pages, 4 GiB.
 const MAX_MMAP_PAGES: usize = 1 << 20;
@@ -236,6 +239,13 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
             args.mmap_pages
         );
     }
+    let output = output(&args.output, std::io::stdout().is_terminal())?;
+    if args.rotate.is_some() && output == RecordOutput::Stdout {
+        bail!("--rotate writes one file per interval, not a stream: give a directory with -o DIR/ instead of -o -");
+    }
+    if args.keep == Some(0) {
+        bail!("--keep 0 would delete every file; give at least 1");
+    }
     let mut events = events(args)?;
     for event in &mut events {
         event.cgroup = args.label_cgroup;
@@ -245,13 +255,15 @@ pub fn config(args: &RecordArgs) -> Result<RecordConfig> {
         target: target(args)?,
         cpus: args.target.cpu.as_deref().map(parse_cpu_list).transpose()?,
         duration,
-        output: output(&args.output, std::io::stdout().is_terminal())?,
+        output,
         mmap_pages: args.mmap_pages,
         embed_symbols: !args.no_embed_symbols,
         // Lossy: a non-UTF-8 path must not stop a recording over its header.
         cmdline: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
+        rotate: args.rotate,
+        keep: args.keep,
     })
 }
 
@@ -295,23 +307,140 @@ pub fn summary_line(outcome: &RecordOutcome, destination: &str) -> String {
         (Some(unwound), true) => format!("{unwound} and symbols embedded in {finish_ms} ms"),
         (Some(unwound), false) => format!("{unwound} in {finish_ms} ms; symbols not embedded"),
     };
+    let written = match &outcome.rotation {
+        Some(r) => {
+            let deleted = if r.deleted > 0 {
+                format!(", {} old ones deleted (--keep)", r.deleted)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} files ({}) written to {}{deleted}; intervals finished in {} ms at most",
+                r.files,
+                human_bytes(outcome.file_size),
+                r.dir.display(),
+                r.max_finish.as_millis()
+            )
+        }
+        None => format!(
+            "{} written to {destination}",
+            human_bytes(outcome.file_size)
+        ),
+    };
     format!(
-        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {} written to {}; \
+        "[ rprof record: {} samples, {} lost ({lost_share:.1}%), {secs:.2} s, {written}; \
          rprof CPU {:.1} ms = {:.1}% of the recording; {symbols} ]",
         outcome.samples,
         outcome.lost,
-        human_bytes(outcome.file_size),
-        destination,
         outcome.profiler_cpu.as_secs_f64() * 1e3,
         overhead,
     )
 }
 
+/// What each finished interval file goes to: a `-v` line, and the push.
+struct IntervalSinks {
+    verbose: bool,
+    push: Option<PushSink>,
+}
+
+impl IntervalSink for IntervalSinks {
+    fn finished(&mut self, interval: &FinishedInterval) {
+        if self.verbose {
+            eprintln!("{}", interval_line(interval));
+        }
+        if let Some(push) = &mut self.push {
+            push.finished(interval);
+        }
+    }
+}
+
+fn interval_line(interval: &FinishedInterval) -> String {
+    let secs = interval
+        .end
+        .duration_since(interval.start)
+        .unwrap_or_default()
+        .as_secs_f64();
+    format!(
+        "rprof: interval {}: {} samples, {} lost, {secs:.2} s -> {}",
+        interval.sequence,
+        interval.samples,
+        interval.lost,
+        interval.path.display()
+    )
+}
+
+/// Interval files kept with `--push` when `--keep` is not given: the
+/// profiles live on the server, the newest files stay for a local look.
+pub const DEFAULT_PUSH_KEEP: usize = 10;
+
+/// The `service_name` label when `--label` gives none: the launched (or
+/// given) command's file name, else the first attached process's name,
+/// else `rprof` (system-wide).
+fn default_service_name(target: &Target) -> String {
+    let (argv, pids) = match target {
+        Target::Launch { argv } => (Some(argv), &[][..]),
+        Target::Pids { pids, argv } => (argv.as_ref(), &pids[..]),
+        Target::Tids { tids, argv } => (argv.as_ref(), &tids[..]),
+        Target::SystemWide { argv } => (argv.as_ref(), &[][..]),
+    };
+    let from_argv = argv.and_then(|a| a.first()).and_then(|program| {
+        Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    let from_pid = || {
+        let pid = pids.first()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        Some(comm.trim().to_string()).filter(|c| !c.is_empty())
+    };
+    from_argv
+        .or_else(from_pid)
+        .unwrap_or_else(|| "rprof".to_string())
+}
+
+/// Pyroscope's `sampleRate`: the first event's frequency, or the rate its
+/// period gives for cpu-clock (nanoseconds); 0 when neither says.
+fn sample_rate_hz(config: &RecordConfig) -> u64 {
+    match config.events.first().map(|e| (e.sampling, e.name.as_str())) {
+        Some((Sampling::Frequency(hz), _)) => hz,
+        Some((Sampling::Period(ns), name)) if name.starts_with("cpu-clock") && ns > 0 => {
+            1_000_000_000 / ns
+        }
+        _ => 0,
+    }
+}
+
+/// The push sink of `--push` (which needs `--rotate`), started before the
+/// recording so a bad URL or spool stops it before it begins.
+fn push_sink(args: &RecordArgs, config: &mut RecordConfig) -> Result<Option<PushSink>> {
+    let Some(push) = args.push.config(&default_service_name(&config.target))? else {
+        return Ok(None);
+    };
+    if config.rotate.is_none() {
+        bail!(
+            "--push sends one profile per interval: add --rotate TIME (e.g. --rotate 60s; \
+             Pyroscope and Parca agents push every 10-60 s)"
+        );
+    }
+    config.keep = config.keep.or(Some(DEFAULT_PUSH_KEEP));
+    Ok(Some(PushSink::start(push, sample_rate_hz(config))?))
+}
+
 /// Runs `rprof record`; returns the launched command's exit code, if any.
 pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
-    let config = config(args)?;
-    let outcome = record::run(&config, &TerminalProgress::on_stderr())?;
+    let mut config = config(args)?;
+    let mut sinks = IntervalSinks {
+        verbose: args.verbose,
+        push: push_sink(args, &mut config)?,
+    };
+    let recorded = record::run_with_sink(&config, &TerminalProgress::on_stderr(), &mut sinks);
+    // What was spooled is delivered (or kept) even if recording failed.
+    let push_summary = sinks.push.take().map(|push| push.finish().summary());
+    let outcome = recorded?;
     eprintln!("{}", summary_line(&outcome, &config.output.describe()));
+    if let Some(line) = push_summary {
+        eprintln!("{line}");
+    }
     if outcome.throttle_events > 0 {
         eprintln!("rprof: warning: the kernel throttled sampling {} times (rate too high for this machine; try a lower -F)", outcome.throttle_events);
     }

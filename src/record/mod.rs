@@ -3,10 +3,14 @@
 //! the symbols of every sampled address so the file is self-contained.
 
 mod compact;
+pub mod rotate;
 mod session;
 mod synth;
 pub(crate) mod target;
 
+pub use rotate::{FinishedInterval, IntervalSink, NoSink, Rotation, RotationSummary};
+
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -19,10 +23,13 @@ use crate::perfdata::pipe::{unlinked_temp_file, PipeWriter};
 use crate::perfdata::writer::{encode, AttrEntry, DataSink, FeatureData, PerfDataWriter};
 use crate::perfdata::{PerfFile, WriteError};
 use crate::progress::Progress;
-use crate::symbolize::{SymbolizeOptions, Symbolizer};
+use crate::symbolize::{
+    ModuleRef, ModuleReport, ModuleRequest, SymbolTable, SymbolizeOptions, Symbolizer,
+};
 use crate::sys::{self, ChildStdout, HeldChild};
 
-use session::{Session, StopSignals};
+use rotate::{OutputLayout, Rotator, RotatorSetup};
+use session::{RecordSink, Session, StopSignals};
 use target::{Plan, Synth};
 
 /// Who to profile.
@@ -65,6 +72,9 @@ impl RecordOutput {
     }
 }
 
+/// `-o`'s default.
+pub const DEFAULT_OUTPUT: &str = "rprof.data";
+
 /// How messages name standard output.
 const STDOUT_NAME: &str = "standard output";
 
@@ -86,6 +96,12 @@ pub struct RecordConfig {
     pub embed_symbols: bool,
     /// The command line that started rprof, stored in the file (HEADER_CMDLINE).
     pub cmdline: Vec<String>,
+    /// One file per interval (`--rotate`); `output` then names the
+    /// directory or file prefix ([`OutputLayout`]). Default None.
+    pub rotate: Option<Rotation>,
+    /// With `rotate`: keep only the newest N interval files (`--keep`).
+    /// Default None (keep all).
+    pub keep: Option<usize>,
 }
 
 /// What a finished recording reports in its one-line summary.
@@ -115,6 +131,8 @@ pub struct RecordOutcome {
     /// Warnings to print after the summary (clamped rate, threads that
     /// vanished, symbols that could not be read, ...).
     pub warnings: Vec<String>,
+    /// With `--rotate`: the files written (`file_size` is their total).
+    pub rotation: Option<RotationSummary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,9 +159,57 @@ pub enum RecordError {
 /// -> describe what already runs (/proc) -> drain until done -> reap the
 /// command -> embed symbols and feature sections.
 pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutcome, RecordError> {
+    run_with_sink(config, progress, &mut NoSink)
+}
+
+/// Where the loop writes: one file, or one per interval.
+enum Output<'s> {
+    Single {
+        writer: Box<dyn DataSink>,
+        existed: bool,
+    },
+    Rotating(Box<Rotator<'s>>),
+}
+
+impl Output<'_> {
+    fn sink(&mut self) -> &mut dyn RecordSink {
+        match self {
+            Output::Single { writer, .. } => writer,
+            Output::Rotating(rotator) => &mut **rotator,
+        }
+    }
+
+    /// Removes what a recording that never started wrote.
+    fn discard(self, config: &RecordConfig) {
+        match self {
+            Output::Single { writer, existed } => {
+                drop(writer);
+                if let RecordOutput::File(path) = &config.output {
+                    discard_output(path, existed);
+                }
+            }
+            Output::Rotating(rotator) => (*rotator).discard(),
+        }
+    }
+}
+
+/// [`run`], telling `sink` about each interval file as it is finished
+/// (with `config.rotate`; never called without).
+pub fn run_with_sink(
+    config: &RecordConfig,
+    progress: &dyn Progress,
+    sink: &mut dyn IntervalSink,
+) -> Result<RecordOutcome, RecordError> {
     let mut warnings = Vec::new();
     if config.events.is_empty() {
         return Err(RecordError::Other("no event to record".into()));
+    }
+    if config.rotate.is_some() && config.output == RecordOutput::Stdout {
+        return Err(RecordError::Other(
+            "--rotate writes one file per interval and cannot write to standard output; \
+             give a directory with -o DIR/"
+                .into(),
+        ));
     }
     let mut events = config.events.clone();
     let max_rate = sys::max_sample_rate();
@@ -163,6 +229,7 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     let mut session = Session::open(&events, &plan, &cpus, config.mmap_pages, &mut warnings)?;
     // Synthesized records take the first event's layout (it asks for them).
     let sample_type = session.attrs[0].sample_type;
+    let data_mappings = session.attrs[0].has_flag(flag::MMAP_DATA);
 
     let entries: Vec<AttrEntry> = session
         .attrs
@@ -171,8 +238,28 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         .map(|(&attr, ids)| AttrEntry { attr, ids })
         .collect();
     let host = host_features(config, &events);
-    let (mut writer, output_existed) = open_output(config, &entries, &host, &mut warnings)?;
-    let mut stop = StopSignals::install()?;
+    let mut output = match (config.rotate, &config.output) {
+        (Some(rotation), RecordOutput::File(path)) => {
+            let setup = RotatorSetup {
+                layout: OutputLayout::from_output(path),
+                rotation,
+                keep: config.keep,
+                entries: entries.clone(),
+                host: host.clone(),
+                embed_symbols: config.embed_symbols,
+                sample_type,
+                data_mappings,
+                cgroups: session.attrs[0].has_flag(flag::CGROUP),
+                plan: &plan,
+            };
+            Output::Rotating(Box::new(Rotator::new(setup, sink)?))
+        }
+        _ => {
+            let (writer, existed) = open_output(config, &entries, &host, &mut warnings)?;
+            Output::Single { writer, existed }
+        }
+    };
+    let mut stop = StopSignals::install(config.rotate.is_some())?;
 
     // Start: events on a launched command enable themselves at its exec.
     let started = Instant::now();
@@ -181,32 +268,28 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
     }
     if let Some(child) = plan.child.as_mut() {
         if let Err(failure) = child.release() {
-            drop(writer);
-            if let RecordOutput::File(path) = &config.output {
-                discard_output(path, output_existed);
-            }
+            output.discard(config);
             return Err(RecordError::Exec {
                 program: plan_program(&config.target),
                 reason: failure.reason,
             });
         }
     }
-    let data_mappings = session.attrs[0].has_flag(flag::MMAP_DATA);
     let cgroups = session.attrs[0].has_flag(flag::CGROUP);
-    write_initial_records(
-        &mut *writer,
-        &plan,
-        sample_type,
-        InitialRecords {
-            data_mappings,
-            cgroups,
-        },
-        &mut warnings,
-    )?;
+    let initial = InitialRecords {
+        data_mappings,
+        cgroups,
+    };
+    match &mut output {
+        Output::Single { writer, .. } => {
+            write_initial_records(&mut **writer, &plan, sample_type, initial, &mut warnings)?
+        }
+        Output::Rotating(rotator) => rotator.describe_processes(true)?,
+    }
 
     // A duration too long to represent is no deadline at all.
     let deadline = config.duration.and_then(|d| started.checked_add(d));
-    let stats = match session.record_loop(&mut *writer, &mut plan.watch, &mut stop, deadline) {
+    let stats = match session.record_loop(output.sink(), &mut plan.watch, &mut stop, deadline) {
         Ok(stats) => stats,
         Err(err @ RecordError::Write(WriteError::OutputClosed { .. })) => {
             // The reader went away: nobody gets this recording. Stop the
@@ -231,12 +314,68 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
             stats.malformed_bytes
         ));
     }
+    let outcome = RecordOutcome {
+        samples: stats.samples,
+        lost: stats.lost,
+        throttle_events: stats.throttles,
+        duration,
+        profiler_cpu,
+        child_exit_code,
+        ..RecordOutcome::default()
+    };
+    match output {
+        Output::Single { writer, .. } => finish_single(
+            config, writer, &entries, host, &stop, progress, outcome, warnings,
+        ),
+        Output::Rotating(mut rotator) => {
+            rotator.mark_data_complete()?;
+            stop.exit_on_next();
+            let finish_started = Instant::now();
+            let (summary, more) = rotator.finish_last()?;
+            warnings.extend(more);
+            Ok(RecordOutcome {
+                file_size: summary.bytes,
+                finish_time: finish_started.elapsed(),
+                symbols_embedded: config.embed_symbols && summary.all_symbols_embedded,
+                unwound: summary.unwound,
+                rotation: Some(summary),
+                warnings,
+                ..outcome
+            })
+        }
+    }
+}
+
+/// The end of a one-file recording: DWARF unwinding, symbols, features.
+#[allow(clippy::too_many_arguments)]
+fn finish_single(
+    config: &RecordConfig,
+    mut writer: Box<dyn DataSink>,
+    entries: &[AttrEntry],
+    host: FeatureData,
+    stop: &StopSignals,
+    progress: &dyn Progress,
+    outcome: RecordOutcome,
+    mut warnings: Vec<String>,
+) -> Result<RecordOutcome, RecordError> {
     writer.mark_data_complete()?;
     // From here a further Ctrl-C may exit at once: the data is written.
     stop.exit_on_next();
     let embed_started = Instant::now();
-    let (mut writer, rewritten) = unwind_stacks(config, &entries, writer, progress, &mut warnings);
-    let mut features = with_symbols(config, host, &mut *writer, progress, &mut warnings);
+    let output = match &config.output {
+        RecordOutput::File(path) => Some(path.as_path()),
+        RecordOutput::Stdout => None,
+    };
+    let (mut writer, rewritten) = unwind_stacks(output, entries, writer, progress, &mut warnings);
+    let symbolizer = Symbolizer::new(SymbolizeOptions::default());
+    let mut features = with_symbols(
+        config.embed_symbols,
+        host,
+        &mut *writer,
+        progress,
+        &mut warnings,
+        &mut |requests| symbolizer.symbolize_with_progress(requests, progress),
+    );
     let unwound = rewritten.as_ref().map(|r| r.stats);
     features.rprof_unwound = unwound;
     let symbols_embedded = features.rprof_symbols.is_some();
@@ -245,19 +384,13 @@ pub fn run(config: &RecordConfig, progress: &dyn Progress) -> Result<RecordOutco
         Some(rewritten) => rewritten.replace_output(file_size)?,
         None => file_size?,
     };
-    let finish_time = embed_started.elapsed();
     Ok(RecordOutcome {
-        samples: stats.samples,
-        lost: stats.lost,
-        throttle_events: stats.throttles,
-        duration,
         file_size,
-        profiler_cpu,
-        finish_time,
+        finish_time: embed_started.elapsed(),
         symbols_embedded,
         unwound,
-        child_exit_code,
         warnings,
+        ..outcome
     })
 }
 
@@ -287,18 +420,19 @@ impl Rewritten {
     }
 }
 
-/// DWARF mode into a file: the stack copies are unwound now and replaced by
-/// call chains ([`compact`]). Returns the writer to finish: the rewrite's,
-/// or `writer` itself for other recordings, pipe mode (a stream cannot be
-/// rewritten) and a rewrite that failed (a warning says why).
+/// DWARF mode into a file (`output`; None for pipe mode): the stack
+/// copies are unwound now and replaced by call chains ([`compact`]).
+/// Returns the writer to finish: the rewrite's, or `writer` itself for
+/// other recordings, pipe mode (a stream cannot be rewritten) and a rewrite
+/// that failed (a warning says why).
 fn unwind_stacks(
-    config: &RecordConfig,
+    output: Option<&Path>,
     entries: &[AttrEntry],
     mut writer: Box<dyn DataSink>,
     progress: &dyn Progress,
     warnings: &mut Vec<String>,
 ) -> (Box<dyn DataSink>, Option<Rewritten>) {
-    let RecordOutput::File(output) = &config.output else {
+    let Some(output) = output else {
         return (writer, None);
     };
     if !compact::wanted(entries) {
@@ -314,7 +448,7 @@ fn unwind_stacks(
             drop(writer);
             let rewritten = Rewritten {
                 temp,
-                output: output.clone(),
+                output: output.to_path_buf(),
                 stats,
             };
             (Box::new(compact), Some(rewritten))
@@ -447,7 +581,7 @@ fn write_initial_records(
 
 /// CGROUP records for the cgroups of the perf_event hierarchy; what fails
 /// becomes a warning (samples then carry ids without paths).
-fn synthesize_cgroups(sample_type: u64, buf: &mut Vec<u8>, warnings: &mut Vec<String>) {
+pub(crate) fn synthesize_cgroups(sample_type: u64, buf: &mut Vec<u8>, warnings: &mut Vec<String>) {
     let mount = std::fs::read_to_string("/proc/self/mountinfo")
         .ok()
         .and_then(|info| crate::procfs::perf_event_cgroup_mount(&info));
@@ -555,21 +689,27 @@ fn perf_tracing_data(events: &[EventSpec]) -> Option<Vec<u8>> {
     crate::event::tracepoint::perf_tracing_data(&root, &formats)
 }
 
-/// `features` plus (unless disabled) the symbols of every sampled address,
+/// Resolves symbol requests: a fresh [`Symbolizer`], or (rotation) the
+/// [`SymbolCache`](crate::symbolize::SymbolCache) kept across intervals.
+type Symbolize<'a> =
+    dyn FnMut(Vec<ModuleRequest>) -> (SymbolTable, HashMap<ModuleRef, ModuleReport>) + 'a;
+
+/// `features` plus (if `embed`) the symbols of every sampled address,
 /// read back from what `writer` wrote. Symbolization problems become
 /// warnings; the recording itself is never lost over them.
 fn with_symbols(
-    config: &RecordConfig,
+    embed: bool,
     mut features: FeatureData,
     writer: &mut dyn DataSink,
     progress: &dyn Progress,
     warnings: &mut Vec<String>,
+    symbolize: &mut Symbolize<'_>,
 ) -> FeatureData {
-    if config.embed_symbols {
+    if embed {
         let embedded = writer
             .read_back()
             .map_err(RecordError::from)
-            .and_then(|file| embed_symbols(&file, progress, warnings));
+            .and_then(|file| embed_symbols(&file, progress, warnings, symbolize));
         match embedded {
             Ok((table, build_ids)) => {
                 features.rprof_symbols = Some(table);
@@ -591,10 +731,10 @@ fn embed_symbols(
     file: &PerfFile,
     progress: &dyn Progress,
     warnings: &mut Vec<String>,
+    symbolize: &mut Symbolize<'_>,
 ) -> Result<(Vec<u8>, BuildIds), RecordError> {
     let requests = crate::aggregate::symbol_requests(file, progress);
-    let (table, reports) =
-        Symbolizer::new(SymbolizeOptions::default()).symbolize_with_progress(requests, progress);
+    let (table, reports) = symbolize(requests);
     let mut reports: Vec<_> = reports.into_iter().collect();
     reports.sort_by(|a, b| a.0.cmp(&b.0));
     let mut build_ids = Vec::new();

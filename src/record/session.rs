@@ -273,11 +273,12 @@ impl Session {
         stats
     }
 
-    /// Polls rings, watched pids and the stop pipe, draining into `writer`
+    /// Polls rings, watched pids and the stop pipe, draining into `out`
     /// until the target exits, `deadline` passes or a stop signal arrives.
+    /// After each drain `out` may switch files (`--rotate`).
     pub fn record_loop(
         &mut self,
-        writer: &mut dyn DataSink,
+        out: &mut dyn RecordSink,
         watch: &mut Watch,
         stop: &mut StopSignals,
         deadline: Option<Instant>,
@@ -288,29 +289,38 @@ impl Session {
         let mut last_flush = Instant::now();
         loop {
             let now = Instant::now();
-            let timeout = deadline.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
+            let wake = match (deadline, out.wake_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
             self.wait(watch, stop, timeout)?;
 
-            total += self.drain(&mut buf);
+            let drained = self.drain(&mut buf);
+            total += drained;
             if !buf.is_empty() {
                 buf.extend_from_slice(&round_marker);
-                writer.write_raw(&buf)?;
+                out.write_raw(&buf)?;
                 buf.clear();
             }
-            if last_flush.elapsed() >= FLUSH_EVERY {
-                writer.flush()?;
-                last_flush = Instant::now();
-            }
+            out.drained(drained);
             if stop.requested() || watch.done() || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
+            out.between_drains(stop.take_switch())?;
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                out.flush()?;
+                last_flush = Instant::now();
+            }
         }
         self.disable();
-        total += self.drain(&mut buf);
+        let drained = self.drain(&mut buf);
+        total += drained;
         if !buf.is_empty() {
             buf.extend_from_slice(&round_marker);
-            writer.write_raw(&buf)?;
+            out.write_raw(&buf)?;
         }
+        out.drained(drained);
         Ok(total)
     }
 
@@ -368,6 +378,36 @@ impl Session {
             stop.clear_pipe();
         }
         Ok(())
+    }
+}
+
+/// Where the record loop puts drained records: one file (any
+/// [`DataSink`]), or one file per interval ([`super::rotate::Rotator`]).
+pub(crate) trait RecordSink {
+    /// Appends whole records (one drain, ending with a round marker).
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RecordError>;
+    /// Writes out buffered records (about every 100 ms).
+    fn flush(&mut self) -> Result<(), RecordError>;
+    /// Counts what a drain just written held.
+    fn drained(&mut self, _stats: DrainStats) {}
+    /// Between two drains while recording goes on; `switch`: SIGHUP asked
+    /// for a new file. A rotating sink switches files here.
+    fn between_drains(&mut self, _switch: bool) -> Result<(), RecordError> {
+        Ok(())
+    }
+    /// When the loop must wake up for the sink (an interval's end).
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl RecordSink for Box<dyn DataSink> {
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
+        Ok(DataSink::write_raw(&mut **self, bytes)?)
+    }
+
+    fn flush(&mut self) -> Result<(), RecordError> {
+        Ok(DataSink::flush(&mut **self)?)
     }
 }
 
@@ -454,10 +494,13 @@ fn shrunk_ring_warning(budget: &RingBudget) -> String {
 /// SIGINT/SIGTERM/SIGHUP handling for the recording: the first signal ends
 /// the loop (the file is finished normally); once
 /// [`StopSignals::exit_on_next`] was called, a further signal exits at once.
-/// Handlers are removed on drop.
+/// With rotation, SIGHUP instead asks for a new file (logrotate style) and
+/// never exits. Handlers are removed on drop.
 pub(crate) struct StopSignals {
-    /// Set by SIGINT/SIGTERM/SIGHUP: stop recording.
+    /// Set by SIGINT/SIGTERM (and SIGHUP without rotation): stop recording.
     flag: Arc<AtomicBool>,
+    /// Set by SIGHUP with rotation: finish this file, start the next.
+    switch: Arc<AtomicBool>,
     /// Set by `exit_on_next`: a signal now exits the process.
     armed: Arc<AtomicBool>,
     pipe: UnixStream,
@@ -465,33 +508,37 @@ pub(crate) struct StopSignals {
 }
 
 impl StopSignals {
-    pub fn install() -> Result<StopSignals, RecordError> {
+    /// `rotating`: SIGHUP switches files instead of stopping.
+    pub fn install(rotating: bool) -> Result<StopSignals, RecordError> {
         let io_err =
             |e: std::io::Error| RecordError::Other(format!("installing signal handlers: {e}"));
         let (read, write) = UnixStream::pair().map_err(io_err)?;
         read.set_nonblocking(true).map_err(io_err)?;
         let mut stop = StopSignals {
             flag: Arc::new(AtomicBool::new(false)),
+            switch: Arc::new(AtomicBool::new(false)),
             armed: Arc::new(AtomicBool::new(false)),
             pipe: read,
             ids: Vec::new(),
         };
-        // SIGHUP: the terminal went away; finish the file as for SIGTERM.
-        for signal in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
-            stop.ids.push(
-                signal_hook::flag::register_conditional_shutdown(
-                    signal,
-                    128 + signal,
-                    Arc::clone(&stop.armed),
-                )
-                .map_err(io_err)?,
-            );
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        // SIGHUP without rotation: the terminal went away; finish the file
+        // as for SIGTERM.
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            let switches = rotating && signal == SIGHUP;
+            if !switches {
+                stop.ids.push(
+                    signal_hook::flag::register_conditional_shutdown(
+                        signal,
+                        128 + signal,
+                        Arc::clone(&stop.armed),
+                    )
+                    .map_err(io_err)?,
+                );
+            }
+            let flag = if switches { &stop.switch } else { &stop.flag };
             stop.ids
-                .push(signal_hook::flag::register(signal, Arc::clone(&stop.flag)).map_err(io_err)?);
+                .push(signal_hook::flag::register(signal, Arc::clone(flag)).map_err(io_err)?);
             let wake = write.try_clone().map_err(io_err)?;
             stop.ids
                 .push(signal_hook::low_level::pipe::register(signal, wake).map_err(io_err)?);
@@ -501,6 +548,11 @@ impl StopSignals {
 
     pub fn requested(&self) -> bool {
         self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Whether SIGHUP asked for a new file since the last call.
+    pub fn take_switch(&self) -> bool {
+        self.switch.swap(false, Ordering::Relaxed)
     }
 
     /// Once the data is flushed and the command reaped: a signal now (e.g.
@@ -655,7 +707,7 @@ mod tests {
 
     #[test]
     fn stop_signal_sets_flag_and_wakes_the_pipe() {
-        let mut stop = StopSignals::install().unwrap();
+        let mut stop = StopSignals::install(false).unwrap();
         assert!(!stop.requested());
         // SIGTERM to ourselves: handled, not fatal, while installed.
         signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();

@@ -146,6 +146,38 @@ pub(crate) fn synthesize_process(
     true
 }
 
+/// `root` and every process descended from it (a launched command's tree,
+/// described again in each file of a rotating recording).
+pub(crate) fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        next += 1;
+    }
+    tree.sort_unstable();
+    tree.dedup();
+    tree
+}
+
+/// The parent pid in `/proc/PID/stat` (after the parenthesised comm,
+/// which may itself hold spaces and parentheses).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Every process in /proc (system-wide mode).
 pub(crate) fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -343,5 +375,19 @@ mod tests {
         let walk = synthesize_cgroups(0, &missing, "/", 4, &mut Vec::new());
         assert_eq!(walk.written, 0);
         assert!(walk.warnings(&missing)[0].contains("could not be read"));
+    }
+
+    #[test]
+    fn process_tree_holds_the_root_and_its_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("run sleep");
+        let me = std::process::id();
+        let tree = process_tree(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.contains(&me) && tree.contains(&child.id()), "{tree:?}");
+        assert_eq!(parent_of(child.id()), None, "reaped: gone from /proc");
     }
 }

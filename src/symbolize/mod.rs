@@ -9,6 +9,7 @@
 //! kernel, and raw process addresses for JIT maps. Return addresses must
 //! already be adjusted by -1 (the caller knows which frames are returns).
 
+pub mod cache;
 mod debuginfo;
 mod demangle;
 mod elf;
@@ -19,6 +20,7 @@ mod prune;
 pub mod table;
 pub mod unwind_info;
 
+pub use cache::{CacheLimits, SymbolCache};
 pub use demangle::demangle;
 pub use jit::PerfMap;
 pub use kernel::Kallsyms;

@@ -16,6 +16,7 @@ mod pipe;
 mod pprof;
 mod push;
 mod record_report;
+mod rotate;
 mod stat;
 mod symbolize;
 mod util;

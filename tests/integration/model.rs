@@ -251,6 +251,8 @@ fn a_recording_of_several_events_keeps_them_apart_for_rprof_and_perf() {
         mmap_pages: 128,
         embed_symbols: true,
         cmdline: vec!["rprof-test".into()],
+        rotate: None,
+        keep: None,
     };
     let outcome =
         rprof::record::run(&config, &rprof::progress::NoProgress).expect("record two events");

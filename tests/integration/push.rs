@@ -433,3 +433,206 @@ fn submit_returns_while_the_server_hangs_on_a_request() {
     let stats = pusher.shutdown(Duration::from_secs(5));
     assert_eq!((stats.sent, stats.retries), (4, 0));
 }
+
+// --- `rprof record --rotate --push`, end to end ---
+
+/// The pprof's `samples/count` total and burn_a's part of it (by leaf or
+/// caller: any location of the sample named burn_a).
+fn samples_and_burn_a(pprof_gz: &[u8]) -> (i64, i64) {
+    let profile = decode(pprof_gz).expect("a pushed profile decodes");
+    let name_of = |id: u64| -> Option<&str> {
+        let function = profile.function.iter().find(|f| f.id == id)?;
+        profile
+            .string_table
+            .get(function.name as usize)
+            .map(String::as_str)
+    };
+    let mut burn_a_locations = std::collections::HashSet::new();
+    for location in &profile.location {
+        if location
+            .line
+            .iter()
+            .any(|line| name_of(line.function_id) == Some("burn_a"))
+        {
+            burn_a_locations.insert(location.id);
+        }
+    }
+    let mut total = 0;
+    let mut burn_a = 0;
+    for sample in &profile.sample {
+        let count = sample.value[0];
+        total += count;
+        if sample
+            .location_id
+            .iter()
+            .any(|id| burn_a_locations.contains(id))
+        {
+            burn_a += count;
+        }
+    }
+    (total, burn_a)
+}
+
+/// `N files` from the summary line.
+fn summary_files(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("[ rprof record:"))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let before = line.split(" files (").next().expect("files");
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+/// `N samples` from the summary line.
+fn summary_samples(stderr: &str) -> i64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("[ rprof record:"))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    line["[ rprof record: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn record_rotate_push_delivers_every_interval_through_an_outage() {
+    crate::util::require_perf!();
+    let _guard = crate::util::serial();
+    let receiver = Receiver::start();
+    // Down for the first intervals: they wait in the spool.
+    receiver.set_down(true);
+    let dir = temp_dir("push-e2e");
+    let spool = dir.join("spool");
+    let child = std::process::Command::new(crate::util::rprof_bin())
+        .args(["record", "-F", "999", "-g", "--rotate", "300ms", "-o"])
+        .arg(dir.join("out/"))
+        .args(["--push", &receiver.url()])
+        .args(["--label", "service_name=e2e,env=test", "--spool-dir"])
+        .arg(&spool)
+        .arg("--")
+        .arg(&crate::util::workloads().work)
+        .args(["split", "2.5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(receiver.received().is_empty(), "accepted while down");
+    receiver.set_down(false);
+    let run = child.wait_with_output().unwrap();
+    let stderr = crate::util::text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        receiver.attempts() > 0,
+        "nothing was tried during the outage"
+    );
+    let files = summary_files(&stderr);
+    assert!(files >= 6, "{files} intervals: {stderr}");
+    // Everything arrived before rprof exited (it waits for the spool).
+    let received = receiver.received();
+    assert_eq!(received.len(), files, "{stderr}");
+    assert!(
+        stderr.contains(&format!("pushed {files} profiles to")),
+        "{stderr}"
+    );
+    let mut total = 0;
+    let mut burn_a = 0;
+    let mut times: Vec<(u64, u64)> = Vec::new();
+    for got in &received {
+        assert_eq!(got.path, "/ingest");
+        assert_eq!(got.query("name"), Some("e2e{env=test}"));
+        assert_eq!(got.query("format"), Some("pprof"));
+        assert_eq!(got.query("sampleRate"), Some("999"));
+        let from: u64 = got.query("from").unwrap().parse().unwrap();
+        let until: u64 = got.query("until").unwrap().parse().unwrap();
+        assert!(from <= until, "{from} > {until}");
+        times.push((from, until));
+        let (samples, a) = samples_and_burn_a(&got.profile);
+        total += samples;
+        burn_a += a;
+    }
+    // In order, and the intervals follow each other (whole seconds).
+    for pair in times.windows(2) {
+        assert!(
+            pair[0].0 <= pair[1].0 && pair[0].1 <= pair[1].0 + 1,
+            "{times:?}"
+        );
+    }
+    // No sample lost or repeated between the recording and the server.
+    assert_eq!(total, summary_samples(&stderr), "{stderr}");
+    // And the pushed profiles tell the truth: burn_a's share of the
+    // workload's own CPU time.
+    let truth = crate::util::truth(&crate::util::text(&run.stdout));
+    let ns = |name: &str| truth.iter().find(|(n, _)| n == name).unwrap().1;
+    let expected = ns("burn_a") / (ns("burn_a") + ns("burn_b"));
+    let measured = burn_a as f64 / total as f64;
+    assert!(
+        (measured - expected).abs() < 0.05,
+        "burn_a {measured:.3} of the pushed samples, truth {expected:.3}"
+    );
+    check_with_go_pprof(&received[0].profile, "push-e2e-go");
+    // The spool is empty again.
+    let left = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".prof"))
+        .count();
+    assert_eq!(left, 0, "profiles left in the spool");
+}
+
+#[test]
+fn sigterm_mid_interval_pushes_the_interval_so_far() {
+    crate::util::require_perf!();
+    let _guard = crate::util::serial();
+    let receiver = Receiver::start();
+    let dir = temp_dir("push-sigterm");
+    let child = std::process::Command::new(crate::util::rprof_bin())
+        .args(["record", "-F", "999", "-g", "--rotate", "60s", "-o"])
+        .arg(dir.join("out/"))
+        .args(["--push", &receiver.url(), "--push-format", "parca"])
+        .arg("--spool-dir")
+        .arg(dir.join("spool"))
+        .arg("--")
+        .arg(&crate::util::workloads().work)
+        .args(["split", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = child.wait_with_output().unwrap();
+    let stderr = crate::util::text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "SIGTERM took {:?}",
+        started.elapsed()
+    );
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "{stderr}");
+    assert_eq!(received[0].path, PARCA_PATH);
+    let labels = &received[0].parca_labels;
+    assert!(
+        labels.contains(&("__name__".into(), "process_cpu".into()))
+            && labels.contains(&("service_name".into(), "work".into())),
+        "{labels:?}"
+    );
+    let (samples, burn_a) = samples_and_burn_a(&received[0].profile);
+    assert_eq!(samples, summary_samples(&stderr), "{stderr}");
+    assert!(
+        burn_a > 0 && samples > 500,
+        "{samples} samples, burn_a {burn_a}"
+    );
+}
