@@ -138,6 +138,8 @@ fn convert_and_submit(
                     })
                     .map_err(|e| e.to_string())
             });
+        // The profile's model is gone; keep the worker's arena small.
+        crate::sys::release_free_memory();
         if let Err(reason) = result {
             failures.push(Failure {
                 path: interval.path.clone(),

@@ -666,6 +666,41 @@ mod tests {
     }
 
     #[test]
+    fn push_needs_rotate_and_names_the_service_after_the_command() {
+        let args = parse(&["--push", "http://127.0.0.1:1", "--", "/usr/bin/true"]);
+        let mut cfg = config(&args).unwrap();
+        let err = push_sink(&args, &mut cfg).err().unwrap().to_string();
+        assert!(
+            err.contains("--push sends one profile per interval: add --rotate"),
+            "{err}"
+        );
+        assert_eq!(default_service_name(&cfg.target), "true");
+        assert_eq!(
+            default_service_name(&Target::SystemWide { argv: None }),
+            "rprof"
+        );
+        let me = std::process::id();
+        let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        assert_eq!(
+            default_service_name(&Target::Pids {
+                pids: vec![me],
+                argv: None
+            }),
+            comm.trim()
+        );
+    }
+
+    #[test]
+    fn push_sample_rate_is_the_frequency_or_the_cpu_clock_period_as_hz() {
+        let cfg = config(&parse(&["-F", "19", "--", "true"])).unwrap();
+        assert_eq!(sample_rate_hz(&cfg), 19);
+        let cfg = config(&parse(&["-c", "10000000", "--", "true"])).unwrap();
+        assert_eq!(sample_rate_hz(&cfg), 100);
+        let cfg = config(&parse(&["-e", "page-faults", "-c", "10", "--", "true"])).unwrap();
+        assert_eq!(sample_rate_hz(&cfg), 0);
+    }
+
+    #[test]
     fn label_cgroup_applies_to_every_event() {
         let cfg = config(&parse(&["-e", "cpu-clock,page-faults", "--", "true"])).unwrap();
         assert!(cfg.events.iter().all(|e| !e.cgroup));

@@ -709,7 +709,9 @@ impl Finisher {
             .name("rprof-finish".into())
             .spawn(move || {
                 for (current, end) in inbox {
-                    if outbox.send(context.finish(current, end)).is_err() {
+                    let finished = context.finish(current, end);
+                    crate::sys::release_free_memory();
+                    if outbox.send(finished).is_err() {
                         break;
                     }
                 }
