@@ -487,19 +487,6 @@ fn summary_files(stderr: &str) -> usize {
         .unwrap_or_else(|| panic!("{line}"))
 }
 
-/// `N samples` from the summary line.
-fn summary_samples(stderr: &str) -> i64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("[ rprof record:"))
-        .unwrap_or_else(|| panic!("no summary: {stderr}"));
-    line["[ rprof record: ".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{line}"))
-}
-
 #[test]
 fn record_rotate_push_delivers_every_interval_through_an_outage() {
     crate::util::require_perf!();
@@ -565,7 +552,11 @@ fn record_rotate_push_delivers_every_interval_through_an_outage() {
         );
     }
     // No sample lost or repeated between the recording and the server.
-    assert_eq!(total, summary_samples(&stderr), "{stderr}");
+    assert_eq!(
+        total as u64,
+        crate::util::summary_samples(&stderr),
+        "{stderr}"
+    );
     // And the pushed profiles tell the truth: burn_a's share of the
     // workload's own CPU time.
     let truth = crate::util::truth(&crate::util::text(&run.stdout));
@@ -630,7 +621,11 @@ fn sigterm_mid_interval_pushes_the_interval_so_far() {
         "{labels:?}"
     );
     let (samples, burn_a) = samples_and_burn_a(&received[0].profile);
-    assert_eq!(samples, summary_samples(&stderr), "{stderr}");
+    assert_eq!(
+        samples as u64,
+        crate::util::summary_samples(&stderr),
+        "{stderr}"
+    );
     assert!(
         burn_a > 0 && samples > 500,
         "{samples} samples, burn_a {burn_a}"

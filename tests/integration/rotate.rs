@@ -58,19 +58,6 @@ fn folded_of(file: &Path) -> String {
     text(&run.stdout)
 }
 
-/// `samples: N` from the summary line.
-fn summary_samples(stderr: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("[ rprof record:"))
-        .unwrap_or_else(|| panic!("no summary: {stderr}"));
-    line["[ rprof record: ".len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{line}"))
-}
-
 #[test]
 fn rotate_splits_a_recording_into_complete_files_without_losing_or_repeating_samples() {
     require_perf!();

@@ -328,3 +328,16 @@ impl Drop for NobodyRprof {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `samples: N` from the summary line.
+pub fn summary_samples(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("[ rprof record:"))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    line["[ rprof record: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
