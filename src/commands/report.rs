@@ -66,15 +66,10 @@ pub fn load_profile(file: &PerfFile, filter: &SampleFilter, progress: &dyn Progr
     load_profile_with(file, &options, progress)
 }
 
-/// [`load_profile`] with any profile options (`diff` asks for fine time buckets).
-pub fn load_profile_with(
-    file: &PerfFile,
-    options: &ProfileOptions,
-    progress: &dyn Progress,
-) -> Profile {
-    let mut profile = aggregate::profile_file_with_progress(file, options, progress);
-    let mut warnings = Vec::new();
-    let mut table = match file
+/// The file's embedded symbol table (empty when it has none, or an
+/// unreadable one, which `warnings` then names).
+fn embedded_symbols(file: &PerfFile, warnings: &mut Vec<String>) -> SymbolTable {
+    match file
         .feature(feature::RPROF_SYMBOLS)
         .map(SymbolTable::decode)
     {
@@ -86,7 +81,18 @@ pub fn load_profile_with(
             SymbolTable::new()
         }
         None => SymbolTable::new(),
-    };
+    }
+}
+
+/// [`load_profile`] with any profile options (`diff` asks for fine time buckets).
+pub fn load_profile_with(
+    file: &PerfFile,
+    options: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Profile {
+    let mut profile = aggregate::profile_file_with_progress(file, options, progress);
+    let mut warnings = Vec::new();
+    let mut table = embedded_symbols(file, &mut warnings);
     let missing = aggregate::missing_from(&table, profile.symbol_requests());
     if !missing.is_empty() {
         let (found, reports) =
@@ -478,7 +484,12 @@ fn pprof_output(input: &Path, file: &PerfFile, profile: &Profile, event: Option<
 /// profile it pushes.
 pub fn pprof_of_recording(path: &Path, start: SystemTime) -> Result<Vec<u8>> {
     let file = PerfFile::open(path)?;
-    let profile = load_profile(&file, &SampleFilter::default(), &NoProgress);
+    // Only the embedded table: the recorder symbolized every address as it
+    // finished the interval, and what it could not name this host cannot
+    // either; trying again would reread those binaries every interval.
+    let mut profile =
+        aggregate::profile_file_with_progress(&file, &ProfileOptions::default(), &NoProgress);
+    profile.name_locations(&embedded_symbols(&file, &mut Vec::new()));
     let mut pprof = pprof_output(path, &file, &profile, None);
     let start_ns = start
         .duration_since(SystemTime::UNIX_EPOCH)
