@@ -17,6 +17,7 @@ pub mod records;
 pub mod writer;
 
 pub use crate::abi::EventAttr;
+pub(crate) use decode::Decoder;
 pub use format::UnwoundStacks;
 pub use order::Ordered;
 pub use pipe::PipeWriter;

@@ -3,6 +3,7 @@
 //! the symbols of every sampled address so the file is self-contained.
 
 mod compact;
+mod held;
 pub mod rotate;
 mod session;
 mod synth;

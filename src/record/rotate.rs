@@ -22,15 +22,18 @@ use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::held::FileHolder;
 use super::session::RecordSink;
 use super::target::{Plan, Synth};
 use super::{synth, unwind_stacks, with_symbols, RecordError};
 use crate::perfdata::writer::{encode, AttrEntry, FeatureData, PerfDataWriter};
 use crate::perfdata::{UnwoundStacks, WriteError};
 use crate::progress::NoProgress;
+use crate::symbolize::held::{use_held, HeldFiles};
 use crate::symbolize::{CacheLimits, SymbolCache, SymbolizeOptions};
 use crate::sys::DrainStats;
 
@@ -410,6 +413,8 @@ pub(crate) struct Rotator<'s> {
     first: Describe,
     later: Describe,
     stream: StreamProcesses,
+    /// Module files of sampled processes, for their interval's finish.
+    held: FileHolder,
     finisher: Finisher,
     sink: &'s mut dyn IntervalSink,
     current: Option<Current>,
@@ -440,6 +445,7 @@ impl<'s> Rotator<'s> {
             }
             _ => first.clone(),
         };
+        let held = FileHolder::new(&setup.entries);
         let mut rotator = Rotator {
             next_sequence: setup.layout.next_sequence(),
             summary: RotationSummary {
@@ -464,6 +470,7 @@ impl<'s> Rotator<'s> {
             first,
             later,
             stream: StreamProcesses::default(),
+            held,
             sink,
             current: None,
             warnings: Vec::new(),
@@ -523,6 +530,7 @@ impl<'s> Rotator<'s> {
             synth::synthesize_process(self.sample_type, pid, self.data_mappings, &mut buf);
         }
         buf.extend(encode::finished_round());
+        self.held.scan(&buf);
         self.current_mut()?.writer.write_raw(&buf)?;
         Ok(())
     }
@@ -544,10 +552,11 @@ impl<'s> Rotator<'s> {
     fn rotate(&mut self) -> Result<(), RecordError> {
         let end = SystemTime::now();
         let previous = self.current.take();
+        let held = self.held.take_interval();
         self.open_next()?;
         self.describe_processes(false)?;
         if let Some(previous) = previous {
-            self.finisher.send(previous, end)?;
+            self.finisher.send(previous, end, held)?;
         }
         Ok(())
     }
@@ -588,10 +597,12 @@ impl<'s> Rotator<'s> {
     /// the recording is over.
     pub fn finish_last(mut self) -> Result<(RotationSummary, Vec<String>), RecordError> {
         if let Some(current) = self.current.take() {
-            self.finisher.send(current, SystemTime::now())?;
+            let held = self.held.take_interval();
+            self.finisher.send(current, SystemTime::now(), held)?;
         }
         self.finisher.close();
         self.collect(true)?;
+        self.warnings.extend(self.held.limit_warning());
         Ok((self.summary, self.warnings))
     }
 
@@ -636,8 +647,15 @@ struct Done {
 impl FinishContext {
     /// Finishes a file like a one-shot recording, renames it into place
     /// and applies `--keep`.
-    fn finish(&mut self, mut current: Current, end: SystemTime) -> Result<Done, RecordError> {
+    fn finish(
+        &mut self,
+        mut current: Current,
+        end: SystemTime,
+        held: HeldFiles,
+    ) -> Result<Done, RecordError> {
         let started = Instant::now();
+        // Closed when this returns: the interval no longer needs them.
+        let _held = use_held(Arc::new(held));
         let mut warnings = Vec::new();
         current.writer.mark_data_complete()?;
         let (mut writer, rewritten) = unwind_stacks(
@@ -692,9 +710,12 @@ impl FinishContext {
     }
 }
 
+/// An interval to finish: its file, its end, the module files it needs.
+type Job = (Current, SystemTime, HeldFiles);
+
 /// The worker thread that finishes interval files, one after another.
 struct Finisher {
-    jobs: Option<Sender<(Current, SystemTime)>>,
+    jobs: Option<Sender<Job>>,
     done: Receiver<Result<Done, RecordError>>,
     thread: Option<JoinHandle<()>>,
     /// Files sent and not yet reported back.
@@ -703,13 +724,13 @@ struct Finisher {
 
 impl Finisher {
     fn start(mut context: FinishContext) -> Result<Finisher, RecordError> {
-        let (jobs, inbox) = channel::<(Current, SystemTime)>();
+        let (jobs, inbox) = channel::<Job>();
         let (outbox, done) = channel();
         let thread = std::thread::Builder::new()
             .name("rprof-finish".into())
             .spawn(move || {
-                for (current, end) in inbox {
-                    let finished = context.finish(current, end);
+                for (current, end, held) in inbox {
+                    let finished = context.finish(current, end, held);
                     crate::sys::release_free_memory();
                     if outbox.send(finished).is_err() {
                         break;
@@ -725,12 +746,17 @@ impl Finisher {
         })
     }
 
-    fn send(&mut self, current: Current, end: SystemTime) -> Result<(), RecordError> {
+    fn send(
+        &mut self,
+        current: Current,
+        end: SystemTime,
+        held: HeldFiles,
+    ) -> Result<(), RecordError> {
         let gone = || RecordError::Other("the interval finisher stopped".into());
         self.jobs
             .as_ref()
             .ok_or_else(gone)?
-            .send((current, end))
+            .send((current, end, held))
             .map_err(|_| gone())?;
         self.pending += 1;
         Ok(())
@@ -777,6 +803,7 @@ impl Drop for Finisher {
 impl RecordSink for Rotator<'_> {
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RecordError> {
         self.stream.scan(bytes);
+        self.held.scan(bytes);
         let current = self.current_mut()?;
         current.bytes += bytes.len() as u64;
         current.writer.write_raw(bytes)?;

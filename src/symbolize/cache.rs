@@ -69,9 +69,14 @@ impl ModuleKey {
     }
 }
 
-/// The file as the process that mapped it sees it (its mount namespace),
-/// else as rprof sees it.
+/// The file the recorder held for the module (what was mapped), else the
+/// file as the process that mapped it sees it (its mount namespace), else
+/// as rprof sees it.
 fn file_identity(module: &ModuleRef) -> Option<(u64, u64, u64, i64)> {
+    let held = super::held::held_file(module.pid, &module.path).and_then(|f| f.metadata().ok());
+    if let Some(meta) = held {
+        return Some((meta.dev(), meta.ino(), meta.size(), meta.mtime()));
+    }
     let in_process = module
         .pid
         .map(|pid| format!("/proc/{pid}/root{}", module.path));

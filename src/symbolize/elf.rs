@@ -16,6 +16,7 @@ use object::{
 use super::debuginfo::{build_id_binary_paths, build_id_paths, crc32, debuglink_paths, hex};
 use super::demangle::demangle;
 use super::files::{self, Image};
+use super::held;
 use super::prune;
 use super::{Frame, Frames, ModuleRef, ModuleReport, Resolved, SymbolizeError, SymbolizeOptions};
 
@@ -196,6 +197,13 @@ pub(super) fn open_code(module: &ModuleRef) -> Result<Image, SymbolizeError> {
     if !path.starts_with('/') {
         // [heap], [stack], //anon, memfd:...: no file to read names from.
         return Err(SymbolizeError::NoFile(path.to_string()));
+    }
+    // The very file that was mapped, even if deleted or replaced since.
+    if let Some(file) = held::held_file(module.pid, path) {
+        return Image::of_held(&file, path).map_err(|source| SymbolizeError::Io {
+            path: path.to_string(),
+            source,
+        });
     }
     let candidates = files::candidate_paths(path, module.pid);
     match files::open_first(&candidates) {

@@ -58,6 +58,24 @@ impl Image {
     }
 }
 
+impl Image {
+    /// Maps a module file the recorder held open (see `held`); `path` is
+    /// the name it was mapped under.
+    pub fn of_held(file: &File, path: &str) -> io::Result<Image> {
+        let meta = file.metadata()?;
+        check_regular(meta.file_type())?;
+        let bytes = if meta.len() == 0 {
+            FileBytes::Owned(Vec::new())
+        } else {
+            FileBytes::Mapped(crate::sys::map_read_only(file)?)
+        };
+        Ok(Image {
+            path: PathBuf::from(strip_deleted(path)),
+            bytes,
+        })
+    }
+}
+
 /// Whether a symbolic link at the last component of a path is followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {

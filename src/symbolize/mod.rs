@@ -14,6 +14,7 @@ mod debuginfo;
 mod demangle;
 mod elf;
 mod files;
+pub mod held;
 mod jit;
 mod kernel;
 mod prune;
@@ -22,6 +23,7 @@ pub mod unwind_info;
 
 pub use cache::{CacheLimits, SymbolCache};
 pub use demangle::demangle;
+pub use files::{open_regular, Links};
 pub use jit::PerfMap;
 pub use kernel::Kallsyms;
 pub use table::{DecodeError, SymbolTable};

@@ -349,3 +349,102 @@ fn dwarf_intervals_are_each_unwound_and_symbolized() {
     }
     assert_eq!(total, summary_samples(&stderr));
 }
+
+/// A binary that ran, exited and was deleted before its interval was
+/// finished (`go run`, a CI job's build) is still unwound and named: the
+/// recorder held its file open from the process's first sample.
+#[test]
+fn a_binary_deleted_after_its_process_exited_is_still_unwound_and_named() {
+    require_perf!();
+    let _guard = serial();
+    let dir = temp_dir("rotate-gone");
+    let copy = dir.join("gone-work");
+    std::fs::copy(&workloads_no_fp().work, &copy).unwrap();
+    let out = dir.join("out/");
+    // The copy runs 0.6 s and is deleted at once; the first interval ends
+    // (and is unwound and symbolized) about a second later.
+    let script = format!("{0} split 0.6; rm -f {0}; sleep 2", copy.display());
+    let run = rprof_command()
+        .args([
+            "record",
+            "--call-graph",
+            "dwarf",
+            "--rotate",
+            "1500ms",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!copy.exists(), "the script did not delete its binary");
+    let files = interval_files(&out);
+    assert!(!files.is_empty(), "{stderr}");
+    let folded = folded_of(&files[0]);
+    let named: u64 = folded
+        .lines()
+        .filter(|l| l.starts_with("gone-work;") && l.contains(";main;") && l.contains("burn_"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let all: u64 = folded
+        .lines()
+        .filter(|l| l.starts_with("gone-work;"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        all > 100,
+        "too few samples of the deleted binary:\n{folded}"
+    );
+    assert!(
+        named * 10 >= all * 9,
+        "{named} of {all} samples unwound to main and named:\n{folded}"
+    );
+}
+
+/// Holding a binary open must not keep its filesystem busy once the
+/// process is gone: a container runtime unmounts the container's root
+/// right after its last process exits (and retries for a moment on EBUSY,
+/// as this script does).
+#[test]
+fn a_filesystem_mounted_during_the_recording_can_be_unmounted_after_its_process_exits() {
+    require_perf!();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting an overlay needs root");
+        return;
+    }
+    let _guard = serial();
+    let dir = temp_dir("rotate-umount");
+    for sub in ["lower", "upper", "work", "merged"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::copy(&workloads().work, dir.join("lower/work")).unwrap();
+    let d = dir.display();
+    let script = format!(
+        "sleep 0.3
+         mount -t overlay overlay -o lowerdir={d}/lower,upperdir={d}/upper,workdir={d}/work {d}/merged || exit 3
+         {d}/merged/work split 0.4
+         i=0
+         until umount {d}/merged 2>/dev/null; do
+           i=$((i+1)); [ $i -ge 50 ] && {{ umount -l {d}/merged; exit 4; }}; sleep 0.05
+         done
+         echo unmounted"
+    );
+    let out = dir.join("out/");
+    let run = rprof_command()
+        .args(["record", "-g", "--rotate", "10s", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert_ne!(run.status.code(), Some(3), "mount failed: {stderr}");
+    assert!(
+        run.status.success() && text(&run.stdout).contains("unmounted"),
+        "the overlay stayed busy after its process exited: {stderr}"
+    );
+    // The recording itself went on and finished its file.
+    let files = interval_files(&out);
+    assert_eq!(files.len(), 1, "{stderr}");
+}
