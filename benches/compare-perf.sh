@@ -8,6 +8,8 @@
 #   bash benches/compare-perf.sh offcpu [RUNS]   # off-CPU recording overhead
 #   bash benches/compare-perf.sh continuous [MIN] # always-on: -a -g at 19 and 99 Hz,
 #                                                 # rotating every 60 s and pushing (MIN minutes each)
+#   bash benches/compare-perf.sh soak [MIN]      # the same for MIN (60) minutes, both rates and
+#                                                 # perf beside each at once: CPU, RSS growth, push lag
 # Needs: perf (linux-perf), gcc, g++, python3, /usr/bin/time (package time);
 # installs inferno's CLIs with cargo if missing. The DWARF section also
 # uses perf 6.12 (unpacked into /opt/perf-6.12, see perf612 below) and
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECTION=all
-case ${1:-} in fp | dwarf | stat | offcpu | continuous | all) SECTION=$1; shift ;; esac
+case ${1:-} in fp | dwarf | stat | offcpu | continuous | soak | all) SECTION=$1; shift ;; esac
 RUNS=${1:-5}
 FREQ=999
 SECS=3
@@ -443,11 +445,84 @@ PY
   kill "$receiver_pid" 2>/dev/null || true
 }
 
+# Always-on for an hour: rprof at 19 and 99 Hz and perf at each rate, all
+# at once (each records the others too). RSS and CPU ticks of the four
+# every minute; memory growth is the end against minute 10 (the symbol
+# cache fills in the first intervals), and the peak after minute 10.
+soak_section() {
+  local minutes=${1:-60}
+  local receiver="$WORK_DIR/receiver.py" port_file="$WORK_DIR/port" log="$WORK_DIR/arrivals"
+  cat > "$receiver" <<'PY'
+import http.server, sys, time, urllib.parse
+class Ingest(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+        with open(sys.argv[2], "a") as log:
+            log.write("%.3f %s %d %s\n" % (time.time(), query.get("until", "0"), len(body), query.get("name", "")))
+        self.send_response(200); self.end_headers()
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Ingest)
+open(sys.argv[1], "w").write(str(server.server_port))
+server.serve_forever()
+PY
+  python3 "$receiver" "$port_file" "$log" &
+  local receiver_pid=$!
+  until [ -s "$port_file" ]; do sleep 0.1; done
+  local url="http://127.0.0.1:$(cat "$port_file")" hz_ticks
+  hz_ticks=$(getconf CLK_TCK)
+  echo "always-on soak: -a -g, rotating every 60 s, $minutes min; rprof (pushing) and perf at 19 and 99 Hz, all four at once"
+  declare -A pid
+  for hz in 19 99; do
+    mkdir -p "$WORK_DIR/perf$hz"
+    "$RPROF" record -a -F "$hz" -g --rotate 60s --keep 3 -o "$WORK_DIR/rot$hz/" \
+      --push "$url" --label service_name=soak$hz --spool-dir "$WORK_DIR/spool$hz" 2> "$WORK_DIR/rprof$hz.err" &
+    pid[rprof$hz]=$!
+    (cd "$WORK_DIR/perf$hz" && exec perf record -q -a -F "$hz" -g --switch-output=60s --switch-max-files=3 -o p.data) 2> "$WORK_DIR/perf$hz.err" &
+    pid[perf$hz]=$!
+  done
+  # Samples half-way through each minute: an interval's finish (a peak of
+  # a few seconds, after which the memory is trimmed) falls on the minute.
+  local samples="$WORK_DIR/soak.tsv" minute tool
+  sleep 30
+  for minute in $(seq 0 $(( minutes - 1 ))); do
+    for tool in rprof19 perf19 rprof99 perf99; do
+      echo "$minute $tool $(awk '{print $14 + $15}' "/proc/${pid[$tool]}/stat") $(awk '/VmRSS/ {print $2}' "/proc/${pid[$tool]}/status") $(awk '/VmHWM/ {print $2}' "/proc/${pid[$tool]}/status")"
+    done >> "$samples"
+    sleep $(( minute < minutes - 1 ? 60 : 30 ))
+  done
+  for tool in rprof19 rprof99; do kill -TERM "${pid[$tool]}"; done
+  for tool in perf19 perf99; do kill -INT "${pid[$tool]}"; done
+  for tool in rprof19 perf19 rprof99 perf99; do wait "${pid[$tool]}" || true; done
+  local base=$(( minutes >= 20 ? 10 : minutes / 2 ))
+  for hz in 19 99; do
+    for tool in rprof$hz perf$hz; do
+      # Sample k is at k + 0.5 minutes.
+      awk -v t="$tool" -v last=$(( minutes - 1 )) -v b="$base" -v h="$hz_ticks" '
+        $2 == t && $1 == 2 { c0 = $3 }
+        $2 == t && $1 == b { r0 = $4 }
+        $2 == t && $1 >= b && $4 > high { high = $4 }
+        $2 == t && $1 == last { c1 = $3; r1 = $4; hwm = $5 }
+        END {
+          printf "%s: CPU %.2f%% of one core (minutes 2.5-%.1f); RSS %.1f MB at minute %.1f -> %.1f MB at minute %.1f (%+.1f%%), highest sampled %.1f MB, peak (VmHWM) %.1f MB\n",
+            t, 100 * (c1 - c0) / h / ((last - 2) * 60), last + 0.5, r0 / 1024, b + 0.5, r1 / 1024, last + 0.5,
+            100 * (r1 - r0) / r0, high / 1024, hwm / 1024
+        }' "$samples"
+    done
+    local lag pushed
+    pushed=$(awk -v n="soak$hz" 'index($4, n "{") == 1 || $4 == n' "$log" | wc -l)
+    lag=$(awk -v n="soak$hz" '(index($4, n "{") == 1 || $4 == n) && $2 > 0 {print $1 - $2}' "$log" | sort -n | tail -1)
+    echo "rprof$hz: pushed $pushed profiles, latest arrival ${lag:-n/a} s after its interval's end (target <= 2); $(grep -o '[0-9]* samples, [0-9]* lost' "$WORK_DIR/rprof$hz.err" | tail -1)"
+  done
+  kill "$receiver_pid" 2>/dev/null || true
+}
+
 case $SECTION in
   stat) stat_section ;;
   fp) fp_section ;;
   dwarf) dwarf_section ;;
   offcpu) offcpu_section ;;
   continuous) continuous_section "$RUNS" ;;
+  soak) soak_section "${1:-60}" ;;
   all) fp_section; echo; dwarf_section; echo; stat_section; echo; offcpu_section ;;
 esac
