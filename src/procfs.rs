@@ -17,6 +17,8 @@ pub struct MapsLine {
     pub pgoff: u64,
     /// File path, `[vdso]`-style name, or empty for anonymous memory.
     pub path: String,
+    /// The file's device and inode; None for anonymous memory.
+    pub inode: Option<crate::perfdata::records::FileInode>,
 }
 
 /// Parses `start-end perms offset dev inode   path`; the path may contain spaces.
@@ -32,8 +34,8 @@ pub fn parse_maps_line(line: &str) -> Option<MapsLine> {
     let range = field()?;
     let perms = field()?.as_bytes();
     let pgoff = field()?;
-    let _dev = field()?;
-    let _inode = field()?;
+    let dev = field()?;
+    let inode = field()?;
     let path = rest.trim().to_string();
     let (start, end) = range.split_once('-')?;
     let start = u64::from_str_radix(start, 16).ok()?;
@@ -64,6 +66,18 @@ pub fn parse_maps_line(line: &str) -> Option<MapsLine> {
         exec: perms[2] == b'x',
         pgoff: u64::from_str_radix(pgoff, 16).ok()?,
         path,
+        inode: parse_inode(dev, inode),
+    })
+}
+
+/// `major:minor` (hex) and the inode (decimal); None for inode 0.
+fn parse_inode(dev: &str, inode: &str) -> Option<crate::perfdata::records::FileInode> {
+    let (major, minor) = dev.split_once(':')?;
+    let ino = inode.parse().ok().filter(|&ino| ino != 0)?;
+    Some(crate::perfdata::records::FileInode {
+        major: u32::from_str_radix(major, 16).ok()?,
+        minor: u32::from_str_radix(minor, 16).ok()?,
+        ino,
     })
 }
 
@@ -234,6 +248,8 @@ mod tests {
         assert_eq!(l.prot, (libc::PROT_READ | libc::PROT_EXEC) as u32);
         assert_eq!(l.flags, libc::MAP_PRIVATE as u32);
         assert_eq!(l.path, "/usr/bin/cat");
+        let inode = l.inode.unwrap();
+        assert_eq!((inode.major, inode.minor, inode.ino), (0xfd, 1, 1234));
     }
 
     #[test]
@@ -245,6 +261,7 @@ mod tests {
         assert_ne!(l.prot & libc::PROT_WRITE as u32, 0);
         let anon = parse_maps_line("7ffd1000-7ffd3000 r-xp 00000000 00:00 0").unwrap();
         assert_eq!(anon.path, "");
+        assert_eq!(anon.inode, None);
         let vdso = parse_maps_line(
             "7ffd5000-7ffd7000 r-xp 00000000 00:00 0                          [vdso]",
         )

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::borrow::Cow;
 
 use super::records::{
-    CgroupRecord, Comm, CpuMode, Lost, Mmap, Record, Sample, SampleId, Switch, TaskEvent, Throttle,
-    UserRegs, PROT_EXEC, PROT_READ,
+    CgroupRecord, Comm, CpuMode, FileInode, Lost, Mmap, Record, Sample, SampleId, Switch,
+    TaskEvent, Throttle, UserRegs, PROT_EXEC, PROT_READ,
 };
 use crate::abi::cursor::{c_string, Cursor};
 use crate::abi::{flag, sample, EventAttr};
@@ -436,6 +436,20 @@ fn decode_mmap(c: &mut Cursor<'_>, misc: u16, v2: bool, sample_id: SampleId) -> 
             && rest[3 + size..].iter().all(|&b| b == 0);
         if is_build_id {
             m.build_id = Some(rest[3..3 + size].to_vec());
+        } else {
+            let mut raw = [0u8; 24];
+            raw[0] = size as u8;
+            raw[1..].copy_from_slice(&rest);
+            let u32_at =
+                |at: usize| u32::from_ne_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+            let mut ino = [0u8; 8];
+            ino.copy_from_slice(&raw[8..16]);
+            let ino = u64::from_ne_bytes(ino);
+            m.inode = (ino != 0).then(|| FileInode {
+                major: u32_at(0),
+                minor: u32_at(4),
+                ino,
+            });
         }
         m.prot = c.u32()?;
         m.flags = c.u32()?;

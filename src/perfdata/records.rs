@@ -135,6 +135,15 @@ impl Sample<'_> {
 pub const PROT_READ: u32 = 1;
 pub const PROT_EXEC: u32 = 4;
 
+/// Device and inode of a mapped file, as MMAP2 records and
+/// `/proc/PID/maps` give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FileInode {
+    pub major: u32,
+    pub minor: u32,
+    pub ino: u64,
+}
+
 /// `PERF_RECORD_MMAP` or `PERF_RECORD_MMAP2`: executable mappings, and data
 /// ones when the events ask for them (`mmap_data`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -149,6 +158,8 @@ pub struct Mmap {
     pub filename: String,
     /// From MMAP2 with `PERF_RECORD_MISC_MMAP_BUILD_ID`.
     pub build_id: Option<Vec<u8>>,
+    /// From MMAP2 without a build id; None when unknown (inode 0).
+    pub inode: Option<FileInode>,
     pub prot: u32,
     pub flags: u32,
     pub sample_id: SampleId,

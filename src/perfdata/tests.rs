@@ -83,6 +83,7 @@ fn mmap(pid: u32, build_id: Option<Vec<u8>>, time: u64) -> Mmap {
         pgoff: 0,
         filename: "/usr/bin/rprof-test-binary".into(),
         build_id,
+        inode: None,
         prot: 5,
         flags: 2,
         sample_id: SampleId {
@@ -2172,11 +2173,24 @@ fn mmap2_build_id_flag_over_device_inode_bytes_means_no_build_id() {
     let (records, warnings) = PerfFile::from_bytes(bytes).unwrap().read_records();
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(records.len(), cases.len());
-    for ((what, _, build_id), record) in cases.iter().zip(&records) {
+    let inodes = [
+        Some((254, 0, 247076)),
+        Some((259, 1, 1_048_577)),
+        Some((0, 42, 31337)),
+        Some((8, 1, 1234)),
+        None,
+        None,
+    ];
+    for (((what, _, build_id), record), inode) in cases.iter().zip(&records).zip(inodes) {
         let Record::Mmap(m) = record else {
             panic!("{what}: {record:?}")
         };
         assert_eq!(&m.build_id, build_id, "{what}");
+        assert_eq!(
+            m.inode.map(|i| (i.major, i.minor, i.ino)),
+            inode,
+            "{what}: device and inode"
+        );
         assert_eq!(
             (m.pid, m.start, m.len, m.pgoff, m.prot, m.flags),
             (42, 0x40_0000, 0x2000, 0x1000, 5, 2),

@@ -593,9 +593,10 @@ pub mod encode {
                 area[..len].copy_from_slice(&id[..len]);
                 body.u8(len as u8).bytes(&[0; 3]).bytes(&area);
             }
-            // maj, min, ino, ino_generation: unknown for synthesized maps.
+            // maj, min, ino, ino_generation (not in /proc/PID/maps: 0).
             None => {
-                body.bytes(&[0; 24]);
+                let inode = m.inode.unwrap_or_default();
+                body.u32(inode.major).u32(inode.minor).u64(inode.ino).u64(0);
             }
         }
         body.u32(m.prot).u32(m.flags);

@@ -5,8 +5,8 @@
 //! /proc) on the recording thread. The first sample of a process in an
 //! interval opens the files of its executable mappings, while the process
 //! still lives: `/proc/PID/map_files/` names the mapped file itself (even
-//! deleted, even on a container's overlay), else the path in the
-//! process's root, checked against the inode the kernel recorded. At the
+//! deleted; root only), else the path in the process's root; either must
+//! have the inode the kernel (or /proc/PID/maps) gave the mapping. At the
 //! end of an interval [`FileHolder::take_interval`] hands the files of the
 //! processes it sampled to the finisher, which closes them once the
 //! interval is symbolized; the holder keeps only those of processes that
@@ -15,65 +15,66 @@
 //! An open file keeps its filesystem busy: `umount` fails with EBUSY. A
 //! file on a mount that appeared after rprof started (a container's root,
 //! removable media) is therefore let go when the process that mapped it
-//! exits, and its interval is symbolized from the path like any other;
-//! files on the mounts rprof started with (`/`, `/tmp`, `/home`: where
-//! `go run` and build jobs put binaries they delete) are kept until their
-//! interval is symbolized, at most one interval past the process's exit.
+//! exits, also by the finisher if it still has it to come; its interval
+//! is then symbolized from the path like any other. Files on the mounts
+//! rprof started with (`/`, `/tmp`, `/home`: where `go run` and build jobs
+//! put binaries they delete) are kept until their interval is symbolized,
+//! at most one interval past the process's exit.
 //!
-//! Cost: no system call for a file already open (mappings are told apart
-//! by the identity the kernel gave them), and at most
-//! [`FileHolder::MAX_FILES`] files open (a quarter of the fd limit).
+//! Files are opened on a thread of their own ([`Opener`]): an open on a
+//! hung FUSE or NFS mount can block for ever, and the recording thread
+//! must never wait (its rings would overflow). The recording thread only
+//! asks, and takes in what was opened between drains.
+//!
+//! Cost on the recording thread: no system call at all (mappings are told
+//! apart by the identity the kernel gave them); at most
+//! [`FileHolder::MAX_FILES`] files open (and a quarter of the fd limit).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::abi::{misc, record_type};
+use crate::abi::record_type;
 use crate::perfdata::writer::AttrEntry;
-use crate::perfdata::{Decoder, Record};
-use crate::symbolize::held::HeldFiles;
+use crate::perfdata::{Decoder, Mmap, Record};
+use crate::symbolize::held::{HeldFile, HeldFiles};
 use crate::symbolize::{open_regular, Links};
 
 /// What the kernel (or /proc) said the mapped file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Identity {
-    /// MMAP2's device and inode (an inode of 0: unknown, as synthesized).
+    /// Its device and inode.
     Inode { major: u32, minor: u32, ino: u64 },
-    /// MMAP2 with a build id instead (the 20 bytes as recorded).
-    BuildId([u8; 20]),
-    /// MMAP (v1) records carry nothing.
-    Unknown,
+    /// Its build id (MMAP2 in the build-id form).
+    BuildId(Vec<u8>),
+    /// Nothing (MMAP v1, or inode 0): such a file is never shared between
+    /// processes, as two of them can be different files.
+    Unknown { pid: u32 },
 }
 
 impl Identity {
-    /// From an MMAP/MMAP2 record body (after the 8-byte header).
-    fn of(kind: u32, flags: u16, body: &[u8]) -> Identity {
-        if kind != record_type::MMAP2 {
-            return Identity::Unknown;
-        }
-        let Some(raw) = body.get(32..56) else {
-            return Identity::Unknown;
-        };
-        if flags & misc::MMAP_BUILD_ID != 0 {
-            let mut id = [0; 20];
-            id.copy_from_slice(&raw[4..24]);
-            return Identity::BuildId(id);
-        }
-        let u32_at = |at: usize| u32::from_ne_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
-        Identity::Inode {
-            major: u32_at(0),
-            minor: u32_at(4),
-            ino: u64::from_ne_bytes(raw[8..16].try_into().expect("8 bytes")),
+    fn of(map: &Mmap) -> Identity {
+        match (&map.build_id, map.inode) {
+            (Some(id), _) => Identity::BuildId(id.clone()),
+            (None, Some(inode)) => Identity::Inode {
+                major: inode.major,
+                minor: inode.minor,
+                ino: inode.ino,
+            },
+            (None, None) => Identity::Unknown { pid: map.pid },
         }
     }
 
     /// Whether an opened file can be the mapped one (a path may have been
-    /// replaced since the mapping).
+    /// replaced since the mapping, a range reused). The device is not
+    /// compared: overlayfs shows its own where the kernel records the
+    /// layer's. A build id is checked by the symbolizer, which reads it.
     fn admits(&self, meta: &std::fs::Metadata) -> bool {
         match *self {
-            Identity::Inode { ino, .. } if ino != 0 => meta.ino() == ino,
+            Identity::Inode { ino, .. } => meta.ino() == ino,
             _ => true,
         }
     }
@@ -94,24 +95,80 @@ type FileKey = (String, Identity);
 
 /// One file held open.
 struct Held {
-    file: Arc<File>,
+    file: Arc<HeldFile>,
     /// On a mount rprof started with: may outlive the processes using it.
     on_startup_mount: bool,
+}
+
+/// A file to open, for the [`Opener`] thread.
+struct OpenRequest {
+    key: FileKey,
+    pid: u32,
+    mapping: Mapping,
+}
+
+/// What the [`Opener`] thread opened (None: could not, or not the mapped file).
+struct Opened {
+    key: FileKey,
+    held: Option<Held>,
+}
+
+/// The thread that opens files for a [`FileHolder`] (see module docs). It
+/// ends when the holder is dropped, unless an open hangs, in which case it
+/// is left behind rather than waited for.
+struct Opener {
+    requests: SyncSender<OpenRequest>,
+    results: Receiver<Opened>,
+}
+
+impl Opener {
+    /// Requests waiting beyond this are refused (counted as not held).
+    const QUEUE: usize = 1024;
+
+    fn start(startup_mounts: HashMap<u64, String>) -> Option<Opener> {
+        let (requests, inbox) = sync_channel::<OpenRequest>(Self::QUEUE);
+        let (outbox, results) = channel();
+        std::thread::Builder::new()
+            .name("rprof-hold".into())
+            .spawn(move || {
+                for request in inbox {
+                    let held =
+                        open_mapped(request.pid, &request.key.0, &request.mapping).map(|file| {
+                            Held {
+                                on_startup_mount: is_startup_mount(&startup_mounts, &file),
+                                file: HeldFile::new(file),
+                            }
+                        });
+                    let opened = Opened {
+                        key: request.key,
+                        held,
+                    };
+                    if outbox.send(opened).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Opener { requests, results })
+    }
 }
 
 /// See the module docs.
 pub(crate) struct FileHolder {
     decoder: Decoder,
-    /// Executable file mappings of each known process, by path.
+    /// Executable file mappings of each known process, by path (without
+    /// the kernel's " (deleted)").
     mappings: HashMap<u32, HashMap<String, Mapping>>,
     open: HashMap<FileKey, Held>,
-    /// Ids of the mounts that existed when recording started.
-    startup_mounts: HashSet<u64>,
+    /// Asked of the opener, not answered yet.
+    pending: HashSet<FileKey>,
+    /// None when no thread could be started: nothing is held.
+    opener: Option<Opener>,
     /// Processes sampled in the current interval.
     sampled: HashSet<u32>,
     exited: Vec<u32>,
     limit: usize,
-    /// Files not held because [`FileHolder::limit`] files were open.
+    /// Times a file was not held because [`FileHolder::limit`] files were open.
     over_limit: u64,
     /// Files not held because they could not be opened, or were not the
     /// mapped file any more (replaced since).
@@ -123,6 +180,13 @@ impl FileHolder {
     pub const MAX_FILES: usize = 4096;
 
     pub fn new(entries: &[AttrEntry]) -> FileHolder {
+        Self::with_startup_mounts(entries, mounts())
+    }
+
+    fn with_startup_mounts(
+        entries: &[AttrEntry],
+        startup_mounts: HashMap<u64, String>,
+    ) -> FileHolder {
         let attrs = entries.iter().map(|e| e.attr).collect();
         let ids: Vec<Vec<u64>> = entries.iter().map(|e| e.ids.clone()).collect();
         let (soft, _) = crate::sys::fd_limits();
@@ -130,7 +194,8 @@ impl FileHolder {
             decoder: Decoder::new(attrs, &ids),
             mappings: HashMap::new(),
             open: HashMap::new(),
-            startup_mounts: mount_ids(),
+            pending: HashSet::new(),
+            opener: Opener::start(startup_mounts),
             sampled: HashSet::new(),
             exited: Vec::new(),
             limit: Self::MAX_FILES.min(usize::try_from(soft / 4).unwrap_or(usize::MAX)),
@@ -139,9 +204,10 @@ impl FileHolder {
         }
     }
 
-    /// Files open now.
+    /// Files open now, once every file asked for is opened (tests).
     #[cfg(test)]
-    fn open_files(&self) -> usize {
+    fn open_files(&mut self) -> usize {
+        self.settle();
         self.open.len()
     }
 
@@ -149,66 +215,129 @@ impl FileHolder {
     pub fn limit_warning(&self) -> Option<String> {
         (self.over_limit > 0).then(|| {
             format!(
-                "{} module files were not held open for symbolization ({} open at most, a quarter \
-                 of the open-file limit): samples in binaries deleted before their interval \
-                 ended may stay unnamed; raise the limit with `ulimit -n`",
+                "{} times a module file was not held open for symbolization ({} open at most, a \
+                 quarter of the open-file limit): samples in binaries deleted before their \
+                 interval ended may stay unnamed; raise the limit with `ulimit -n`",
                 self.over_limit, self.limit
             )
         })
     }
 
-    /// Reads whole records (a drain, or what was described from /proc).
-    pub fn scan(&mut self, mut bytes: &[u8]) {
-        while bytes.len() >= 8 {
-            let kind = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes"));
-            let flags = u16::from_ne_bytes([bytes[4], bytes[5]]);
-            let size = usize::from(u16::from_ne_bytes([bytes[6], bytes[7]]));
-            if size < 8 || size > bytes.len() {
-                return;
+    /// Reads what the kernel wrote (a drain).
+    pub fn scan(&mut self, bytes: &[u8]) {
+        self.take_opened();
+        self.scan_records(bytes);
+    }
+
+    /// Takes in what the opener opened so far (never waits).
+    fn take_opened(&mut self) {
+        let Some(opener) = &self.opener else {
+            return;
+        };
+        let opened: Vec<Opened> = opener.results.try_iter().collect();
+        for Opened { key, held } in opened {
+            self.pending.remove(&key);
+            let Some(held) = held else {
+                self.unopened += 1;
+                continue;
+            };
+            // Its processes may have exited while it was being opened.
+            if !held.on_startup_mount && !self.mapped_by_a_live_process(&key) {
+                held.file.release();
+                continue;
             }
-            let body = &bytes[8..size];
-            bytes = &bytes[size..];
+            self.open.insert(key, held);
+        }
+    }
+
+    fn mapped_by_a_live_process(&self, key: &FileKey) -> bool {
+        self.mappings.iter().any(|(pid, mappings)| {
+            !self.exited.contains(pid) && mappings.get(&key.0).is_some_and(|m| m.identity == key.1)
+        })
+    }
+
+    /// Waits until every file asked for is opened (tests).
+    #[cfg(test)]
+    fn settle(&mut self) {
+        while !self.pending.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.take_opened();
+        }
+    }
+
+    /// Reads what a new file describes from /proc (and replays from the
+    /// stream): it replaces what was known of those processes' mappings,
+    /// so unmapped libraries do not pile up over a process's life.
+    pub fn scan_described(&mut self, bytes: &[u8]) {
+        let mut described = HashSet::new();
+        for_each_record(bytes, |kind, flags, body| {
+            if matches!(kind, record_type::MMAP | record_type::MMAP2) {
+                if let Some(Record::Mmap(map)) = self.decoder.decode(kind, flags, body) {
+                    described.insert(map.pid);
+                }
+            }
+        });
+        for pid in described {
+            self.mappings.remove(&pid);
+        }
+        self.scan_records(bytes);
+    }
+
+    fn scan_records(&mut self, bytes: &[u8]) {
+        let decoder = self.decoder.clone();
+        for_each_record(bytes, |kind, flags, body| {
             if !matches!(
                 kind,
                 record_type::SAMPLE
                     | record_type::MMAP
                     | record_type::MMAP2
                     | record_type::COMM
+                    | record_type::FORK
                     | record_type::EXIT
             ) {
-                continue;
+                return;
             }
-            match self.decoder.decode(kind, flags, body) {
+            match decoder.decode(kind, flags, body) {
                 Some(Record::Sample(sample)) => self.sampled_process(sample.pid),
-                Some(Record::Mmap(map)) => {
-                    if map.pid == u32::MAX || !map.is_code() || !map.filename.starts_with('/') {
-                        continue;
-                    }
-                    let path = map.filename;
-                    let mapping = Mapping {
-                        start: map.start,
-                        end: map.start.saturating_add(map.len),
-                        identity: Identity::of(kind, flags, body),
-                        before_exec: false,
-                    };
-                    if self.sampled.contains(&map.pid) {
-                        self.hold(map.pid, &path, &mapping);
-                    }
-                    self.mappings
-                        .entry(map.pid)
-                        .or_default()
-                        .insert(path, mapping);
-                }
+                Some(Record::Mmap(map)) => self.mapped(&map),
                 Some(Record::Comm(comm)) if comm.exec => {
                     for mapping in self.mappings.entry(comm.pid).or_default().values_mut() {
                         mapping.before_exec = true;
+                    }
+                }
+                // A forked process maps what its parent did, with no
+                // records of its own.
+                Some(Record::Fork(fork)) if fork.pid != fork.ppid => {
+                    if let Some(parent) = self.mappings.get(&fork.ppid) {
+                        let inherited = parent.clone();
+                        self.mappings.insert(fork.pid, inherited);
                     }
                 }
                 // The process ends with its main thread.
                 Some(Record::Exit(exit)) if exit.pid == exit.tid => self.process_exited(exit.pid),
                 _ => {}
             }
+        });
+    }
+
+    fn mapped(&mut self, map: &Mmap) {
+        if map.pid == u32::MAX || !map.is_code() || !map.filename.starts_with('/') {
+            return;
         }
+        let path = crate::symbolize::strip_deleted(&map.filename).to_string();
+        let mapping = Mapping {
+            start: map.start,
+            end: map.start.saturating_add(map.len),
+            identity: Identity::of(map),
+            before_exec: false,
+        };
+        if self.sampled.contains(&map.pid) {
+            self.hold(map.pid, &path, &mapping);
+        }
+        self.mappings
+            .entry(map.pid)
+            .or_default()
+            .insert(path, mapping);
     }
 
     fn sampled_process(&mut self, pid: u32) {
@@ -220,7 +349,11 @@ impl FileHolder {
         };
         let wanted: Vec<(String, Mapping)> = mappings
             .iter()
-            .filter(|(path, m)| !self.open.contains_key(&((*path).clone(), m.identity)))
+            .filter(|(path, m)| {
+                !self
+                    .open
+                    .contains_key(&((*path).clone(), m.identity.clone()))
+            })
             .map(|(path, m)| (path.clone(), m.clone()))
             .collect();
         for (path, mapping) in wanted {
@@ -229,41 +362,43 @@ impl FileHolder {
     }
 
     /// Lets go at once of the process's files on mounts that may be
-    /// unmounted now that it is gone (see module docs).
+    /// unmounted now that it is gone, also where a finished interval still
+    /// has them to come (see module docs).
     fn process_exited(&mut self, pid: u32) {
         self.exited.push(pid);
         for (path, mapping) in self.mappings.get(&pid).into_iter().flatten() {
-            let key = (path.clone(), mapping.identity);
-            if self.open.get(&key).is_some_and(|h| !h.on_startup_mount) {
+            let key = (path.clone(), mapping.identity.clone());
+            if let Some(held) = self.open.get(&key).filter(|h| !h.on_startup_mount) {
+                held.file.release();
                 self.open.remove(&key);
             }
         }
     }
 
-    /// Opens the mapped file unless it is open already.
+    /// Asks for the mapped file unless it is open or asked for already.
     fn hold(&mut self, pid: u32, path: &str, mapping: &Mapping) {
-        let key = (path.to_string(), mapping.identity);
-        if self.open.contains_key(&key) {
+        let key = (path.to_string(), mapping.identity.clone());
+        if self.open.contains_key(&key) || self.pending.contains(&key) {
             return;
         }
-        if self.open.len() >= self.limit {
+        let Some(opener) = &self.opener else {
+            return;
+        };
+        if self.open.len() + self.pending.len() >= self.limit {
             self.over_limit += 1;
             return;
         }
-        match open_mapped(pid, path, mapping) {
-            Some(file) => {
-                let on_startup_mount =
-                    mount_id_of(&file).is_some_and(|id| self.startup_mounts.contains(&id));
-                let file = Arc::new(file);
-                self.open.insert(
-                    key,
-                    Held {
-                        file,
-                        on_startup_mount,
-                    },
-                );
+        let request = OpenRequest {
+            key: key.clone(),
+            pid,
+            mapping: mapping.clone(),
+        };
+        match opener.requests.try_send(request) {
+            Ok(()) => {
+                self.pending.insert(key);
             }
-            None => self.unopened += 1,
+            // A hung open, or far more new files than it can open.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.over_limit += 1,
         }
     }
 
@@ -272,11 +407,12 @@ impl FileHolder {
     /// replaced by an exec, processes gone from /proc, and files of
     /// processes that did not run in this interval.
     pub fn take_interval(&mut self) -> HeldFiles {
+        self.take_opened();
         let mut held = HeldFiles::default();
         for pid in &self.sampled {
             for (path, mapping) in self.mappings.get(pid).into_iter().flatten() {
-                if let Some(open) = self.open.get(&(path.clone(), mapping.identity)) {
-                    held.insert(*pid, path.clone(), open.file.clone());
+                if let Some(open) = self.open.get(&(path.clone(), mapping.identity.clone())) {
+                    held.insert(*pid, path, open.file.clone());
                 }
             }
         }
@@ -290,7 +426,7 @@ impl FileHolder {
         let mut still_used = HashSet::new();
         for pid in self.sampled.drain() {
             for (path, mapping) in self.mappings.get(&pid).into_iter().flatten() {
-                still_used.insert((path.clone(), mapping.identity));
+                still_used.insert((path.clone(), mapping.identity.clone()));
             }
         }
         self.open.retain(|key, _| still_used.contains(key));
@@ -298,13 +434,46 @@ impl FileHolder {
     }
 }
 
-/// The ids of this process's mounts (`/proc/self/mountinfo`, first field).
-fn mount_ids() -> HashSet<u64> {
+/// Calls `each(kind, misc, body)` for every whole record in `bytes`.
+fn for_each_record(mut bytes: &[u8], mut each: impl FnMut(u32, u16, &[u8])) {
+    while bytes.len() >= 8 {
+        let kind = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let flags = u16::from_ne_bytes([bytes[4], bytes[5]]);
+        let size = usize::from(u16::from_ne_bytes([bytes[6], bytes[7]]));
+        if size < 8 || size > bytes.len() {
+            return;
+        }
+        each(kind, flags, &bytes[8..size]);
+        bytes = &bytes[size..];
+    }
+}
+
+/// This process's mounts (`/proc/self/mountinfo`): id -> device, root and
+/// mount point.
+fn mounts() -> HashMap<u64, String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
-        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let id = fields.next()?.parse().ok()?;
+            let _parent = fields.next()?;
+            let rest: Vec<&str> = fields.take(3).collect();
+            Some((id, rest.join(" ")))
+        })
         .collect()
+}
+
+/// Whether `file` is on a mount that existed at the start.
+fn is_startup_mount(startup_mounts: &HashMap<u64, String>, file: &File) -> bool {
+    let Some(id) = mount_id_of(file) else {
+        return false;
+    };
+    // Only a known id needs today's mountinfo: it may have been reused.
+    let Some(at_start) = startup_mounts.get(&id) else {
+        return false;
+    };
+    mounts().get(&id) == Some(at_start)
 }
 
 /// The id of the mount an open file is on (`/proc/self/fdinfo/N`).
@@ -320,27 +489,26 @@ fn mount_id_of(file: &File) -> Option<u64> {
 
 /// The file `pid` mapped at `mapping`, opened while the process lives.
 fn open_mapped(pid: u32, path: &str, mapping: &Mapping) -> Option<File> {
-    // The mapping itself: right even for a deleted or replaced file (root
-    // only; elsewhere, and for a mapping gone since, the path below).
+    // The mapping itself: right even for a deleted file (root only;
+    // elsewhere, and for a mapping gone since, the paths).
     let map_file = format!(
         "/proc/{pid}/map_files/{:x}-{:x}",
         mapping.start, mapping.end
     );
-    if let Ok((file, _)) = open_regular(Path::new(&map_file), Links::Follow) {
-        return Some(file);
-    }
     let in_root = format!("/proc/{pid}/root{path}");
-    let found = [in_root.as_str(), path].into_iter().find_map(|candidate| {
-        let (file, meta) = open_regular(Path::new(candidate), Links::Follow).ok()?;
-        mapping.identity.admits(&meta).then_some(file)
-    });
+    let found = [map_file.as_str(), in_root.as_str(), path]
+        .into_iter()
+        .find_map(|candidate| {
+            let (file, meta) = open_regular(Path::new(candidate), Links::Follow).ok()?;
+            mapping.identity.admits(&meta).then_some(file)
+        });
     found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{sample, EventAttr};
+    use crate::abi::{misc, sample, EventAttr};
 
     fn record(kind: u32, flags: u16, body: &[u8]) -> Vec<u8> {
         let mut r = kind.to_ne_bytes().to_vec();
@@ -386,12 +554,25 @@ mod tests {
         record(record_type::EXIT, 0, &body)
     }
 
-    fn holder() -> FileHolder {
+    fn fork(pid: u32, ppid: u32) -> Vec<u8> {
+        let body: Vec<u8> = [pid, ppid, pid, ppid]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .chain(0u64.to_ne_bytes())
+            .collect();
+        record(record_type::FORK, 0, &body)
+    }
+
+    fn entries() -> Vec<AttrEntry> {
         let attr = EventAttr {
             sample_type: sample::IP | sample::TID,
             ..EventAttr::default()
         };
-        FileHolder::new(&[AttrEntry { attr, ids: vec![] }])
+        vec![AttrEntry { attr, ids: vec![] }]
+    }
+
+    fn holder() -> FileHolder {
+        FileHolder::new(&entries())
     }
 
     /// This test process's own executable mapping (start, end, path).
@@ -439,6 +620,7 @@ mod tests {
         let (start, end, exe) = own_code_mapping();
         let mut holder = holder();
         holder.scan(&[mmap2(pid, start, end, 0, &exe), sample(pid), exit(pid)].concat());
+        holder.settle();
         let held = holder.take_interval();
         // The exit's interval still gets the file...
         assert_eq!(held.len(), 1);
@@ -451,14 +633,42 @@ mod tests {
     fn files_on_mounts_newer_than_the_recording_are_let_go_at_exit() {
         let pid = std::process::id();
         let (start, end, exe) = own_code_mapping();
-        let mut holder = holder();
-        assert!(!holder.startup_mounts.is_empty());
+        assert!(!mounts().is_empty());
         // As if the binary's filesystem had been mounted after the start
         // (a container's root): its file must not keep it busy.
-        holder.startup_mounts.clear();
+        let mut holder = FileHolder::with_startup_mounts(&entries(), HashMap::new());
         holder.scan(&[mmap2(pid, start, end, 0, &exe), sample(pid)].concat());
         assert_eq!(holder.open_files(), 1);
-        holder.scan(&exit(pid));
+        let file = holder.open.values().next().unwrap().file.clone();
+        // The interval that sampled it goes to be finished...
+        let finishing = holder.take_interval();
+        assert_eq!(finishing.len(), 1);
+        assert!(!file.is_released());
+        // ...and the process exits in the next one: closed for both.
+        holder.scan(&[sample(pid), exit(pid)].concat());
+        assert_eq!(holder.open_files(), 0);
+        assert!(file.is_released());
+        assert!(holder.take_interval().is_empty());
+    }
+
+    #[test]
+    fn files_on_the_mounts_of_the_start_are_kept_past_exit() {
+        let pid = std::process::id();
+        let (start, end, exe) = own_code_mapping();
+        let mut holder = holder();
+        holder.scan(&[mmap2(pid, start, end, 0, &exe), sample(pid), exit(pid)].concat());
+        holder.settle();
+        let held = holder.take_interval();
+        assert_eq!(held.len(), 1);
+        assert_eq!(holder.open_files(), 0);
+    }
+
+    #[test]
+    fn a_file_opened_after_its_process_exited_is_let_go_unless_on_a_startup_mount() {
+        let pid = std::process::id();
+        let (start, end, exe) = own_code_mapping();
+        let mut holder = FileHolder::with_startup_mounts(&entries(), HashMap::new());
+        holder.scan(&[mmap2(pid, start, end, 0, &exe), sample(pid), exit(pid)].concat());
         assert_eq!(holder.open_files(), 0);
         assert!(holder.take_interval().is_empty());
     }
@@ -492,15 +702,62 @@ mod tests {
         let gone = "/nonexistent/rprof-test-binary";
         holder.scan(&[mmap2(pid, start, end, 0, gone), sample(pid)].concat());
         assert_eq!((holder.open_files(), holder.unopened), (1, 0));
-        let held = holder
-            .open
-            .values()
-            .next()
-            .unwrap()
-            .file
-            .metadata()
-            .unwrap();
-        assert_eq!(held.ino(), std::fs::metadata(exe).unwrap().ino());
+        let (_, ino) = holder.open.values().next().unwrap().file.identity().unwrap();
+        assert_eq!(ino, std::fs::metadata(exe).unwrap().ino());
+    }
+
+    #[test]
+    fn a_forked_child_is_held_by_what_its_parent_mapped() {
+        let (start, end, exe) = own_code_mapping();
+        let ino = std::fs::metadata(&exe).unwrap().ino();
+        let (parent, child) = (std::process::id(), u32::MAX - 2);
+        let mut holder = holder();
+        holder.scan(
+            &[
+                mmap2(parent, start, end, ino, &exe),
+                fork(child, parent),
+                sample(child),
+            ]
+            .concat(),
+        );
+        assert_eq!((holder.open_files(), holder.unopened), (1, 0));
+        // The parent's samples share the same open file (same inode).
+        holder.scan(&sample(parent));
+        let held = holder.take_interval();
+        assert_eq!((held.len(), holder.open_files()), (2, 1));
+    }
+
+    #[test]
+    fn a_file_without_an_inode_is_not_shared_between_processes() {
+        let (start, end, exe) = own_code_mapping();
+        let (a, b) = (std::process::id(), u32::MAX - 3);
+        let mut holder = holder();
+        holder.scan(
+            &[
+                mmap2(a, start, end, 0, &exe),
+                mmap2(b, start, end, 0, &exe),
+                sample(a),
+                sample(b),
+            ]
+            .concat(),
+        );
+        assert_eq!(holder.open_files(), 2);
+    }
+
+    #[test]
+    fn a_description_from_proc_replaces_what_was_known() {
+        let pid = std::process::id();
+        let mut holder = holder();
+        holder.scan(&mmap2(pid, 0x1000, 0x2000, 0, "/usr/lib/unloaded.so"));
+        holder.scan_described(&mmap2(
+            pid,
+            0x3000,
+            0x4000,
+            0,
+            "/usr/lib/current.so (deleted)",
+        ));
+        let paths: Vec<&String> = holder.mappings[&pid].keys().collect();
+        assert_eq!(paths, ["/usr/lib/current.so"]);
     }
 
     #[test]

@@ -22,7 +22,6 @@ use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -530,7 +529,7 @@ impl<'s> Rotator<'s> {
             synth::synthesize_process(self.sample_type, pid, self.data_mappings, &mut buf);
         }
         buf.extend(encode::finished_round());
-        self.held.scan(&buf);
+        self.held.scan_described(&buf);
         self.current_mut()?.writer.write_raw(&buf)?;
         Ok(())
     }
@@ -655,7 +654,7 @@ impl FinishContext {
     ) -> Result<Done, RecordError> {
         let started = Instant::now();
         // Closed when this returns: the interval no longer needs them.
-        let _held = use_held(Arc::new(held));
+        let _held = use_held(held);
         let mut warnings = Vec::new();
         current.writer.mark_data_complete()?;
         let (mut writer, rewritten) = unwind_stacks(

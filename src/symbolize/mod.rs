@@ -23,7 +23,7 @@ pub mod unwind_info;
 
 pub use cache::{CacheLimits, SymbolCache};
 pub use demangle::demangle;
-pub use files::{open_regular, Links};
+pub use files::{open_regular, strip_deleted, Links};
 pub use jit::PerfMap;
 pub use kernel::Kallsyms;
 pub use table::{DecodeError, SymbolTable};

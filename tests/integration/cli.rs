@@ -316,6 +316,7 @@ fn write_many_rows_recording(path: &Path, functions: u64) {
             pgoff: 0,
             filename: "/nonexistent/libmany.so".into(),
             build_id: None,
+            inode: None,
             prot: (libc::PROT_READ | libc::PROT_EXEC) as u32,
             flags: libc::MAP_PRIVATE as u32,
             sample_id: id,

@@ -67,6 +67,7 @@ fn write_flagged_recording(path: &Path, work: &Path) {
         pgoff: 0,
         filename: work.to_str().unwrap().into(),
         build_id: None,
+        inode: None,
         prot: (libc::PROT_READ | libc::PROT_EXEC) as u32,
         flags: libc::MAP_PRIVATE as u32,
         sample_id: id,
