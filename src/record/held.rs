@@ -702,7 +702,14 @@ mod tests {
         let gone = "/nonexistent/rprof-test-binary";
         holder.scan(&[mmap2(pid, start, end, 0, gone), sample(pid)].concat());
         assert_eq!((holder.open_files(), holder.unopened), (1, 0));
-        let (_, ino) = holder.open.values().next().unwrap().file.identity().unwrap();
+        let (_, ino) = holder
+            .open
+            .values()
+            .next()
+            .unwrap()
+            .file
+            .identity()
+            .unwrap();
         assert_eq!(ino, std::fs::metadata(exe).unwrap().ino());
     }
 

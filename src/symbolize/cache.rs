@@ -11,8 +11,10 @@
 //! same file in every process). JIT maps are never cached: a JIT reuses
 //! addresses for new code.
 //!
-//! Memory bound: a module not asked for during [`CacheLimits::idle_intervals`]
-//! intervals is dropped, and when more than [`CacheLimits::max_addresses`]
+//! Memory bound: an address (and a module) not asked for during
+//! [`CacheLimits::idle_intervals`] intervals is dropped, so memory follows
+//! what the last intervals ran, not everything seen since the start; and
+//! when more than [`CacheLimits::max_addresses`]
 //! addresses are cached the least recently used modules go until the
 //! total fits again. An entry costs about 40 bytes plus its frames, which
 //! are shared (`Arc`) between the addresses of one line; the default
@@ -30,7 +32,7 @@ use crate::progress::Progress;
 /// How much [`SymbolCache`] keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheLimits {
-    /// Drop a module unused for this many intervals (default 10).
+    /// Drop an address or module unused for this many intervals (default 10).
     pub idle_intervals: u64,
     /// Most addresses kept over all modules (default 500 000).
     pub max_addresses: usize,
@@ -87,7 +89,8 @@ fn file_identity(module: &ModuleRef) -> Option<(u64, u64, u64, i64)> {
 }
 
 struct CachedModule {
-    frames: HashMap<u64, Frames>,
+    /// Each address's frames and the interval that last asked for it.
+    frames: HashMap<u64, (Frames, u64)>,
     report: ModuleReport,
     /// The interval that last asked for this module.
     last_used: u64,
@@ -145,17 +148,23 @@ impl SymbolCache {
 
         let mut missing = Vec::new();
         for (module, key, addrs) in &requests {
-            let cached = match self.modules.get_mut(key) {
+            let mut cached = match self.modules.get_mut(key) {
                 Some(cached) if module.kind != ModuleKind::Jit => {
                     cached.last_used = now;
-                    Some(&cached.frames)
+                    Some(&mut cached.frames)
                 }
                 _ => None,
             };
             let new: Vec<u64> = addrs
                 .iter()
                 .copied()
-                .filter(|a| !cached.is_some_and(|c| c.contains_key(a)))
+                .filter(|a| match cached.as_mut().and_then(|c| c.get_mut(a)) {
+                    Some((_, used)) => {
+                        *used = now;
+                        false
+                    }
+                    None => true,
+                })
                 .collect();
             if !new.is_empty() {
                 missing.push(ModuleRequest {
@@ -196,11 +205,11 @@ impl SymbolCache {
             }
             for addr in addrs {
                 let frames = match cached.frames.get(&addr) {
-                    Some(frames) => Some(frames.clone()),
+                    Some((frames, _)) => Some(frames.clone()),
                     None => fresh_id.and_then(|f| fresh.lookup(f, addr)).cloned(),
                 };
                 if let Some(frames) = frames {
-                    cached.frames.insert(addr, frames.clone());
+                    cached.frames.insert(addr, (frames.clone(), now));
                     table.insert_frames(id, addr, frames);
                 }
             }
@@ -210,13 +219,16 @@ impl SymbolCache {
         (table, reports)
     }
 
-    /// Applies [`CacheLimits`]: idle modules first, then the least
-    /// recently used while over the address budget.
+    /// Applies [`CacheLimits`]: idle addresses and modules first, then the
+    /// least recently used modules while over the address budget.
     fn evict(&mut self) {
         let now = self.interval;
         let idle = self.limits.idle_intervals;
-        self.modules
-            .retain(|_, m| now.saturating_sub(m.last_used) < idle);
+        self.modules.retain(|_, m| {
+            m.frames
+                .retain(|_, (_, used)| now.saturating_sub(*used) < idle);
+            now.saturating_sub(m.last_used) < idle
+        });
         let mut total = self.cached_addresses();
         if total <= self.limits.max_addresses {
             return;
@@ -327,6 +339,28 @@ mod tests {
         cache.symbolize(vec![request(&jit, &[5])], &NoProgress);
         assert_eq!(cache.resolved_addresses(), 2);
         assert_eq!(cache.cached_addresses(), 0);
+    }
+
+    #[test]
+    fn addresses_not_asked_for_lately_are_dropped_from_a_module_in_use() {
+        let limits = CacheLimits {
+            idle_intervals: 2,
+            max_addresses: 100,
+        };
+        let mut cache = SymbolCache::new(SymbolizeOptions::default(), limits);
+        let m = marker("[m]");
+        cache.symbolize(vec![request(&m, &[1, 2, 3])], &NoProgress);
+        cache.symbolize(vec![request(&m, &[1, 4])], &NoProgress);
+        assert_eq!(cache.cached_addresses(), 4);
+        // 2 and 3 were last asked for two intervals ago.
+        cache.symbolize(vec![request(&m, &[1])], &NoProgress);
+        assert_eq!(cache.cached_addresses(), 2);
+        cache.symbolize(vec![request(&m, &[1, 2])], &NoProgress);
+        assert_eq!(
+            cache.resolved_addresses(),
+            3 + 1 + 1,
+            "2 was resolved again"
+        );
     }
 
     #[test]
