@@ -361,16 +361,17 @@ fn a_binary_deleted_after_its_process_exited_is_still_unwound_and_named() {
     let copy = dir.join("gone-work");
     std::fs::copy(&workloads_no_fp().work, &copy).unwrap();
     let out = dir.join("out/");
-    // The copy runs 0.6 s and is deleted at once; the first interval ends
-    // (and is unwound and symbolized) about a second later.
-    let script = format!("{0} split 0.6; rm -f {0}; sleep 2", copy.display());
+    // The copy runs 2 s (long enough for its first samples to be drained,
+    // and its file opened, on a loaded CI host) and is deleted at once; the
+    // first interval ends (and is unwound and symbolized) 1.5 s later.
+    let script = format!("{0} split 2; rm -f {0}; sleep 3", copy.display());
     let run = rprof_command()
         .args([
             "record",
             "--call-graph",
             "dwarf",
             "--rotate",
-            "1500ms",
+            "3500ms",
             "-o",
         ])
         .arg(&out)
