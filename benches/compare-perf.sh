@@ -385,9 +385,11 @@ stat_section() {
 # Prints each profiler's CPU (share of one core, after the first minute),
 # its RSS at the end of minute 2 and at the end (growth), and how long after
 # each interval's end its profile arrived.
-continuous_section() {
-  local minutes=${1:-10} hz
-  local receiver="$WORK_DIR/receiver.py" port_file="$WORK_DIR/port" log="$WORK_DIR/arrivals"
+# A local push receiver: logs "arrival until bytes name" per profile to
+# $1; sets RECEIVER_URL and RECEIVER_PID.
+start_receiver() {
+  local receiver="$WORK_DIR/receiver.py" port_file="$WORK_DIR/port"
+  rm -f "$port_file"
   cat > "$receiver" <<'PY'
 import http.server, sys, time, urllib.parse
 class Ingest(http.server.BaseHTTPRequestHandler):
@@ -395,17 +397,24 @@ class Ingest(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
         with open(sys.argv[2], "a") as log:
-            log.write("%.3f %s %d\n" % (time.time(), query.get("until", "0"), len(body)))
+            log.write("%.3f %s %d %s\n" % (time.time(), query.get("until", "0"), len(body), query.get("name", "")))
         self.send_response(200); self.end_headers()
     def log_message(self, *args): pass
 server = http.server.HTTPServer(("127.0.0.1", 0), Ingest)
 open(sys.argv[1], "w").write(str(server.server_port))
 server.serve_forever()
 PY
-  python3 "$receiver" "$port_file" "$log" &
-  local receiver_pid=$!
+  python3 "$receiver" "$port_file" "$1" &
+  RECEIVER_PID=$!
   until [ -s "$port_file" ]; do sleep 0.1; done
-  local url="http://127.0.0.1:$(cat "$port_file")"
+  RECEIVER_URL="http://127.0.0.1:$(cat "$port_file")"
+}
+
+continuous_section() {
+  local minutes=${1:-10} hz
+  local log="$WORK_DIR/arrivals"
+  start_receiver "$log"
+  local url=$RECEIVER_URL receiver_pid=$RECEIVER_PID
   # CPU ticks (user + system) and RSS (kB) of a pid.
   ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   rss_of() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -451,25 +460,9 @@ PY
 # cache fills in the first intervals), and the peak after minute 10.
 soak_section() {
   local minutes=${1:-60}
-  local receiver="$WORK_DIR/receiver.py" port_file="$WORK_DIR/port" log="$WORK_DIR/arrivals"
-  cat > "$receiver" <<'PY'
-import http.server, sys, time, urllib.parse
-class Ingest(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
-        with open(sys.argv[2], "a") as log:
-            log.write("%.3f %s %d %s\n" % (time.time(), query.get("until", "0"), len(body), query.get("name", "")))
-        self.send_response(200); self.end_headers()
-    def log_message(self, *args): pass
-server = http.server.HTTPServer(("127.0.0.1", 0), Ingest)
-open(sys.argv[1], "w").write(str(server.server_port))
-server.serve_forever()
-PY
-  python3 "$receiver" "$port_file" "$log" &
-  local receiver_pid=$!
-  until [ -s "$port_file" ]; do sleep 0.1; done
-  local url="http://127.0.0.1:$(cat "$port_file")" hz_ticks
+  local log="$WORK_DIR/arrivals"
+  start_receiver "$log"
+  local url=$RECEIVER_URL receiver_pid=$RECEIVER_PID hz_ticks
   hz_ticks=$(getconf CLK_TCK)
   echo "always-on soak: -a -g, rotating every 60 s, $minutes min; rprof (pushing) and perf at 19 and 99 Hz, all four at once"
   declare -A pid
