@@ -10,6 +10,7 @@
 #                                                 # rotating every 60 s and pushing (MIN minutes each)
 #   bash benches/compare-perf.sh soak [MIN]      # the same for MIN (60) minutes, both rates and
 #                                                 # perf beside each at once: CPU, RSS growth, push lag
+#                                                 # (SOAK_SAMPLES=FILE keeps the per-minute samples)
 # Needs: perf (linux-perf), gcc, g++, python3, /usr/bin/time (package time);
 # installs inferno's CLIs with cargo if missing. The DWARF section also
 # uses perf 6.12 (unpacked into /opt/perf-6.12, see perf612 below) and
@@ -480,7 +481,8 @@ soak_section() {
   sleep 30
   for minute in $(seq 0 $(( minutes - 1 ))); do
     for tool in rprof19 perf19 rprof99 perf99; do
-      echo "$minute $tool $(awk '{print $14 + $15}' "/proc/${pid[$tool]}/stat") $(awk '/VmRSS/ {print $2}' "/proc/${pid[$tool]}/status") $(awk '/VmHWM/ {print $2}' "/proc/${pid[$tool]}/status")"
+      # CPU ticks, then VmRSS, VmHWM, RssAnon and RssFile in KiB.
+      echo "$minute $tool $(awk '{print $14 + $15}' "/proc/${pid[$tool]}/stat") $(awk '{v[$1] = $2} END {print v["VmRSS:"], v["VmHWM:"], v["RssAnon:"], v["RssFile:"]}' "/proc/${pid[$tool]}/status")"
     done >> "$samples"
     sleep $(( minute < minutes - 1 ? 60 : 30 ))
   done
@@ -493,13 +495,16 @@ soak_section() {
       # Sample k is at k + 0.5 minutes.
       awk -v t="$tool" -v last=$(( minutes - 1 )) -v b="$base" -v h="$hz_ticks" '
         $2 == t && $1 == 2 { c0 = $3 }
-        $2 == t && $1 == b { r0 = $4 }
+        $2 == t && $1 == b { r0 = $4; a0 = $6; f0 = $7 }
         $2 == t && $1 >= b && $4 > high { high = $4 }
-        $2 == t && $1 == last { c1 = $3; r1 = $4; hwm = $5 }
+        $2 == t && $1 >= b && $6 > ahigh { ahigh = $6 }
+        $2 == t && $1 == last { c1 = $3; r1 = $4; hwm = $5; a1 = $6; f1 = $7 }
         END {
           printf "%s: CPU %.2f%% of one core (minutes 2.5-%.1f); RSS %.1f MB at minute %.1f -> %.1f MB at minute %.1f (%+.1f%%), highest sampled %.1f MB, peak (VmHWM) %.1f MB\n",
             t, 100 * (c1 - c0) / h / ((last - 2) * 60), last + 0.5, r0 / 1024, b + 0.5, r1 / 1024, last + 0.5,
             100 * (r1 - r0) / r0, high / 1024, hwm / 1024
+          printf "%s:   of it anonymous (heap, RssAnon) %.1f -> %.1f MB (%+.1f%%), highest sampled %.1f MB; file pages (RssFile: its binary and mapped modules) %.1f -> %.1f MB\n",
+            t, a0 / 1024, a1 / 1024, 100 * (a1 - a0) / a0, ahigh / 1024, f0 / 1024, f1 / 1024
         }' "$samples"
     done
     local lag pushed
@@ -508,6 +513,8 @@ soak_section() {
     echo "rprof$hz: pushed $pushed profiles, latest arrival ${lag:-n/a} s after its interval's end (target <= 2); $(grep -o '[0-9]* samples, [0-9]* lost' "$WORK_DIR/rprof$hz.err" | tail -1)"
   done
   kill "$receiver_pid" 2>/dev/null || true
+  # The per-minute samples, for a plot or a closer look.
+  if [ -n "${SOAK_SAMPLES:-}" ]; then cp "$samples" "$SOAK_SAMPLES"; fi
 }
 
 case $SECTION in

@@ -269,7 +269,7 @@ _rprof() {
             return 0
             ;;
         rprof__subcmd__record)
-            opts="-F -c -e -g -p -t -a -C -o -v -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --rotate --keep --verbose --push --push-format --label --spool-dir --spool-max --push-token-file --push-basic-auth-file --push-timeout --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --label-cgroup --no-embed-symbols --help"
+            opts="-F -c -e -g -p -t -a -C -o -v -m -h --freq --count --event --filter --call-graph --pid --tid --all-cpus --cpu --duration --output --rotate --keep --verbose --push --push-format --label --spool-dir --spool-max --push-token-file --push-basic-auth-file --push-timeout --push-ca-file --mmap-pages --off-cpu --wall --off-cpu-freq --off-cpu-every --label-cgroup --no-embed-symbols --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,7 +356,7 @@ _rprof() {
                     return 0
                     ;;
                 --push-format)
-                    COMPREPLY=($(compgen -W "pyroscope parca" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "pyroscope pyroscope-push parca" -- "${cur}"))
                     return 0
                     ;;
                 --label)
@@ -380,6 +380,10 @@ _rprof() {
                     return 0
                     ;;
                 --push-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --push-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,6 +47,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -l rotate -d 'Contin
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l keep -d 'With --rotate: keep only the newest N interval files in the directory, deleting older ones (only names rprof gives them)' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l push -d 'Send each interval\'s profile (needs --rotate) to this server: a Pyroscope base URL (http://pyroscope:4040) or a Parca one (http://parca:7070). Profiles wait in the spool while the server is unreachable. Without --keep, the 10 newest interval files are kept' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-format -d 'The server\'s protocol [default: pyroscope]' -r -f -a "pyroscope\t'Grafana Pyroscope: HTTP /ingest, format=pprof'
+pyroscope-push\t'Grafana Pyroscope\'s push API: push.v1.PusherService/Push (Connect), as Grafana Alloy sends'
 parca\t'Parca: ProfileStoreService/WriteRaw over gRPC-Web'"
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l label -d 'Series labels K=V, comma-separated; repeatable. service_name defaults to the recorded command\'s name' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l spool-dir -d 'Where profiles wait to be sent [default: /var/spool/rprof as root, else $XDG_STATE_HOME/rprof/spool or ~/.local/state/rprof/spool]' -r -F
@@ -54,6 +55,7 @@ complete -c rprof -n "__fish_rprof_using_subcommand record" -l spool-max -d 'The
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-token-file -d 'Read a bearer token from FILE (else $RPROF_PUSH_TOKEN)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-basic-auth-file -d 'Read `user:password` for basic auth from FILE (else $RPROF_PUSH_USER and $RPROF_PUSH_PASSWORD)' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-timeout -d 'Give up one request after SECS seconds (it is retried) [default: 10]' -r
+complete -c rprof -n "__fish_rprof_using_subcommand record" -l push-ca-file -d 'Trust the CA certificates in FILE (PEM) besides the built-in (Mozilla\'s) roots: for an https server under a private CA' -r -F
 complete -c rprof -n "__fish_rprof_using_subcommand record" -s m -l mmap-pages -d 'Ring buffer size per CPU in pages (a power of two). Without root, it is shrunk (with a warning) to fit the locked-memory limit' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-freq -d 'With --off-cpu/--wall: sample switch-outs at most about HZ times a second per thread (per CPU with -a); the kernel then samples the stacks of 1 in N switches. Every switch is still timed: each thread\'s off-CPU total is measured and shared between its sampled stacks [default: 1000]' -r
 complete -c rprof -n "__fish_rprof_using_subcommand record" -l off-cpu-every -d 'With --off-cpu/--wall: sample the stack of every Nth switch-out instead (1: all)' -r

@@ -132,6 +132,9 @@ const SIGNALS: &[&str] = &[
      command gets SIGTERM, as with perf. A second SIGINT while symbols are being embedded \
      exits at once: the records are written by then, and the report of a file says it was \
      not finished.",
+    "With --rotate, SIGHUP instead finishes the current interval file and starts the next \
+     (a service's reload); SIGINT and SIGTERM finish the last interval, push it with --push, \
+     and stop.",
     "If rprof is killed (SIGKILL), the file keeps all but about the last 0.2 s of samples and \
      its report warns that it is unfinished; a command rprof launched is killed too \
      (PR_SET_PDEATHSIG).",

@@ -14,6 +14,9 @@ use crate::push::{parse_labels, read_auth, PushConfig, PushFormat};
 pub enum PushFormatArg {
     /// Grafana Pyroscope: HTTP /ingest, format=pprof.
     Pyroscope,
+    /// Grafana Pyroscope's push API: push.v1.PusherService/Push (Connect),
+    /// as Grafana Alloy sends.
+    PyroscopePush,
     /// Parca: ProfileStoreService/WriteRaw over gRPC-Web.
     Parca,
 }
@@ -22,6 +25,7 @@ impl From<PushFormatArg> for PushFormat {
     fn from(arg: PushFormatArg) -> PushFormat {
         match arg {
             PushFormatArg::Pyroscope => PushFormat::Pyroscope,
+            PushFormatArg::PyroscopePush => PushFormat::PyroscopePush,
             PushFormatArg::Parca => PushFormat::Parca,
         }
     }
@@ -72,6 +76,11 @@ pub struct PushArgs {
     /// Give up one request after SECS seconds (it is retried) [default: 10].
     #[arg(long = "push-timeout", value_name = "SECS")]
     pub push_timeout: Option<u64>,
+
+    /// Trust the CA certificates in FILE (PEM) besides the built-in
+    /// (Mozilla's) roots: for an https server under a private CA.
+    #[arg(long = "push-ca-file", value_name = "FILE")]
+    pub push_ca_file: Option<PathBuf>,
 }
 
 /// The default spool size cap.
@@ -124,6 +133,7 @@ impl PushArgs {
         config.spool_max_bytes = self.spool_max.unwrap_or(DEFAULT_SPOOL_MAX);
         config.auth = auth;
         config.timeout = timeout;
+        config.ca_file = self.push_ca_file.clone();
         Ok(Some(config))
     }
 
@@ -140,6 +150,7 @@ impl PushArgs {
                 "--push-basic-auth-file",
             ),
             (self.push_timeout.is_some(), "--push-timeout"),
+            (self.push_ca_file.is_some(), "--push-ca-file"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
@@ -272,6 +283,19 @@ mod tests {
         assert_eq!(config.labels[0].1, "api");
         assert_eq!(config.spool_max_bytes, 1 << 30);
         assert_eq!(config.timeout, Duration::from_secs(3));
+        assert_eq!(config.ca_file, None);
+
+        let config = args(&[
+            "--push=https://pyroscope:4040",
+            "--push-format=pyroscope-push",
+            "--push-ca-file=/etc/ca.pem",
+            "--spool-dir=/s",
+        ])
+        .config("app")
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.format, PushFormat::PyroscopePush);
+        assert_eq!(config.ca_file, Some(PathBuf::from("/etc/ca.pem")));
 
         let twice = args(&[
             "--push=http://h",

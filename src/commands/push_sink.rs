@@ -50,9 +50,10 @@ impl PushSink {
         let spool_dir = config.spool_dir.clone();
         let pusher = Pusher::start(config)?;
         let (queue, intervals) = mpsc::channel();
+        let worker_url = url.clone();
         let worker = std::thread::Builder::new()
             .name("rprof-push".into())
-            .spawn(move || convert_and_submit(pusher, intervals, sample_rate_hz))
+            .spawn(move || convert_and_submit(pusher, intervals, sample_rate_hz, &worker_url))
             .map_err(|source| PushError::Spool {
                 dir: spool_dir.clone(),
                 what: "cannot start the push thread".into(),
@@ -122,8 +123,10 @@ fn convert_and_submit(
     pusher: Pusher,
     intervals: Receiver<FinishedInterval>,
     sample_rate_hz: u64,
+    url: &str,
 ) -> (Pusher, Vec<Failure>) {
     let mut failures = Vec::new();
+    let mut health = PushHealth::default();
     for interval in intervals {
         let converted = super::report::pprof_of_recording(&interval.path, interval.start);
         let result = converted
@@ -146,8 +149,64 @@ fn convert_and_submit(
                 reason,
             });
         }
+        for line in health.check(url, &pusher.stats()) {
+            eprintln!("{line}");
+        }
     }
     (pusher, failures)
+}
+
+/// Warnings while the recording runs, so that a service's log shows a
+/// failing server, refused profiles or a full spool when it happens, not
+/// only in the summary at exit. Checked once per interval.
+#[derive(Debug, Default)]
+struct PushHealth {
+    seen: PushStats,
+    failing: bool,
+}
+
+impl PushHealth {
+    /// The lines that `now` calls for, given what was seen at the last check.
+    fn check(&mut self, url: &str, now: &PushStats) -> Vec<String> {
+        let mut lines = Vec::new();
+        let last_error = now.last_error.as_deref().unwrap_or("none");
+        // Connection errors name the URL already.
+        let last_error = last_error
+            .strip_prefix(url)
+            .map_or(last_error, |rest| rest.trim_start_matches(": "));
+        if now.dropped > self.seen.dropped {
+            lines.push(format!(
+                "rprof: warning: the push spool is full: dropped {} unsent profiles, oldest \
+                 first ({} since the start); raise --spool-max to keep more while {url} \
+                 cannot take them (last error: {last_error})",
+                now.dropped - self.seen.dropped,
+                now.dropped
+            ));
+        }
+        if now.rejected > self.seen.rejected {
+            lines.push(format!(
+                "rprof: warning: {url} refused {} profiles for good: {last_error}",
+                now.rejected - self.seen.rejected
+            ));
+        }
+        let failed_since = now.retries > self.seen.retries;
+        if failed_since && !self.failing {
+            self.failing = true;
+            lines.push(format!(
+                "rprof: warning: cannot push to {url}: {last_error}; profiles wait in the \
+                 spool ({} now) and are retried",
+                now.spooled_now
+            ));
+        } else if self.failing && !failed_since && now.sent > self.seen.sent {
+            self.failing = false;
+            lines.push(format!(
+                "rprof: pushing to {url} again ({} waiting)",
+                now.spooled_now
+            ));
+        }
+        self.seen = now.clone();
+        lines
+    }
 }
 
 fn summary_line(url: &str, spool_dir: &std::path::Path, report: &PushReport) -> String {
@@ -187,6 +246,56 @@ fn summary_line(url: &str, spool_dir: &std::path::Path, report: &PushReport) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_warns_once_per_change_while_recording() {
+        let mut health = PushHealth::default();
+        let stats = |sent, retries, dropped, rejected, spooled_now| PushStats {
+            sent,
+            retries,
+            dropped,
+            rejected,
+            spooled_now,
+            last_error: Some("HTTP 503".into()),
+            ..PushStats::default()
+        };
+        let url = "http://p:4040";
+        assert!(health.check(url, &stats(1, 0, 0, 0, 0)).is_empty());
+        let lines = health.check(url, &stats(1, 2, 0, 0, 2));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("cannot push to http://p:4040: HTTP 503")
+                && lines[0].contains("(2 now)"),
+            "{lines:?}"
+        );
+        // Still failing: nothing new to say.
+        assert!(health.check(url, &stats(1, 5, 0, 0, 3)).is_empty());
+        let refused = PushStats {
+            retries: 10,
+            last_error: Some("http://p:4040: Connection Failed: refused".into()),
+            ..stats(1, 9, 0, 0, 3)
+        };
+        let mut fresh = PushHealth::default();
+        assert_eq!(
+            fresh.check(url, &refused)[0],
+            "rprof: warning: cannot push to http://p:4040: Connection Failed: refused; \
+             profiles wait in the spool (3 now) and are retried"
+        );
+        let lines = health.check(url, &stats(1, 9, 2, 0, 3));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("dropped 2 unsent profiles") && lines[0].contains("--spool-max"),
+            "{lines:?}"
+        );
+        let lines = health.check(url, &stats(4, 9, 2, 0, 0));
+        assert_eq!(lines, ["rprof: pushing to http://p:4040 again (0 waiting)"]);
+        let lines = health.check(url, &stats(4, 9, 2, 1, 0));
+        assert_eq!(
+            lines,
+            ["rprof: warning: http://p:4040 refused 1 profiles for good: HTTP 503"]
+        );
+        assert!(health.check(url, &stats(5, 9, 2, 1, 0)).is_empty());
+    }
 
     #[test]
     fn summary_names_what_was_sent_kept_dropped_and_why() {

@@ -480,6 +480,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_systemd_units_command_lines_are_valid_record_commands() {
+        let unit = include_str!("../../dist/rprof.service");
+        let lines: Vec<&str> = unit
+            .lines()
+            .filter_map(|l| l.trim_start_matches('#').strip_prefix("ExecStart="))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "the plain and the pushing ExecStart: {unit}"
+        );
+        for line in lines {
+            // systemd puts the host name in for %H.
+            let line = line.replace("%H", "db-1.example");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[..2], ["/usr/local/bin/rprof", "record"]);
+            let args = parse(&words[2..]);
+            let cfg = config(&args).unwrap();
+            assert!(cfg.rotate.is_some() && cfg.keep == Some(60), "{line}");
+            for label in &args.push.labels {
+                for (name, value) in crate::push::parse_labels(label).unwrap() {
+                    if name == "service_name" {
+                        crate::push::wire::check_service_name(&value).unwrap();
+                    }
+                }
+            }
+        }
+    }
+
     fn parse(line: &[&str]) -> RecordArgs {
         let mut argv = vec!["rprof", "record"];
         argv.extend_from_slice(line);

@@ -1,6 +1,7 @@
 //! The network side: one blocking HTTP/1.1 POST per try (ureq, rustls).
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::wire::{Request, Response};
@@ -18,21 +19,27 @@ const MAX_BODY: u64 = 64 * 1024;
 pub(crate) struct HttpTransport {
     agent: ureq::Agent,
     authorization: Option<String>,
-    grpc_web: bool,
 }
 
 impl HttpTransport {
-    pub fn new(timeout: Duration, auth: Option<&Auth>, grpc_web: bool) -> HttpTransport {
-        let agent = ureq::AgentBuilder::new()
+    /// `tls`: a client config with extra CA roots; `None` keeps ureq's own
+    /// (Mozilla's roots).
+    pub fn new(
+        timeout: Duration,
+        auth: Option<&Auth>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> HttpTransport {
+        let mut builder = ureq::AgentBuilder::new()
             .timeout(timeout)
             // A redirect would carry the Authorization header elsewhere.
             .redirects(0)
-            .user_agent(concat!("rprof/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("rprof/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
         HttpTransport {
-            agent,
+            agent: builder.build(),
             authorization: auth.map(Auth::header_value),
-            grpc_web,
         }
     }
 }
@@ -63,20 +70,28 @@ impl Transport for HttpTransport {
             .agent
             .post(&request.url)
             .set("Content-Type", request.content_type);
-        if self.grpc_web {
-            call = call.set("X-Grpc-Web", "1");
+        for (name, value) in &request.headers {
+            call = call.set(name, value);
         }
         if let Some(value) = &self.authorization {
             call = call.set("Authorization", value);
         }
         match call.send_bytes(&request.body) {
             Ok(response) | Err(ureq::Error::Status(_, response)) => Ok(read_response(response)),
-            // ureq's Display of a transport error names the URL; kind and
-            // message do not, and the URL carries no credentials anyway.
-            Err(ureq::Error::Transport(fault)) => Err(match fault.message() {
-                Some(message) => format!("{}: {message}", fault.kind()),
-                None => fault.kind().to_string(),
-            }),
+            // ureq's Display of a transport error names the URL (the caller
+            // does); kind, message and cause do not. The cause is what says
+            // why: "invalid peer certificate: UnknownIssuer", "Connection
+            // refused".
+            Err(ureq::Error::Transport(fault)) => {
+                let mut text = match fault.message() {
+                    Some(message) => format!("{}: {message}", fault.kind()),
+                    None => fault.kind().to_string(),
+                };
+                if let Some(cause) = std::error::Error::source(&fault) {
+                    text.push_str(&format!(": {cause}"));
+                }
+                Err(text)
+            }
         }
     }
 }

@@ -4,6 +4,12 @@
 //! pyroscope  POST {url}/ingest?name=SERVICE{k=v,...}&from=S&until=S&format=pprof
 //!                 &sampleRate=HZ&spyName=rprof
 //!            body: the gzipped pprof, raw (application/octet-stream)
+//! pyroscope-push
+//!            POST {url}/push.v1.PusherService/Push  (Connect, unary, HTTP/1.1)
+//!            content-type: application/proto; Connect-Protocol-Version: 1
+//!            body: PushRequest{series: [{labels: __name__=process_cpu +
+//!                  --label, samples: [pprof.gz]}]}
+//!            errors: HTTP status + JSON {"code": "unavailable", "message": ...}
 //! parca      POST {url}/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw
 //!            content-type: application/grpc-web+proto (gRPC-Web over HTTP/1.1)
 //!            body: 0x00, u32 BE length, WriteRawRequest{series: [{labels:
@@ -14,7 +20,10 @@
 //! Sources: Pyroscope pkg/ingester/pyroscope/ingest_handler.go (query
 //! parameters; `format=pprof` takes the body as the profile, multipart is
 //! only read without it) and api/model/labelset/labelset.go (`name`: app
-//! name, then `{k=v,...}`; the app name becomes `service_name`). Parca
+//! name, then `{k=v,...}`; the app name becomes `service_name`);
+//! pkg/distributor/distributor.go (`Push`: each raw sample is read by
+//! `pprof.RawFromBytes`, gzip detected; `service_name` defaults to
+//! `unspecified`; the distributor gives each profile its own ID). Parca
 //! pkg/server/server.go (grpcweb.WrapServer serves gRPC-Web on the HTTP
 //! port; plain gRPC needs HTTP/2) and proto/parca/profilestore/v1alpha1/.
 
@@ -24,6 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 
 use super::parca_proto::{Label, LabelSet, RawProfileSeries, RawSample, WriteRawRequest};
+use super::pyroscope_proto;
 use super::{IntervalProfile, PushError};
 
 /// Pyroscope's `spyName` (its `pyroscope_spy` label): agents name
@@ -31,15 +41,23 @@ use super::{IntervalProfile, PushError};
 pub const SPY_NAME: &str = "rprof";
 /// The Parca series name of a CPU profile (what parca-agent sends).
 pub const PARCA_PROFILE_NAME: &str = "process_cpu";
+/// The Pyroscope series name of a CPU profile (what its eBPF agent sends).
+pub const PYROSCOPE_PROFILE_NAME: &str = "process_cpu";
 /// The gRPC-Web path of Parca's WriteRaw.
 pub const PARCA_WRITE_RAW_PATH: &str = "/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw";
 pub const GRPC_WEB_CONTENT_TYPE: &str = "application/grpc-web+proto";
+/// The Connect path of Pyroscope's push API.
+pub const PYROSCOPE_PUSH_PATH: &str = "/push.v1.PusherService/Push";
+/// Connect's content type of a unary call with a binary protobuf body.
+pub const CONNECT_PROTO_CONTENT_TYPE: &str = "application/proto";
 
 /// One HTTP POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub url: String,
     pub content_type: &'static str,
+    /// Headers the protocol needs besides the content type.
+    pub headers: Vec<(&'static str, &'static str)>,
     pub body: Vec<u8>,
 }
 
@@ -82,21 +100,26 @@ pub fn pyroscope_name(labels: &[(String, String)]) -> Result<String, PushError> 
         .find(|(n, _)| n == "service_name")
         .map(|(_, v)| v.as_str())
         .ok_or_else(|| PushError::Label("Pyroscope needs a `service_name` label".into()))?;
-    // Pyroscope's IsServiceNameRuneAllowed.
-    if let Some(c) = service
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
-    {
-        return Err(PushError::Label(format!(
-            "service_name `{service}` has `{c}`: Pyroscope allows letters, digits and `_ . - /`"
-        )));
-    }
+    check_service_name(service)?;
     let rest: Vec<String> = labels
         .iter()
         .filter(|(n, _)| n != "service_name")
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
     Ok(format!("{service}{{{}}}", rest.join(",")))
+}
+
+/// Pyroscope's rule for the app name (`IsServiceNameRuneAllowed`).
+pub fn check_service_name(service: &str) -> Result<(), PushError> {
+    match service
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        Some(c) => Err(PushError::Label(format!(
+            "service_name `{service}` has `{c}`: Pyroscope allows letters, digits and `_ . - /`"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The `/ingest` request of one profile.
@@ -124,8 +147,50 @@ pub fn pyroscope_request(
     Ok(Request {
         url,
         content_type: "application/octet-stream",
+        headers: Vec::new(),
         body: profile.pprof_gz.clone(),
     })
+}
+
+/// The push API's message for one profile: `__name__=process_cpu` (the
+/// series name Pyroscope validates) and the configured labels.
+pub fn pyroscope_push(
+    labels: &[(String, String)],
+    profile: &IntervalProfile,
+) -> pyroscope_proto::PushRequest {
+    let name = ("__name__".to_string(), PYROSCOPE_PROFILE_NAME.to_string());
+    let labels = std::iter::once(&name)
+        .chain(labels)
+        .map(|(name, value)| pyroscope_proto::LabelPair {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    pyroscope_proto::PushRequest {
+        series: vec![pyroscope_proto::RawProfileSeries {
+            labels,
+            samples: vec![pyroscope_proto::RawSample {
+                raw_profile: profile.pprof_gz.clone(),
+                // The distributor assigns every profile an ID of its own.
+                id: String::new(),
+            }],
+        }],
+    }
+}
+
+/// The push API's request of one profile: a Connect unary call, which
+/// HTTP/1.1 carries (gRPC would need HTTP/2).
+pub fn pyroscope_push_request(
+    base: &str,
+    labels: &[(String, String)],
+    profile: &IntervalProfile,
+) -> Request {
+    Request {
+        url: format!("{}{PYROSCOPE_PUSH_PATH}", base.trim_end_matches('/')),
+        content_type: CONNECT_PROTO_CONTENT_TYPE,
+        headers: vec![("Connect-Protocol-Version", "1")],
+        body: pyroscope_push(labels, profile).encode_to_vec(),
+    }
 }
 
 /// The WriteRaw request of one profile (addresses are as in the process,
@@ -161,6 +226,7 @@ pub fn parca_request(
     Request {
         url: format!("{}{PARCA_WRITE_RAW_PATH}", base.trim_end_matches('/')),
         content_type: GRPC_WEB_CONTENT_TYPE,
+        headers: vec![("X-Grpc-Web", "1")],
         body: grpc_web_frame(&parca_write_raw(labels, profile).encode_to_vec()),
     }
 }
@@ -266,6 +332,54 @@ pub fn parca_outcome(response: &Response) -> Outcome {
         4 | 8 | 10 | 13 | 14 => Outcome::Retry(text),
         _ => Outcome::Reject(text),
     }
+}
+
+/// The outcome of a Connect answer: 2xx sent; else the error's `code`
+/// (Connect's JSON error body) decides as gRPC's codes do for Parca, and
+/// without one the HTTP status does.
+pub fn connect_outcome(response: &Response) -> Outcome {
+    let status = response.status;
+    if (200..=299).contains(&status) {
+        return Outcome::Sent;
+    }
+    let Some(code) = json_string_field(&response.body, "code") else {
+        return http_outcome(response);
+    };
+    let message = json_string_field(&response.body, "message").unwrap_or_default();
+    let text = format!(
+        "HTTP {status}, Connect code {}: {}",
+        server_message(code.as_bytes()),
+        server_message(message.as_bytes())
+    );
+    match code.as_str() {
+        "deadline_exceeded" | "resource_exhausted" | "aborted" | "internal" | "unavailable" => {
+            Outcome::Retry(text)
+        }
+        _ => Outcome::Reject(text),
+    }
+}
+
+/// The string value of a top-level `"name": "..."` in a small JSON object
+/// (a Connect error), with `\"`, `\\` and `\n`-style escapes undone; enough
+/// for an error message, not a JSON parser.
+fn json_string_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let key = format!("\"{name}\"");
+    let after_key = &text[text.find(&key)? + key.len()..];
+    let value = after_key.trim_start().strip_prefix(':')?.trim_start();
+    let mut chars = value.strip_prefix('"')?.chars();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' | 'r' | 't' => out.push(' '),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 fn grpc_code_name(code: u32) -> &'static str {
@@ -408,6 +522,7 @@ mod tests {
             request.url,
             "https://parca:7070/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw"
         );
+        assert_eq!(request.headers, [("X-Grpc-Web", "1")]);
         let frames = grpc_web_frames(&request.body);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].0, 0);
@@ -425,6 +540,79 @@ mod tests {
             .collect();
         assert_eq!(got, [("__name__", "process_cpu"), ("service_name", "api")]);
         assert_eq!(series.samples[0].raw_profile, profile().pprof_gz);
+    }
+
+    #[test]
+    fn pyroscope_push_request_is_a_connect_call_with_process_cpu_and_the_labels() {
+        let set = labels(&[("service_name", "api"), ("env", "prod")]);
+        let request = pyroscope_push_request("http://h:4040/", &set, &profile());
+        assert_eq!(request.url, "http://h:4040/push.v1.PusherService/Push");
+        assert_eq!(request.content_type, "application/proto");
+        assert_eq!(request.headers, [("Connect-Protocol-Version", "1")]);
+        let decoded = pyroscope_proto::PushRequest::decode(request.body.as_slice()).unwrap();
+        let [series] = decoded.series.as_slice() else {
+            panic!("{decoded:?}")
+        };
+        let got: Vec<(&str, &str)> = series
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("__name__", "process_cpu"),
+                ("service_name", "api"),
+                ("env", "prod")
+            ]
+        );
+        assert_eq!(series.samples.len(), 1);
+        assert_eq!(series.samples[0].raw_profile, profile().pprof_gz);
+    }
+
+    #[test]
+    fn connect_errors_split_by_their_code_else_by_the_http_status() {
+        let json = |status: u16, body: &str| response(status, &[], body.as_bytes());
+        assert_eq!(connect_outcome(&json(200, "{}")), Outcome::Sent);
+        assert_eq!(
+            connect_outcome(&json(
+                400,
+                r#"{"code": "invalid_argument", "message": "profile \"x\" is too old"}"#
+            )),
+            Outcome::Reject(
+                "HTTP 400, Connect code invalid_argument: profile \"x\" is too old".into()
+            )
+        );
+        for code in [
+            "unavailable",
+            "resource_exhausted",
+            "deadline_exceeded",
+            "internal",
+        ] {
+            let body = format!(r#"{{"code":"{code}","message":"later"}}"#);
+            assert!(
+                matches!(connect_outcome(&json(503, &body)), Outcome::Retry(_)),
+                "{code}"
+            );
+        }
+        // A 409 aborted is passing though its HTTP status is a 4xx.
+        assert!(matches!(
+            connect_outcome(&json(409, r#"{"code":"aborted"}"#)),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            connect_outcome(&json(401, r#"{"code":"unauthenticated"}"#)),
+            Outcome::Reject(_)
+        ));
+        // A proxy's page: the status decides.
+        assert!(matches!(
+            connect_outcome(&json(502, "<html>bad gateway</html>")),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(
+            connect_outcome(&json(404, "404 page not found")),
+            Outcome::Reject(_)
+        ));
     }
 
     fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {

@@ -1,9 +1,9 @@
 //! `rprof::push` against the test receiver (tests/support/receiver.rs):
-//! each interval's pprof reaches a Pyroscope `/ingest` or Parca `WriteRaw`
-//! stand-in with the labels and parameters the backends read, survives a
-//! server outage and a restart in the spool, and is dropped oldest first
-//! when the spool is full. Received profiles are read back by `go tool
-//! pprof` where it is installed.
+//! each interval's pprof reaches a Pyroscope `/ingest`, Pyroscope push API
+//! or Parca `WriteRaw` stand-in with the labels and parameters the backends
+//! read, over TLS too, survives a server outage and a restart in the spool,
+//! and is dropped oldest first when the spool is full. Received profiles are
+//! read back by `go tool pprof` where it is installed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use crate::util::temp_dir;
 
 #[path = "../support/receiver.rs"]
 mod receiver;
-use receiver::{Receiver, PARCA_PATH};
+use receiver::{Receiver, PARCA_PATH, PYROSCOPE_PUSH_PATH};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -130,17 +130,26 @@ fn wait_stats(pusher: &Pusher, what: &str, done: impl Fn(&PushStats) -> bool) ->
     }
 }
 
-/// `go tool pprof -raw` reads the profile and shows its CPU sample types.
-fn check_with_go_pprof(pprof_gz: &[u8], name: &str) {
+/// `go tool pprof -raw` reads the profile and shows its CPU sample types;
+/// returns what it printed (`None` where go is not installed).
+fn check_with_go_pprof(pprof_gz: &[u8], name: &str) -> Option<String> {
     if !go_pprof_available() {
         eprintln!("skipped the go tool pprof check: go not installed (apt-get install golang-go)");
-        return;
+        return None;
     }
     let file = temp_dir(name).join("received.pb.gz");
     std::fs::write(&file, pprof_gz).unwrap();
     let raw = go_pprof(&["-raw", file.to_str().unwrap()]);
     assert!(raw.contains("samples/count cpu/nanoseconds"), "{raw}");
     assert!(raw.contains("PeriodType: cpu nanoseconds"), "{raw}");
+    Some(raw)
+}
+
+fn pairs(labels: &[(String, String)]) -> Vec<(&str, &str)> {
+    labels
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
 }
 
 #[test]
@@ -199,13 +208,8 @@ fn parca_write_raw_gets_process_cpu_and_the_configured_labels() {
         got.header("content-type"),
         Some("application/grpc-web+proto")
     );
-    let labels: Vec<(&str, &str)> = got
-        .parca_labels
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        labels,
+        pairs(&got.series_labels),
         [
             ("__name__", "process_cpu"),
             ("service_name", "api"),
@@ -216,6 +220,37 @@ fn parca_write_raw_gets_process_cpu_and_the_configured_labels() {
     check_with_go_pprof(&got.profile, "push-parca-go");
     let stats = wait_stats(&pusher, "the gRPC-Web answer", |s| s.sent == 1);
     assert_eq!(stats.last_error, None);
+}
+
+#[test]
+fn pyroscope_push_api_gets_process_cpu_the_labels_and_the_pprof() {
+    let receiver = Receiver::start();
+    let spool = spool_dir("push-pyroscope-api");
+    let pusher = Pusher::start(config(&receiver, PushFormat::PyroscopePush, &spool)).unwrap();
+    pusher.submit(interval(3)).unwrap();
+    let received = receiver.wait_for(1, WAIT);
+    let got = &received[0];
+    assert_eq!(got.path, PYROSCOPE_PUSH_PATH);
+    assert_eq!(got.header("content-type"), Some("application/proto"));
+    assert_eq!(got.header("connect-protocol-version"), Some("1"));
+    assert_eq!(
+        pairs(&got.series_labels),
+        [
+            ("__name__", "process_cpu"),
+            ("service_name", "api"),
+            ("env", "prod")
+        ]
+    );
+    assert_eq!(got.profile, interval(3).pprof_gz);
+    check_with_go_pprof(&got.profile, "push-pyroscope-api-go");
+    let stats = wait_stats(&pusher, "the Connect answer", |s| s.sent == 1);
+    assert_eq!(stats.last_error, None);
+
+    // A 400 is final: counted, not retried.
+    receiver.set_status(400);
+    pusher.submit(interval(4)).unwrap();
+    let stats = wait_stats(&pusher, "the refusal", |s| s.rejected == 1);
+    assert_eq!((stats.sent, stats.retries), (1, 0), "{stats:?}");
 }
 
 #[test]
@@ -402,6 +437,51 @@ fn an_https_url_speaks_tls_and_a_plain_server_is_retried_not_fatal() {
 }
 
 #[test]
+fn an_https_server_under_a_private_ca_is_trusted_through_the_ca_file_only() {
+    let (receiver, ca_pem) = Receiver::start_tls();
+    let dir = temp_dir("push-private-ca");
+    // Without the CA: the certificate is unknown, the profile waits.
+    let untrusted = config(&receiver, PushFormat::PyroscopePush, &dir.join("spool-a"));
+    assert!(untrusted.url.starts_with("https://127.0.0.1:"));
+    let pusher = Pusher::start(untrusted).unwrap();
+    pusher.submit(interval(0)).unwrap();
+    let stats = wait_stats(&pusher, "a refused certificate", |s| s.retries >= 1);
+    let error = stats.last_error.clone().unwrap();
+    assert!(
+        error.to_ascii_lowercase().contains("certificate"),
+        "{error}"
+    );
+    assert!(receiver.received().is_empty());
+    assert_eq!(pusher.shutdown(Duration::ZERO).spooled_now, 1);
+
+    // With it: delivered over TLS, and the spooled one follows.
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let mut trusted = config(&receiver, PushFormat::PyroscopePush, &dir.join("spool-a"));
+    trusted.ca_file = Some(ca_file);
+    trusted.auth = Some(Auth::Bearer("t0ken".into()));
+    let pusher = Pusher::start(trusted).unwrap();
+    pusher.submit(interval(1)).unwrap();
+    let received = receiver.wait_for(2, WAIT);
+    let order: Vec<u64> = received.iter().map(|r| interval_of(&r.profile)).collect();
+    assert_eq!(order, [0, 1]);
+    assert_eq!(received[0].header("authorization"), Some("Bearer t0ken"));
+    let stats = pusher.shutdown(Duration::from_secs(5));
+    assert_eq!((stats.sent, stats.spooled_now), (2, 0), "{stats:?}");
+
+    // A file that holds no certificate stops the start, naming the file.
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let mut bad = config(&receiver, PushFormat::Parca, &dir.join("spool-b"));
+    bad.ca_file = Some(not_pem);
+    let error = Pusher::start(bad).err().unwrap().to_string();
+    assert!(
+        error.contains("not.pem") && error.contains("no usable CA certificate"),
+        "{error}"
+    );
+}
+
+#[test]
 fn submit_returns_while_the_server_hangs_on_a_request() {
     let receiver = Receiver::start();
     receiver.set_stall(true);
@@ -540,6 +620,15 @@ fn record_rotate_push_delivers_every_interval_through_an_outage() {
         let until: u64 = got.query("until").unwrap().parse().unwrap();
         assert!(from <= until, "{from} > {until}");
         times.push((from, until));
+        // The profile's own time span lies within from..until.
+        let profile = decode(&got.profile).unwrap();
+        let start = profile.time_nanos as u64;
+        assert!(
+            start / 1_000_000_000 == from
+                && (start + profile.duration_nanos as u64) / 1_000_000_000 <= until,
+            "profile {start} + {} ns, query {from}..{until}",
+            profile.duration_nanos
+        );
         let (samples, a) = samples_and_burn_a(&got.profile);
         total += samples;
         burn_a += a;
@@ -567,7 +656,15 @@ fn record_rotate_push_delivers_every_interval_through_an_outage() {
         (measured - expected).abs() < 0.05,
         "burn_a {measured:.3} of the pushed samples, truth {expected:.3}"
     );
-    check_with_go_pprof(&received[0].profile, "push-e2e-go");
+    // Every profile reads in go tool pprof, with the per-sample labels.
+    for (n, got) in received.iter().enumerate() {
+        let Some(raw) = check_with_go_pprof(&got.profile, &format!("push-e2e-go-{n}")) else {
+            break;
+        };
+        for label in ["comm:[work]", "thread_comm:[work]", "pid:[", "tid:["] {
+            assert!(raw.contains(label), "{label} not in profile {n}: {raw}");
+        }
+    }
     // The spool is empty again.
     let left = std::fs::read_dir(&spool)
         .unwrap()
@@ -614,7 +711,7 @@ fn sigterm_mid_interval_pushes_the_interval_so_far() {
     let received = receiver.received();
     assert_eq!(received.len(), 1, "{stderr}");
     assert_eq!(received[0].path, PARCA_PATH);
-    let labels = &received[0].parca_labels;
+    let labels = &received[0].series_labels;
     assert!(
         labels.contains(&("__name__".into(), "process_cpu".into()))
             && labels.contains(&("service_name".into(), "work".into())),
@@ -630,4 +727,200 @@ fn sigterm_mid_interval_pushes_the_interval_so_far() {
         burn_a > 0 && samples > 500,
         "{samples} samples, burn_a {burn_a}"
     );
+}
+
+/// A number just before `what` in the push summary line (0 when absent).
+fn summary_count(stderr: &str, what: &str) -> u64 {
+    let Some(line) = stderr.lines().find(|l| l.starts_with("rprof: pushed ")) else {
+        panic!("no push summary: {stderr}")
+    };
+    let Some(at) = line.find(what) else {
+        return 0;
+    };
+    line[..at]
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {what:?}: {line}"))
+}
+
+/// The spooled profiles' sizes.
+fn spooled_sizes(spool: &Path) -> Vec<u64> {
+    std::fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".prof"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect()
+}
+
+#[test]
+fn a_full_spool_warns_while_recording_and_the_next_start_sends_what_was_kept() {
+    crate::util::require_perf!();
+    let _guard = crate::util::serial();
+    let receiver = Receiver::start();
+    receiver.set_down(true);
+    let dir = temp_dir("push-e2e-full");
+    let spool = dir.join("spool");
+    let record = |seconds: &str, spool_max: &str| {
+        let run = std::process::Command::new(crate::util::rprof_bin())
+            .args(["record", "-F", "499", "-g", "--rotate", "250ms", "-o"])
+            .arg(dir.join("out/"))
+            .args(["--push", &receiver.url(), "--push-timeout", "1"])
+            .args(["--spool-max", spool_max, "--spool-dir"])
+            .arg(&spool)
+            .arg("--")
+            .arg(&crate::util::workloads().work)
+            .args(["split", seconds])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = crate::util::text(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        stderr
+    };
+    // A first run sizes the profiles: all of them wait (the server is down).
+    let first = record("0.6", "256M");
+    let kept_first = summary_count(&first, " waiting in ");
+    assert_eq!(kept_first, summary_files(&first) as u64, "{first}");
+    let largest = spooled_sizes(&spool).into_iter().max().unwrap();
+
+    // Room for about three: the oldest go first, and it says so meanwhile.
+    let cap = (largest * 7 / 2).to_string();
+    let second = record("2", &cap);
+    let (kept, dropped) = (
+        summary_count(&second, " waiting in "),
+        summary_count(&second, " dropped unsent"),
+    );
+    assert!(kept >= 1 && dropped >= 1, "{second}");
+    assert_eq!(
+        kept + dropped,
+        kept_first + summary_files(&second) as u64,
+        "every profile is sent, kept or counted as dropped: {second}"
+    );
+    let summary_at = second.find("rprof: pushed ").unwrap();
+    for live in [
+        "rprof: warning: cannot push to",
+        "rprof: warning: the push spool is full: dropped",
+    ] {
+        let at = second
+            .find(live)
+            .unwrap_or_else(|| panic!("no {live:?}: {second}"));
+        assert!(at < summary_at, "{live:?} came only at exit: {second}");
+    }
+    let kept_times: Vec<u64> = spooled_profiles_from(&spool);
+
+    // The server is back: the next start sends the kept ones first.
+    receiver.set_down(false);
+    let third = record("0.3", "256M");
+    let files = summary_files(&third) as u64;
+    let received = receiver.received();
+    assert_eq!(received.len() as u64, kept + files, "{third}");
+    let arrived: Vec<u64> = received
+        .iter()
+        .map(|r| r.query("from").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(&arrived[..kept as usize], kept_times.as_slice());
+    assert!(arrived.windows(2).all(|w| w[0] <= w[1]), "{arrived:?}");
+    assert!(
+        third.contains(&format!("pushed {} profiles", kept + files)),
+        "{third}"
+    );
+}
+
+/// The `from` seconds of the spooled profiles, oldest first (their header
+/// line: `rprof-spool 1 FROM_NS UNTIL_NS RATE_HZ`).
+fn spooled_profiles_from(spool: &Path) -> Vec<u64> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "prof"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).unwrap();
+            let header = bytes.split(|&b| b == b'\n').next().unwrap();
+            let header = String::from_utf8_lossy(header);
+            let from_ns: u64 = header.split(' ').nth(2).unwrap().parse().unwrap();
+            from_ns / 1_000_000_000
+        })
+        .collect()
+}
+
+#[test]
+fn system_wide_pushes_through_the_push_api_label_each_process_and_its_cgroup() {
+    crate::util::require_perf!();
+    let _guard = crate::util::serial();
+    let _kernel = crate::util::KernelWide::system_wide();
+    let receiver = Receiver::start();
+    let dir = temp_dir("push-system-wide");
+    let run = std::process::Command::new(crate::util::rprof_bin())
+        .args(["record", "-a", "-F", "199", "-g", "--rotate", "500ms", "-o"])
+        .arg(dir.join("out/"))
+        .args(["--push", &receiver.url(), "--push-format", "pyroscope-push"])
+        .args(["--label", "service_name=fleet,host=ci", "--label-cgroup"])
+        .arg("--spool-dir")
+        .arg(dir.join("spool"))
+        .args(["--", "sh", "-c", "echo pid $$; exec \"$0\" split 1.5"])
+        .arg(&crate::util::workloads().work)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = crate::util::text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let stdout = crate::util::text(&run.stdout);
+    let workload: i64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid line: {stdout}"));
+    let received = receiver.received();
+    assert_eq!(received.len(), summary_files(&stderr), "{stderr}");
+    assert!(received.len() >= 3, "{stderr}");
+    let mut workload_ns = 0i64;
+    let mut pids = std::collections::HashSet::new();
+    for got in &received {
+        assert_eq!(got.path, PYROSCOPE_PUSH_PATH);
+        assert_eq!(
+            pairs(&got.series_labels),
+            [
+                ("__name__", "process_cpu"),
+                ("service_name", "fleet"),
+                ("host", "ci")
+            ]
+        );
+        let p = decode(&got.profile).unwrap();
+        let label = |sample: &proto::Sample, key: &str| {
+            sample
+                .label
+                .iter()
+                .find(|l| p.string_table[l.key as usize] == key)
+                .cloned()
+        };
+        for sample in &p.sample {
+            let pid = label(sample, "pid").expect("every sample has a pid").num;
+            pids.insert(pid);
+            if pid == workload {
+                let comm = label(sample, "comm").unwrap();
+                assert_eq!(p.string_table[comm.str as usize], "work");
+                // The cgroup the test runs in, described at the start.
+                let cgroup = label(sample, "cgroup").expect("the workload's cgroup path");
+                assert!(p.string_table[cgroup.str as usize].starts_with('/'));
+                workload_ns += sample.value[1];
+            }
+        }
+    }
+    // The workload's samples add up to the CPU time it measured itself.
+    let truth: f64 = crate::util::truth(&stdout).iter().map(|(_, ns)| ns).sum();
+    let ratio = workload_ns as f64 / truth;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "workload {workload_ns} ns sampled, {truth} ns measured"
+    );
+    // System-wide: other processes (rprof itself, at least) are there too.
+    assert!(pids.len() >= 2, "{pids:?}");
 }

@@ -1,9 +1,11 @@
-//! A std-only HTTP/1.1 server on 127.0.0.1 standing in for the push
-//! backends in tests: Grafana Pyroscope's `POST /ingest?...` (raw or
-//! multipart `profile` body) and Parca's gRPC-Web
+//! An HTTP/1.1 server on 127.0.0.1 standing in for the push backends in
+//! tests: Grafana Pyroscope's `POST /ingest?...` (raw or multipart
+//! `profile` body) and its push API (`POST /push.v1.PusherService/Push`,
+//! Connect), and Parca's gRPC-Web
 //! `POST /parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw`.
-//! It can be down (answering 503, or closing connections unanswered) and
-//! can answer any status, to test retries and rejections.
+//! It can be down (answering 503, or closing connections unanswered), can
+//! answer any status, to test retries and rejections, and can speak TLS
+//! with a certificate from a CA made for the run.
 
 #![allow(dead_code)]
 
@@ -16,8 +18,11 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use rprof::push::parca_proto::WriteRawRequest;
+use rprof::push::pyroscope_proto::PushRequest;
+use rustls::pki_types::PrivatePkcs8KeyDer;
 
 pub const PARCA_PATH: &str = "/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw";
+pub const PYROSCOPE_PUSH_PATH: &str = "/push.v1.PusherService/Push";
 
 /// One accepted profile.
 #[derive(Debug, Clone, Default)]
@@ -29,8 +34,9 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The profile as sent (a gzipped pprof).
     pub profile: Vec<u8>,
-    /// Parca's series labels (empty for Pyroscope).
-    pub parca_labels: Vec<(String, String)>,
+    /// The series labels of Parca's WriteRaw or Pyroscope's push API
+    /// (empty for `/ingest`).
+    pub series_labels: Vec<(String, String)>,
 }
 
 impl Received {
@@ -77,6 +83,7 @@ impl Shared {
 
 pub struct Receiver {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -85,6 +92,39 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on 127.0.0.1 at a free port.
     pub fn start() -> Receiver {
+        Receiver::listen(None)
+    }
+
+    /// Speaks TLS only, with a certificate for 127.0.0.1 issued by a CA
+    /// made for this receiver; returns the CA's certificate (PEM), which a
+    /// client must trust.
+    pub fn start_tls() -> (Receiver, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "rprof test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &*ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der().clone()],
+                PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
+            )
+            .unwrap();
+        (Receiver::listen(Some(Arc::new(config))), ca.pem())
+    }
+
+    fn listen(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -92,6 +132,7 @@ impl Receiver {
             changed: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
+        let serves_tls = tls.is_some();
         let thread = {
             let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
             std::thread::spawn(move || {
@@ -100,24 +141,36 @@ impl Receiver {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                     let shared = Arc::clone(&shared);
-                    std::thread::spawn(move || {
-                        let _ = serve(stream, &shared);
+                    let tls = tls.clone();
+                    std::thread::spawn(move || match tls {
+                        Some(config) => {
+                            let Ok(connection) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            let _ = serve(rustls::StreamOwned::new(connection, stream), &shared);
+                        }
+                        None => {
+                            let _ = serve(stream, &shared);
+                        }
                     });
                 }
             })
         };
         Receiver {
             addr,
+            tls: serves_tls,
             shared,
             stop,
             thread: Some(thread),
         }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS receiver).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Down: every request gets 503 Service Unavailable.
@@ -193,7 +246,7 @@ impl Request {
     }
 }
 
-fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
+fn read_request(stream: &mut impl Read) -> std::io::Result<Request> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -240,7 +293,7 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
 }
 
 fn respond(
-    mut stream: &TcpStream,
+    stream: &mut impl Write,
     status: u16,
     headers: &[(&str, &str)],
     body: &[u8],
@@ -258,13 +311,12 @@ fn respond(
     stream.flush()
 }
 
-fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+fn serve(mut stream: impl Read + Write, shared: &Shared) -> std::io::Result<()> {
     if shared.lock().refuse {
         shared.lock().attempts += 1;
         return Ok(()); // Dropped unanswered.
     }
-    let request = read_request(&stream)?;
+    let request = read_request(&mut stream)?;
     shared.lock().attempts += 1;
     let hung = Instant::now();
     while shared.lock().stall && hung.elapsed() < Duration::from_secs(30) {
@@ -275,11 +327,11 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         (state.down, state.status)
     };
     if down {
-        return respond(&stream, 503, &[], b"test receiver is down");
+        return respond(&mut stream, 503, &[], b"test receiver is down");
     }
     if let Some(status) = status {
         return respond(
-            &stream,
+            &mut stream,
             status,
             &[],
             format!("test receiver says {status}").as_bytes(),
@@ -291,26 +343,38 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 profile,
                 ..Received::default()
             },
-            Err(why) => return respond(&stream, 400, &[], why.as_bytes()),
+            Err(why) => return respond(&mut stream, 400, &[], why.as_bytes()),
+        },
+        PYROSCOPE_PUSH_PATH => match push(&request) {
+            Ok((series_labels, profile)) => Received {
+                profile,
+                series_labels,
+                ..Received::default()
+            },
+            Err(why) => {
+                let body = format!(r#"{{"code":"invalid_argument","message":"{why}"}}"#);
+                let ct = ("Content-Type", "application/json");
+                return respond(&mut stream, 400, &[ct], body.as_bytes());
+            }
         },
         PARCA_PATH => match write_raw(&request) {
-            Ok((parca_labels, profile)) => Received {
+            Ok((series_labels, profile)) => Received {
                 profile,
-                parca_labels,
+                series_labels,
                 ..Received::default()
             },
             Err(why) => {
                 let message = why.replace(' ', "%20");
                 let ct = ("Content-Type", "application/grpc-web+proto");
                 return respond(
-                    &stream,
+                    &mut stream,
                     200,
                     &[ct, ("grpc-status", "3"), ("grpc-message", &message)],
                     b"",
                 );
             }
         },
-        _ => return respond(&stream, 404, &[], b"not found"),
+        _ => return respond(&mut stream, 404, &[], b"not found"),
     };
     let is_parca = request.path == PARCA_PATH;
     let received = Received {
@@ -331,13 +395,21 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         body.extend_from_slice(&(trailer.len() as u32).to_be_bytes());
         body.extend_from_slice(trailer);
         respond(
-            &stream,
+            &mut stream,
             200,
             &[("Content-Type", "application/grpc-web+proto")],
             &body,
         )
+    } else if request.path == PYROSCOPE_PUSH_PATH {
+        // An empty PushResponse.
+        respond(
+            &mut stream,
+            200,
+            &[("Content-Type", "application/proto")],
+            b"",
+        )
     } else {
-        respond(&stream, 200, &[], b"")
+        respond(&mut stream, 200, &[], b"")
     }
 }
 
@@ -404,6 +476,27 @@ fn write_raw(request: &Request) -> Result<WriteRaw, String> {
                 .collect()
         })
         .unwrap_or_default();
+    let [sample] = series.samples.as_slice() else {
+        return Err("not one sample".into());
+    };
+    Ok((labels, sample.raw_profile.clone()))
+}
+
+/// Decodes a Connect unary PushRequest: one series with one profile.
+fn push(request: &Request) -> Result<WriteRaw, String> {
+    let content_type = request.header("content-type").unwrap_or("");
+    if content_type != "application/proto" {
+        return Err(format!("content-type {content_type}"));
+    }
+    let push = PushRequest::decode(request.body.as_slice()).map_err(|e| e.to_string())?;
+    let [series] = push.series.as_slice() else {
+        return Err("not one series".into());
+    };
+    let labels = series
+        .labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect();
     let [sample] = series.samples.as_slice() else {
         return Err("not one sample".into());
     };
