@@ -307,10 +307,7 @@ impl FileHolder {
                 // A forked process maps what its parent did, with no
                 // records of its own.
                 Some(Record::Fork(fork)) if fork.pid != fork.ppid => {
-                    if let Some(parent) = self.mappings.get(&fork.ppid) {
-                        let inherited = parent.clone();
-                        self.mappings.insert(fork.pid, inherited);
-                    }
+                    self.forked(fork.pid, fork.ppid)
                 }
                 // The process ends with its main thread.
                 Some(Record::Exit(exit)) if exit.pid == exit.tid => self.process_exited(exit.pid),
@@ -337,6 +334,25 @@ impl FileHolder {
             .entry(map.pid)
             .or_default()
             .insert(path, mapping);
+    }
+
+    /// The child inherits its parent's mappings. FORK is written to the
+    /// parent's CPU's ring and the child's own records (its exec, the new
+    /// binary's MMAP2, its samples) to the CPU it runs on, whose ring may
+    /// be drained first: what the child already has is newer and stays,
+    /// and what it inherits is then from before its exec, if it exec'd.
+    fn forked(&mut self, child: u32, parent: u32) {
+        let Some(inherited) = self.mappings.get(&parent).cloned() else {
+            return;
+        };
+        let own = self.mappings.entry(child).or_default();
+        let seen_first = !own.is_empty();
+        for (path, mapping) in inherited {
+            own.entry(path).or_insert(Mapping {
+                before_exec: mapping.before_exec || seen_first,
+                ..mapping
+            });
+        }
     }
 
     fn sampled_process(&mut self, pid: u32) {
@@ -562,6 +578,14 @@ mod tests {
         record(record_type::FORK, 0, &body)
     }
 
+    fn comm_exec(pid: u32, name: &str) -> Vec<u8> {
+        let mut body: Vec<u8> = [pid, pid].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let mut name = name.as_bytes().to_vec();
+        name.resize((name.len() + 8) & !7, 0);
+        body.extend(name);
+        record(record_type::COMM, misc::COMM_EXEC, &body)
+    }
+
     fn entries() -> Vec<AttrEntry> {
         let attr = EventAttr {
             sample_type: sample::IP | sample::TID,
@@ -699,6 +723,32 @@ mod tests {
             .identity()
             .unwrap();
         assert_eq!(ino, std::fs::metadata(exe).unwrap().ino());
+    }
+
+    #[test]
+    fn a_childs_own_records_drained_before_its_fork_are_kept() {
+        // The child's exec, new binary and samples were in a ring drained
+        // before the one with its FORK (its parent's CPU).
+        let (start, end, exe) = own_code_mapping();
+        let ino = std::fs::metadata(&exe).unwrap().ino();
+        let (parent, child) = (u32::MAX - 4, u32::MAX - 3);
+        let mut holder = holder();
+        holder.scan(
+            &[
+                mmap2(parent, 0x1000, 0x2000, 1, "/nonexistent/sh"),
+                comm_exec(child, "work"),
+                mmap2(child, start, end, ino, &exe),
+                sample(child),
+                fork(child, parent),
+            ]
+            .concat(),
+        );
+        holder.settle();
+        let mappings = &holder.mappings[&child];
+        assert!(!mappings[&exe].before_exec);
+        assert!(mappings["/nonexistent/sh"].before_exec);
+        // The interval gets the child's binary.
+        assert_eq!(holder.take_interval().len(), 1);
     }
 
     #[test]
