@@ -9,6 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::PushError;
+use crate::symbolize::{open_regular, Links};
 
 /// The most of a CA file read: a system bundle is about 200 KiB.
 const MAX_CA_FILE: u64 = 16 << 20;
@@ -42,14 +43,10 @@ pub(crate) fn client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>,
     Ok(Arc::new(config))
 }
 
-/// A regular file's bytes, refused past [`MAX_CA_FILE`].
+/// A regular file's bytes (never a FIFO's), refused past [`MAX_CA_FILE`].
 fn read_small_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
+    let (file, _) = open_regular(path, Links::Follow)?;
     let mut bytes = Vec::new();
     file.take(MAX_CA_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_CA_FILE {

@@ -39,10 +39,9 @@ use super::{IntervalProfile, PushError};
 /// Pyroscope's `spyName` (its `pyroscope_spy` label): agents name
 /// themselves (`gospy`, `ebpfspy`, `pyroscope-rs`); ours is `rprof`.
 pub const SPY_NAME: &str = "rprof";
-/// The Parca series name of a CPU profile (what parca-agent sends).
-pub const PARCA_PROFILE_NAME: &str = "process_cpu";
-/// The Pyroscope series name of a CPU profile (what its eBPF agent sends).
-pub const PYROSCOPE_PROFILE_NAME: &str = "process_cpu";
+/// The series name (`__name__`) of a CPU profile in Parca and Pyroscope
+/// (what parca-agent and Pyroscope's eBPF agent send).
+pub const PROFILE_NAME: &str = "process_cpu";
 /// The gRPC-Web path of Parca's WriteRaw.
 pub const PARCA_WRITE_RAW_PATH: &str = "/parca.profilestore.v1alpha1.ProfileStoreService/WriteRaw";
 pub const GRPC_WEB_CONTENT_TYPE: &str = "application/grpc-web+proto";
@@ -158,7 +157,7 @@ pub fn pyroscope_push(
     labels: &[(String, String)],
     profile: &IntervalProfile,
 ) -> pyroscope_proto::PushRequest {
-    let name = ("__name__".to_string(), PYROSCOPE_PROFILE_NAME.to_string());
+    let name = ("__name__".to_string(), PROFILE_NAME.to_string());
     let labels = std::iter::once(&name)
         .chain(labels)
         .map(|(name, value)| pyroscope_proto::LabelPair {
@@ -198,7 +197,7 @@ pub fn pyroscope_push_request(
 pub fn parca_write_raw(labels: &[(String, String)], profile: &IntervalProfile) -> WriteRawRequest {
     let mut set = vec![Label {
         name: "__name__".into(),
-        value: PARCA_PROFILE_NAME.into(),
+        value: PROFILE_NAME.into(),
     }];
     set.extend(labels.iter().map(|(name, value)| Label {
         name: name.clone(),

@@ -140,7 +140,7 @@ fn check_regular(kind: FileType) -> io::Result<()> {
     };
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("it is {what}, not a regular file; rprof reads symbols only from regular files"),
+        format!("it is {what}, not a regular file; rprof reads only regular files"),
     ))
 }
 

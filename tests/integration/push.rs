@@ -666,11 +666,7 @@ fn record_rotate_push_delivers_every_interval_through_an_outage() {
         }
     }
     // The spool is empty again.
-    let left = std::fs::read_dir(&spool)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".prof"))
-        .count();
+    let left = spooled_files(&spool).len();
     assert_eq!(left, 0, "profiles left in the spool");
 }
 
@@ -744,14 +740,16 @@ fn summary_count(stderr: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count before {what:?}: {line}"))
 }
 
-/// The spooled profiles' sizes.
-fn spooled_sizes(spool: &Path) -> Vec<u64> {
-    std::fs::read_dir(spool)
+/// The spooled profiles, oldest first (their names are sequence numbers).
+fn spooled_files(spool: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(spool)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".prof"))
-        .map(|e| e.metadata().unwrap().len())
-        .collect()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "prof"))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -784,7 +782,11 @@ fn a_full_spool_warns_while_recording_and_the_next_start_sends_what_was_kept() {
     let first = record("0.6", "256M");
     let kept_first = summary_count(&first, " waiting in ");
     assert_eq!(kept_first, summary_files(&first) as u64, "{first}");
-    let largest = spooled_sizes(&spool).into_iter().max().unwrap();
+    let largest = spooled_files(&spool)
+        .iter()
+        .map(|f| f.metadata().unwrap().len())
+        .max()
+        .unwrap();
 
     // Room for about three: the oldest go first, and it says so meanwhile.
     let cap = (largest * 7 / 2).to_string();
@@ -832,14 +834,7 @@ fn a_full_spool_warns_while_recording_and_the_next_start_sends_what_was_kept() {
 /// The `from` seconds of the spooled profiles, oldest first (their header
 /// line: `rprof-spool 1 FROM_NS UNTIL_NS RATE_HZ`).
 fn spooled_profiles_from(spool: &Path) -> Vec<u64> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(spool)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "prof"))
-        .collect();
-    names.sort();
-    names
+    spooled_files(spool)
         .iter()
         .map(|path| {
             let bytes = std::fs::read(path).unwrap();
