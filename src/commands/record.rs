@@ -429,6 +429,10 @@ fn push_sink(args: &RecordArgs, config: &mut RecordConfig) -> Result<Option<Push
 /// Runs `rprof record`; returns the launched command's exit code, if any.
 pub fn run(args: &RecordArgs) -> Result<Option<i32>> {
     let mut config = config(args)?;
+    if config.rotate.is_some() {
+        // Before any worker thread takes an arena.
+        crate::sys::tune_allocator_for_long_runs();
+    }
     let mut sinks = IntervalSinks {
         verbose: args.verbose,
         push: push_sink(args, &mut config)?,

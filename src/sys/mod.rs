@@ -363,6 +363,28 @@ pub fn release_free_memory() {
     }
 }
 
+/// Sets glibc's malloc for a process that runs for days: fixed mmap and
+/// trim thresholds, and few arenas. By default glibc raises both
+/// thresholds each time a large block is freed (up to 32 and 64 MiB), and a
+/// worker thread's arena then keeps that much free memory at its top, out
+/// of `malloc_trim`'s reach: a rotating recorder whose in-use heap stayed at
+/// 2.5 MB grew to 29 MB of RSS in 20 minutes, in steps, as bigger intervals
+/// came. Fixed values turn the adjustment off: blocks of 256 KiB and more
+/// are mapped and unmapped on their own, and a heap's free top over 512 KiB
+/// goes back at once. glibc only; elsewhere a no-op.
+pub fn tune_allocator_for_long_runs() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters; called before
+    // the worker threads start, and glibc locks its arenas while it does.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 10);
+        // One arena per worker kept each its own free memory; the workers
+        // take turns (record, finish, convert, push), so two are enough.
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// CPU time (user + system) this process has used so far, all threads.
 pub fn getrusage_self() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};
