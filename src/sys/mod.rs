@@ -350,7 +350,7 @@ pub fn fd_limits() -> (u64, u64) {
 }
 
 /// Gives memory that was freed back to the kernel. A long-running
-/// recorder finishes intervals on worker threads, each with its own malloc
+/// recorder finishes intervals on worker threads, each with a malloc
 /// arena; without this, every arena keeps the high-water mark of its
 /// busiest interval, and RSS creeps up over hours though nothing is held.
 /// glibc only (`malloc_trim`); elsewhere a no-op.

@@ -198,7 +198,7 @@ static void (*const fillers[200])(long) = {REF10(10), REF10(11), REF10(12), REF1
 
 static void shift(double pct, double secs, double burst_pct) {
     /* Long rounds keep the clock reads (system calls whose libc wrapper has no
-     * frame pointer, so their stacks skip main) near 0.5% of the time: their
+     * frame pointer, so their stacks skip main) near 1% of the time: their
      * kernel cost moves with the host's load and would move main's share. */
     const long round = 400000;
     long hot_n = (long)(pct * round / 100.0);
